@@ -1,0 +1,73 @@
+//! Server-side services: settings, the shared state, and the account rules (setup, login, sessions,
+//! team management). Server functions and, later, the REST API are thin layers over these.
+
+pub mod accounts;
+mod secrets;
+pub mod settings;
+
+use std::sync::Arc;
+
+use balas_bus::Bus;
+use balas_domain::{AppError, Timestamp};
+use balas_storage::{Conflict, Store, StoreError};
+use secrecy::ExposeSecret;
+
+pub use settings::{LogFormat, Settings};
+
+/// What every request handler shares: the database, Redis and the settings. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Store,
+    pub bus: Bus,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Opens the database (running migrations) and connects to Redis.
+    pub async fn connect(settings: Settings) -> Result<Self, StartError> {
+        let store = Store::open(settings.database_url.expose_secret(), settings.database_max_connections)
+            .await
+            .map_err(StartError::Database)?;
+        let bus = Bus::connect(settings.redis_url.expose_secret(), &settings.redis_prefix)
+            .await
+            .map_err(StartError::Redis)?;
+        Ok(Self { store, bus, settings: Arc::new(settings) })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database: {0}")]
+    Database(StoreError),
+    #[error("cannot connect to Redis: {0}")]
+    Redis(balas_bus::BusError),
+}
+
+/// The current time.
+pub fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Logs an unexpected failure with a short reference and returns an error that shows only the
+/// reference, so a user can quote it and an operator can find it.
+pub fn internal(error: impl std::fmt::Display) -> AppError {
+    let reference = secrets::reference();
+    tracing::error!(%reference, %error, "internal error");
+    AppError::Internal { reference }
+}
+
+/// Turns a storage failure into what the caller may know.
+pub fn from_store(error: StoreError) -> AppError {
+    match error {
+        StoreError::NotFound => AppError::NotFound,
+        StoreError::Conflict(Conflict::AlreadySetUp) => AppError::AlreadySetUp,
+        StoreError::Conflict(Conflict::LastAdmin) => AppError::LastAdmin,
+        StoreError::Conflict(Conflict::EmailTaken) => {
+            AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Email, balas_domain::Issue::Taken))
+        }
+        other => internal(other),
+    }
+}

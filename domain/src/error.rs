@@ -1,0 +1,78 @@
+use serde::{Deserialize, Serialize};
+
+use crate::FieldError;
+
+/// What went wrong, as the caller (a browser, an API client) may know it. Internal details never
+/// travel: an internal error carries only a reference to find the full story in the server's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum AppError {
+    #[error("you are not logged in, or your session has ended")]
+    Unauthenticated,
+    #[error("your role does not allow this")]
+    Forbidden,
+    #[error("not found")]
+    NotFound,
+    #[error("some fields are not valid: {0:?}")]
+    Invalid(Vec<FieldError>),
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64, locked: bool },
+    #[error("Balas is already set up")]
+    AlreadySetUp,
+    #[error("Balas is not set up yet")]
+    NotSetUp,
+    #[error("a workspace needs at least one admin")]
+    LastAdmin,
+    #[error("this invite link is not valid: it was used already or has expired")]
+    InviteInvalid,
+    #[error("something went wrong on the server (reference {reference})")]
+    Internal { reference: String },
+    #[error("could not reach the server: {message}")]
+    Transport { message: String },
+}
+
+impl AppError {
+    pub fn invalid(error: FieldError) -> Self {
+        AppError::Invalid(vec![error])
+    }
+
+    /// The HTTP status this error is sent with.
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Unauthenticated | AppError::BadCredentials => 401,
+            AppError::Forbidden => 403,
+            AppError::NotFound | AppError::InviteInvalid => 404,
+            AppError::AlreadySetUp | AppError::NotSetUp | AppError::LastAdmin => 409,
+            AppError::Invalid(_) => 422,
+            AppError::TooManyAttempts { .. } => 429,
+            AppError::Internal { .. } => 500,
+            AppError::Transport { .. } => 400,
+        }
+    }
+
+    /// The problems reported against one field, for showing next to it.
+    pub fn field_errors(&self, field: crate::Field) -> impl Iterator<Item = &FieldError> {
+        let all: &[FieldError] = match self {
+            AppError::Invalid(errors) => errors,
+            _ => &[],
+        };
+        all.iter().filter(move |e| e.field == field)
+    }
+}
+
+impl From<FieldError> for AppError {
+    fn from(error: FieldError) -> Self {
+        AppError::invalid(error)
+    }
+}
+
+#[cfg(feature = "server-fn")]
+impl server_fn::error::FromServerFnError for AppError {
+    type Encoder = server_fn::codec::JsonEncoding;
+
+    fn from_server_fn_error(error: server_fn::error::ServerFnErrorErr) -> Self {
+        AppError::Transport { message: error.to_string() }
+    }
+}

@@ -1,0 +1,159 @@
+//! `cargo xtask test`: every test against real services, and one summary line.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::proc::{self, Guard};
+use crate::services::{self, TempDir};
+use crate::site::{self, Profile, Project};
+use crate::tools;
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+}
+
+pub fn run(e2e: bool) -> Result<()> {
+    let started = Instant::now();
+    let project = Project::locate()?;
+    tools::ensure_redis()?;
+    let pg_bin = tools::ensure_postgres()?;
+    if e2e {
+        tools::ensure_build_tools(&project, Profile::Dev)?;
+        tools::ensure_chromium()?;
+        tools::ensure_e2e_packages(&project)?;
+    }
+
+    let tmp = TempDir::new("balas-test")?;
+    let redis_port = proc::free_port()?;
+    let _redis = services::redis(&tmp.0.join("redis"), redis_port, false)?;
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let (_postgres, postgres_url) = services::postgres(&pg_bin, &tmp.0.join("postgres"), proc::free_port()?)?;
+    println!("xtask: test services up: Redis {redis_url}, PostgreSQL {postgres_url}");
+
+    let mut problems = Vec::new();
+    let cargo = cargo_tests(&project, &redis_url, &postgres_url).unwrap_or_else(|e| {
+        problems.push(format!("cargo tests: {e:#}"));
+        Counts::default()
+    });
+    let mut playwright = Counts::default();
+    if e2e {
+        match end_to_end(&project, &tmp, &redis_url) {
+            Ok(counts) => playwright = counts,
+            Err(e) => problems.push(format!("end-to-end tests: {e:#}")),
+        }
+    }
+
+    for problem in &problems {
+        eprintln!("xtask: {problem}");
+    }
+    let total = Counts { passed: cargo.passed + playwright.passed, failed: cargo.failed + playwright.failed };
+    println!(
+        "summary: {} passed, {} failed (cargo: {} passed, {} failed; playwright: {}) in {} s",
+        total.passed,
+        total.failed,
+        cargo.passed,
+        cargo.failed,
+        if e2e { format!("{} passed, {} failed", playwright.passed, playwright.failed) } else { "skipped by --no-e2e".to_owned() },
+        started.elapsed().as_secs()
+    );
+    if total.failed > 0 || !problems.is_empty() {
+        bail!("tests failed");
+    }
+    Ok(())
+}
+
+/// Runs `cargo test` for the default members, echoing its output and adding up its result lines.
+fn cargo_tests(project: &Project, redis_url: &str, postgres_url: &str) -> Result<Counts> {
+    let mut child = project
+        .cargo()
+        .args(["test", "--no-fail-fast"])
+        .env("BALAS_TEST_REDIS_URL", redis_url)
+        .env("BALAS_TEST_POSTGRES_URL", postgres_url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start cargo test")?;
+    let mut counts = Counts::default();
+    let mut suites = 0;
+    for line in BufReader::new(child.stdout.take().context("cargo test stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            suites += 1;
+            counts.passed += number_before(rest, " passed");
+            counts.failed += number_before(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() && counts.failed == 0 {
+        bail!("cargo test failed before running every test ({status}); see the output above");
+    }
+    if suites == 0 {
+        bail!("cargo test ran no test suites");
+    }
+    Ok(counts)
+}
+
+fn number_before(text: &str, label: &str) -> u64 {
+    text.find(label)
+        .and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Builds the site and the server, starts the server on a fresh SQLite file, and runs Playwright.
+fn end_to_end(project: &Project, tmp: &TempDir, redis_url: &str) -> Result<Counts> {
+    site::build_all(project, Profile::Dev)?;
+    let port = proc::free_port()?;
+    let dir = tmp.0.join("e2e");
+    std::fs::create_dir_all(&dir)?;
+    let log = dir.join("server.log");
+    let mut server = Guard::spawn(
+        "balas-server",
+        Command::new(project.binary(Profile::Dev, "balas-server"))
+            .env("BALAS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
+            .env("BALAS_REDIS_URL", redis_url)
+            .env("BALAS_REDIS_PREFIX", "e2e")
+            .env("BALAS_SITE_ROOT", project.site_root())
+            .env("RUST_LOG", "info")
+            .current_dir(&dir)
+            .stdout(std::fs::File::create(&log)?)
+            .stderr(Stdio::inherit()),
+    )?;
+    proc::wait_until("balas-server", &mut server, Duration::from_secs(60), || proc::http_ok(port, "/readyz"))?;
+
+    let report = dir.join("playwright.json");
+    let status = proc::status(
+        Command::new("npx")
+            .args(["playwright", "test"])
+            .current_dir(project.root.join("end2end"))
+            .env("BALAS_E2E_URL", format!("http://127.0.0.1:{port}"))
+            .env("PLAYWRIGHT_JSON_OUTPUT_FILE", &report),
+    )?;
+    server.stop();
+    let counts = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .map(|json| {
+            let stat = |key: &str| json["stats"][key].as_u64().unwrap_or(0);
+            Counts { passed: stat("expected") + stat("flaky"), failed: stat("unexpected") }
+        });
+    match counts {
+        Some(counts) if status.success() || counts.failed > 0 => {
+            if counts.failed > 0 {
+                eprintln!("xtask: the server's log is in {} until this run ends; its tail:", log.display());
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                for line in &lines[lines.len().saturating_sub(40)..] {
+                    eprintln!("  {line}");
+                }
+            }
+            Ok(counts)
+        }
+        _ => bail!("playwright failed without a report ({status})"),
+    }
+}
