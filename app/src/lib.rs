@@ -1,1 +1,98 @@
+//! Balas' pages, components and server functions. Compiled twice: with `ssr` into the server, with
+//! `hydrate` into the browser bundle.
 
+#![recursion_limit = "512"]
+
+include!(concat!(env!("OUT_DIR"), "/i18n/mod.rs"));
+
+pub mod api;
+mod pages;
+mod ui;
+
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
+use leptos_router::path;
+
+use crate::i18n::*;
+use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
+use crate::pages::settings::{AccountSettings, AuditPage, SettingsLayout, TeamPage};
+use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="data:," />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let cookie = leptos_i18n::context::CookieOptions::<Locale>::default().path("/").max_age(365_i64 * 24 * 3600 * 1000).same_site(
+        leptos_use::SameSite::Lax,
+    );
+    view! {
+        <I18nContextProvider cookie_options=cookie>
+            <Stylesheet id="leptos" href="/pkg/balas.css" />
+            <Title text="Balas" />
+            <Router>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/setup") view=SetupPage />
+                    <Route path=path!("/login") view=LoginPage />
+                    <Route path=path!("/invite/:token") view=InvitePage />
+                    <ParentRoute path=path!("") view=Shell>
+                        <Route path=path!("") view=|| view! { <Redirect path="/inbox" /> } />
+                        <Route path=path!("inbox") view=|| view! { <SoonPage page=Soon::Inbox /> } />
+                        <Route path=path!("contacts") view=|| view! { <SoonPage page=Soon::Contacts /> } />
+                        <Route path=path!("broadcasts") view=|| view! { <SoonPage page=Soon::Broadcasts /> } />
+                        <Route
+                            path=path!("ai-agent")
+                            view=|| view! { <AdminOnly><SoonPage page=Soon::AiAgent /></AdminOnly> }
+                        />
+                        <Route
+                            path=path!("channels")
+                            view=|| view! { <AdminOnly><SoonPage page=Soon::Channels /></AdminOnly> }
+                        />
+                        <ParentRoute path=path!("settings") view=SettingsLayout>
+                            <Route path=path!("") view=AccountSettings />
+                            <Route path=path!("team") view=TeamPage />
+                            <Route path=path!("audit") view=AuditPage />
+                        </ParentRoute>
+                    </ParentRoute>
+                </Routes>
+            </Router>
+        </I18nContextProvider>
+    }
+}
+
+#[component]
+fn NotFound() -> impl IntoView {
+    let i18n = use_i18n();
+    #[cfg(feature = "ssr")]
+    if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+        response.set_status(http::StatusCode::NOT_FOUND);
+    }
+    view! {
+        <main class="auth">
+            <div class="auth-card">
+                <h1>{t!(i18n, errors.not_found)}</h1>
+                <a href="/inbox">{t!(i18n, nav.inbox)}</a>
+            </div>
+        </main>
+    }
+}

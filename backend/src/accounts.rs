@@ -51,7 +51,7 @@ impl Problems {
     fn finish<T>(self, value: Option<T>) -> Result<T, AppError> {
         match value {
             Some(value) if self.0.is_empty() => Ok(value),
-            _ => Err(AppError::Invalid(self.0)),
+            _ => Err(AppError::Invalid { errors: self.0 }),
         }
     }
 }

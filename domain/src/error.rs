@@ -13,8 +13,8 @@ pub enum AppError {
     Forbidden,
     #[error("not found")]
     NotFound,
-    #[error("some fields are not valid: {0:?}")]
-    Invalid(Vec<FieldError>),
+    #[error("some fields are not valid: {errors:?}")]
+    Invalid { errors: Vec<FieldError> },
     #[error("wrong email or password")]
     BadCredentials,
     #[error("too many failed attempts; try again in {retry_after_secs} s")]
@@ -35,7 +35,7 @@ pub enum AppError {
 
 impl AppError {
     pub fn invalid(error: FieldError) -> Self {
-        AppError::Invalid(vec![error])
+        AppError::Invalid { errors: vec![error] }
     }
 
     /// The HTTP status this error is sent with.
@@ -45,7 +45,7 @@ impl AppError {
             AppError::Forbidden => 403,
             AppError::NotFound | AppError::InviteInvalid => 404,
             AppError::AlreadySetUp | AppError::NotSetUp | AppError::LastAdmin => 409,
-            AppError::Invalid(_) => 422,
+            AppError::Invalid { .. } => 422,
             AppError::TooManyAttempts { .. } => 429,
             AppError::Internal { .. } => 500,
             AppError::Transport { .. } => 400,
@@ -55,7 +55,7 @@ impl AppError {
     /// The problems reported against one field, for showing next to it.
     pub fn field_errors(&self, field: crate::Field) -> impl Iterator<Item = &FieldError> {
         let all: &[FieldError] = match self {
-            AppError::Invalid(errors) => errors,
+            AppError::Invalid { errors } => errors,
             _ => &[],
         };
         all.iter().filter(move |e| e.field == field)
@@ -74,5 +74,21 @@ impl server_fn::error::FromServerFnError for AppError {
 
     fn from_server_fn_error(error: server_fn::error::ServerFnErrorErr) -> Self {
         AppError::Transport { message: error.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Field, Issue};
+
+    #[test]
+    fn errors_travel_as_tagged_json() {
+        let error = AppError::invalid(FieldError::new(Field::Email, Issue::TooLong { max: 254 }));
+        let json = serde_json::to_value(&error).unwrap();
+        assert_eq!(json, serde_json::json!({"error": "invalid", "errors": [{"field": "email", "issue": {"kind": "too_long", "max": 254}}]}));
+        assert_eq!(serde_json::from_value::<AppError>(json).unwrap(), error);
+        let locked = AppError::TooManyAttempts { retry_after_secs: 3, locked: true };
+        assert_eq!(serde_json::from_value::<AppError>(serde_json::to_value(&locked).unwrap()).unwrap(), locked);
     }
 }

@@ -1,1 +1,150 @@
+//! The Balas web server: server-rendered pages that hydrate in the browser, server functions under
+//! `/api`, the built browser files under `/pkg`, and `/healthz` and `/readyz` for load balancers.
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use balas_app::api::{SESSION_COOKIE, cookie};
+use balas_app::{App, shell};
+use balas_backend::{AppState, Settings, accounts};
+use leptos::config::{Env, LeptosOptions};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+/// Connects to the database and Redis, then serves on `listener` until `shutdown` completes.
+/// Tests call it with a listener on port 0: the address is known before the call, so no test waits
+/// for the server to come up.
+pub async fn launch(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = AppState::connect(settings).await?;
+    let app = router(state.clone(), listener.local_addr()?);
+    tracing::info!(address = %listener.local_addr()?, "serving");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    state.store.close().await;
+    Ok(())
+}
+
+/// Every route of the server.
+pub fn router(state: AppState, address: SocketAddr) -> Router {
+    let options = LeptosOptions::builder()
+        .output_name("balas")
+        .site_root(state.settings.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(address)
+        .env(Env::PROD)
+        .build();
+    let routes = generate_route_list(App);
+    let context_state = state.clone();
+    let gate = Gate { state: state.clone(), set_up: Arc::new(AtomicBool::new(false)) };
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(state))
+        .leptos_routes_with_context(
+            &options,
+            routes,
+            move || leptos::prelude::provide_context(context_state.clone()),
+            {
+                let options = options.clone();
+                move || shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler(shell))
+        .with_state(options)
+        .layer(middleware::from_fn_with_state(gate, page_gate))
+        .layer(middleware::from_fn(malformed_calls_are_400))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Ready when the database and Redis both answer within two seconds.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let limit = Duration::from_secs(2);
+    let database = matches!(tokio::time::timeout(limit, state.store.ping()).await, Ok(Ok(())));
+    let redis = matches!(tokio::time::timeout(limit, state.bus.ping()).await, Ok(Ok(())));
+    let word = |ok: bool| if ok { "ok" } else { "unreachable" };
+    let body = format!("{{\"database\":\"{}\",\"redis\":\"{}\"}}\n", word(database), word(redis));
+    let status = if database && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A server function call whose arguments cannot be decoded (a missing field, text where a number
+/// belongs) never reaches our code: server_fn answers it with a 500 and an `AppError::Transport`
+/// body. That is the caller's mistake, so it is sent as 400 with the same body.
+async fn malformed_calls_are_400(request: Request, next: Next) -> Response {
+    let is_api = request.uri().path().starts_with("/api/");
+    let response = next.run(request).await;
+    if !is_api || response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if matches!(serde_json::from_slice(&bytes), Ok(balas_domain::AppError::Transport { .. })) {
+        parts.status = StatusCode::BAD_REQUEST;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+#[derive(Clone)]
+struct Gate {
+    state: AppState,
+    /// Once set up, always set up: saves a query per page.
+    set_up: Arc<AtomicBool>,
+}
+
+/// Sends people to the right door before a page renders: `/setup` until the workspace exists,
+/// `/login` without a session, the inbox when a logged-in user opens `/login`.
+async fn page_gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let is_page = request.method() == axum::http::Method::GET
+        && !path.starts_with("/api/")
+        && !path.starts_with("/pkg/")
+        && !matches!(path.as_str(), "/healthz" | "/readyz" | "/favicon.ico");
+    if !is_page {
+        return next.run(request).await;
+    }
+    if !gate.set_up.load(Ordering::Relaxed) {
+        match gate.state.store.is_set_up().await {
+            Ok(true) => gate.set_up.store(true, Ordering::Relaxed),
+            Ok(false) if path == "/setup" => return next.run(request).await,
+            Ok(false) => return Redirect::to("/setup").into_response(),
+            Err(error) => {
+                tracing::error!(%error, "cannot read the setup state");
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
+        }
+    }
+    if path == "/setup" {
+        return Redirect::to("/login").into_response();
+    }
+    let token = cookie(request.headers(), SESSION_COOKIE);
+    let logged_in = match accounts::caller(&gate.state, token.as_deref()).await {
+        Ok(caller) => caller.is_some(),
+        Err(_) => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    };
+    let public = path == "/login" || path.starts_with("/invite/");
+    match (logged_in, public) {
+        (true, true) if path == "/login" => Redirect::to("/inbox").into_response(),
+        (false, false) => Redirect::to("/login").into_response(),
+        _ => next.run(request).await,
+    }
+}

@@ -1,0 +1,264 @@
+//! Server functions: the dashboard's calls to the server. Each one is a thin layer over
+//! `balas_backend::accounts`, which checks the caller's session and role on the server.
+
+use balas_domain::{AddedMember, AppError, AuditEntry, InviteInfo, Me, Onboarding, TeamMember};
+use leptos::prelude::*;
+
+#[cfg(feature = "ssr")]
+mod ssr {
+    use balas_backend::AppState;
+    use balas_backend::accounts::{self, Caller, Login, RequestMeta};
+    use balas_domain::{AppError, Language};
+    use http::header::{COOKIE, SET_COOKIE, USER_AGENT};
+    use http::{HeaderMap, HeaderValue, StatusCode};
+    use leptos::prelude::*;
+    use leptos_axum::ResponseOptions;
+
+    pub const SESSION_COOKIE: &str = "balas_session";
+    /// The cookie leptos_i18n reads to pick the language when it renders a page.
+    pub const LANGUAGE_COOKIE: &str = "i18n_pref_locale";
+
+    pub fn state() -> Result<AppState, AppError> {
+        use_context::<AppState>().ok_or_else(|| balas_backend::internal("AppState missing from the context"))
+    }
+
+    async fn headers() -> Result<HeaderMap, AppError> {
+        leptos_axum::extract::<HeaderMap>().await.map_err(balas_backend::internal)
+    }
+
+    pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
+    }
+
+    pub async fn meta() -> Result<RequestMeta, AppError> {
+        let state = state()?;
+        let headers = headers().await?;
+        let forwarded = state
+            .settings
+            .trust_forwarded_for
+            .then(|| headers.get("x-forwarded-for")?.to_str().ok()?.rsplit(',').next().map(|s| s.trim().to_owned()))
+            .flatten();
+        let peer = leptos_axum::extract::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .await
+            .ok()
+            .map(|info| info.0.ip().to_string());
+        Ok(RequestMeta {
+            ip: forwarded.or(peer).unwrap_or_else(|| "unknown".to_owned()),
+            user_agent: headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned(),
+        })
+    }
+
+    pub async fn session_token() -> Result<Option<String>, AppError> {
+        Ok(cookie(&headers().await?, SESSION_COOKIE))
+    }
+
+    /// The logged-in caller, or `Unauthenticated`.
+    pub async fn caller() -> Result<Caller, AppError> {
+        let state = state()?;
+        accounts::require_caller(&state, session_token().await?.as_deref()).await
+    }
+
+    /// Sends errors with their HTTP status (401, 403, 422, …) instead of a generic 500.
+    pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+        if let Err(error) = &result {
+            if let Some(response) = use_context::<ResponseOptions>() {
+                response.set_status(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
+            }
+        }
+        result
+    }
+
+    fn set_cookie(value: String) {
+        if let (Some(response), Ok(value)) = (use_context::<ResponseOptions>(), HeaderValue::from_str(&value)) {
+            response.append_header(SET_COOKIE, value);
+        }
+    }
+
+    fn secure(state: &AppState) -> &'static str {
+        if state.settings.secure_cookies() { "; Secure" } else { "" }
+    }
+
+    /// Puts the new session in an HttpOnly cookie and the user's language in the language cookie.
+    pub fn start(state: &AppState, login: &Login) {
+        let max_age = u64::from(state.settings.session_hours) * 3600;
+        set_cookie(format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+            login.token,
+            secure(state)
+        ));
+        set_language_cookie(state, login.me.language);
+    }
+
+    pub fn set_language_cookie(state: &AppState, language: Language) {
+        set_cookie(format!(
+            "{LANGUAGE_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000{}",
+            language.code(),
+            secure(state)
+        ));
+    }
+
+    pub fn clear_session(state: &AppState) {
+        set_cookie(format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", secure(state)));
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use ssr::{LANGUAGE_COOKIE, SESSION_COOKIE, cookie};
+
+/// Whether the first-run setup still has to be done.
+#[server(prefix = "/api", endpoint = "needs_setup")]
+pub async fn needs_setup() -> Result<bool, AppError> {
+    ssr::respond(async { balas_backend::accounts::needs_setup(&ssr::state()?).await }.await)
+}
+
+/// First-run setup: the workspace and its first admin, who is then logged in.
+#[server(prefix = "/api", endpoint = "setup")]
+pub async fn set_up(workspace_name: String, name: String, email: String, password: String) -> Result<(), AppError> {
+    use balas_backend::accounts::{self, SetupForm};
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let login =
+                accounts::set_up(&state, &ssr::meta().await?, SetupForm { workspace_name, name, email, password }).await?;
+            ssr::start(&state, &login);
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "login")]
+pub async fn log_in(email: String, password: String) -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let login = balas_backend::accounts::log_in(&state, &ssr::meta().await?, &email, &password).await?;
+            ssr::start(&state, &login);
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "logout")]
+pub async fn log_out() -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            if let Some(caller) = balas_backend::accounts::caller(&state, ssr::session_token().await?.as_deref()).await? {
+                balas_backend::accounts::log_out(&state, &caller).await?;
+            }
+            ssr::clear_session(&state);
+            Ok(())
+        }
+        .await,
+    )
+}
+
+/// The logged-in user, or `None` without a live session.
+#[server(prefix = "/api", endpoint = "me")]
+pub async fn get_me() -> Result<Option<Me>, AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = balas_backend::accounts::caller(&state, ssr::session_token().await?.as_deref()).await?;
+            Ok(caller.map(|c| c.me))
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "change_password")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            balas_backend::accounts::change_password(&state, &caller, &ssr::meta().await?, &current_password, &new_password)
+                .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "set_language")]
+pub async fn set_language(language: String) -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            let language = balas_backend::accounts::set_language(&state, &caller, &language).await?;
+            ssr::set_language_cookie(&state, language);
+            Ok(())
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "members")]
+pub async fn list_members() -> Result<Vec<TeamMember>, AppError> {
+    ssr::respond(async { balas_backend::accounts::members(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "add_member")]
+pub async fn add_member(
+    name: String,
+    email: String,
+    role: String,
+    onboarding: Onboarding,
+    #[server(default)] initial_password: String,
+) -> Result<AddedMember, AppError> {
+    use balas_backend::accounts::{self, MemberForm};
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            let form = MemberForm { name, email, role, onboarding, initial_password };
+            accounts::add_member(&state, &caller, &ssr::meta().await?, form).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "set_role")]
+pub async fn set_role(user_id: i64, role: String) -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            balas_backend::accounts::set_role(&state, &caller, &ssr::meta().await?, balas_domain::UserId(user_id), &role)
+                .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "audit_log")]
+pub async fn audit_log() -> Result<Vec<AuditEntry>, AppError> {
+    ssr::respond(async { balas_backend::accounts::audit_log(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "invite")]
+pub async fn get_invite(token: String) -> Result<InviteInfo, AppError> {
+    ssr::respond(async { balas_backend::accounts::invite(&ssr::state()?, &token).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "accept_invite")]
+pub async fn accept_invite(token: String, password: String) -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let login = balas_backend::accounts::accept_invite(&state, &ssr::meta().await?, &token, &password).await?;
+            ssr::start(&state, &login);
+            Ok(())
+        }
+        .await,
+    )
+}

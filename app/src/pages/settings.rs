@@ -1,0 +1,321 @@
+//! Settings: the user's own account (password, language), and for admins the team and the audit log.
+
+use balas_domain::{AppError, AuditAction, Field, MemberStatus, Onboarding, Role};
+use leptos::prelude::*;
+use leptos_i18n::I18nContext;
+use leptos_router::components::{A, Outlet};
+
+use crate::api::{AddMember, ChangePassword, SetRole, audit_log, list_members};
+use crate::i18n::*;
+use crate::pages::shell::{AdminOnly, use_me};
+use crate::ui::{FieldErrors, FormError, LanguageSelect, error_text, format_time, outcome, reload_to};
+
+#[component]
+pub fn SettingsLayout() -> impl IntoView {
+    let i18n = use_i18n();
+    let me = use_me().0;
+    view! {
+        <section class="page">
+            <h1>{t!(i18n, settings.title)}</h1>
+            <nav class="tabs">
+                <A href="/settings" exact=true>{t!(i18n, settings.account)}</A>
+                <Suspense>
+                    {move || Suspend::new(async move {
+                        let admin = matches!(me.await, Ok(Some(me)) if me.is_admin());
+                        admin.then(|| view! {
+                            <A href="/settings/team">{t!(i18n, settings.team)}</A>
+                            <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
+                        })
+                    })}
+                </Suspense>
+            </nav>
+            <Outlet />
+        </section>
+    }
+}
+
+#[component]
+pub fn AccountSettings() -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <div class="cards">
+            <div class="card">
+                <h2>{t!(i18n, settings.password_title)}</h2>
+                <ChangePasswordForm on_done=|| () />
+            </div>
+            <div class="card">
+                <h2>{t!(i18n, settings.language_title)}</h2>
+                <p class="muted">{t!(i18n, settings.language_hint)}</p>
+                <LanguageSelect remember=true />
+            </div>
+        </div>
+    }
+}
+
+#[component]
+fn ChangePasswordForm(on_done: fn()) -> impl IntoView {
+    let i18n = use_i18n();
+    let action = ServerAction::<ChangePassword>::new();
+    let outcome = outcome(action.value());
+    Effect::new(move || {
+        if outcome.with(|v| matches!(v, Some(Ok(())))) {
+            on_done();
+        }
+    });
+    // A wrong current password is shown against that field.
+    let wrong_current = move || outcome.with(|v| matches!(v, Some(Err(AppError::BadCredentials))));
+    let general = Signal::derive(move || outcome.get().filter(|v| !matches!(v, Err(AppError::BadCredentials))));
+    view! {
+        <ActionForm action attr:novalidate=true attr:class="form">
+            <label for="current_password">{t!(i18n, settings.current_password)}</label>
+            <input id="current_password" name="current_password" type="password" autocomplete="current-password" />
+            <FieldErrors outcome field=Field::CurrentPassword />
+            <Show when=wrong_current>
+                <p class="field-error" role="alert">{t!(i18n, errors.wrong_current_password)}</p>
+            </Show>
+            <label for="new_password">{t!(i18n, settings.new_password)}</label>
+            <input id="new_password" name="new_password" type="password" autocomplete="new-password" />
+            <p class="hint">{t!(i18n, setup.password_hint)}</p>
+            <FieldErrors outcome field=Field::NewPassword />
+            <FormError outcome=general />
+            <Show when=move || outcome.with(|v| matches!(v, Some(Ok(()))))>
+                <div class="banner banner-ok" role="status">{t!(i18n, settings.password_changed)}</div>
+            </Show>
+            <button type="submit" class="primary" disabled=move || action.pending().get()>
+                {t!(i18n, settings.change_password)}
+            </button>
+        </ActionForm>
+    }
+}
+
+/// Shown instead of the dashboard until a member replaces the initial password an admin gave them.
+#[component]
+pub fn ForcedPasswordChange() -> impl IntoView {
+    let i18n = use_i18n();
+    view! {
+        <main class="auth">
+            <div class="auth-card">
+                <div class="auth-top">
+                    <span class="brand">"Balas"</span>
+                    <LanguageSelect remember=true />
+                </div>
+                <h1>{t!(i18n, forced.title)}</h1>
+                <p class="muted">{t!(i18n, forced.intro)}</p>
+                <ChangePasswordForm on_done=|| reload_to("/inbox") />
+            </div>
+        </main>
+    }
+}
+
+fn role_label(i18n: I18nContext<Locale>, role: Role) -> String {
+    match role {
+        Role::Admin => t_string!(i18n, team.role_admin).to_string(),
+        Role::Agent => t_string!(i18n, team.role_agent).to_string(),
+    }
+}
+
+#[component]
+pub fn TeamPage() -> impl IntoView {
+    view! {
+        <AdminOnly>
+            <Team />
+        </AdminOnly>
+    }
+}
+
+#[component]
+fn Team() -> impl IntoView {
+    let i18n = use_i18n();
+    let add = ServerAction::<AddMember>::new();
+    let set_role = ServerAction::<SetRole>::new();
+    let members = Resource::new(move || (add.version().get(), set_role.version().get()), |_| list_members());
+    let me = use_me().0;
+    let my_id = move || me.get().and_then(|r| r.ok().flatten()).map(|m| m.user_id);
+    let add_outcome = outcome(add.value());
+    let onboarding = RwSignal::new(Onboarding::InviteLink);
+    let role_outcome = outcome(set_role.value());
+    let outcome = add_outcome;
+
+    view! {
+        <p class="muted">{t!(i18n, team.intro)}</p>
+        <Show when=move || role_outcome.with(|v| matches!(v, Some(Err(_))))>
+            <FormError outcome=role_outcome />
+        </Show>
+        <div class="table-wrap">
+            <table class="table" data-testid="members">
+                <thead>
+                    <tr>
+                        <th>{t!(i18n, team.name)}</th>
+                        <th>{t!(i18n, team.email)}</th>
+                        <th>{t!(i18n, team.role)}</th>
+                        <th>{t!(i18n, team.status)}</th>
+                        <th>{t!(i18n, team.joined)}</th>
+                    </tr>
+                </thead>
+                <Suspense fallback=move || view! { <tbody><tr><td colspan="5">{t!(i18n, loading)}</td></tr></tbody> }>
+                    {move || Suspend::new(async move {
+                        match members.await {
+                            Ok(list) => view! {
+                                <tbody>
+                                    {list.into_iter().map(|m| {
+                                        let user_id = m.user_id;
+                                        let is_me = my_id() == Some(user_id);
+                                        let on_role = move |ev: leptos::ev::Event| {
+                                            set_role.dispatch(SetRole { user_id: user_id.0, role: event_target_value(&ev) });
+                                        };
+                                        let status = match m.status {
+                                            MemberStatus::Active => t_string!(i18n, team.status_active).to_string(),
+                                            MemberStatus::MustChangePassword => t_string!(i18n, team.status_must_change).to_string(),
+                                            MemberStatus::Invited => t_string!(i18n, team.status_invited).to_string(),
+                                        };
+                                        view! {
+                                            <tr data-email=m.email.clone()>
+                                                <td>{m.name.clone()} {is_me.then(|| view! { <span class="muted">" ("{t!(i18n, team.you)}")"</span> })}</td>
+                                                <td>{m.email.clone()}</td>
+                                                <td>
+                                                    <select on:change=on_role aria-label=move || t_string!(i18n, team.role).to_string()>
+                                                        {Role::ALL.into_iter().map(|r| view! {
+                                                            <option value=r.as_str() selected=r == m.role>{role_label(i18n, r)}</option>
+                                                        }).collect_view()}
+                                                    </select>
+                                                </td>
+                                                <td>{status}</td>
+                                                <td>{format_time(m.joined_at.0)}</td>
+                                            </tr>
+                                        }
+                                    }).collect_view()}
+                                </tbody>
+                            }.into_any(),
+                            Err(error) => view! {
+                                <tbody><tr><td colspan="5" class="error">{error_text(i18n, &error)}</td></tr></tbody>
+                            }.into_any(),
+                        }
+                    })}
+                </Suspense>
+            </table>
+        </div>
+
+        <div class="card">
+            <h2>{t!(i18n, team.add_title)}</h2>
+            <ActionForm action=add attr:novalidate=true attr:class="form">
+                <label for="member_name">{t!(i18n, team.name)}</label>
+                <input id="member_name" name="name" autocomplete="off" />
+                <FieldErrors outcome field=Field::Name />
+                <label for="member_email">{t!(i18n, team.email)}</label>
+                <input id="member_email" name="email" type="email" autocomplete="off" />
+                <FieldErrors outcome field=Field::Email />
+                <label for="member_role">{t!(i18n, team.role)}</label>
+                <select id="member_role" name="role">
+                    <option value="agent" selected>{t!(i18n, team.role_agent)}</option>
+                    <option value="admin">{t!(i18n, team.role_admin)}</option>
+                </select>
+                <fieldset class="radios">
+                    <legend>{t!(i18n, team.onboarding)}</legend>
+                    <label>
+                        <input type="radio" name="onboarding" value="invite_link" checked
+                            on:change=move |_| onboarding.set(Onboarding::InviteLink) />
+                        {t!(i18n, team.by_invite)}
+                    </label>
+                    <label>
+                        <input type="radio" name="onboarding" value="initial_password"
+                            on:change=move |_| onboarding.set(Onboarding::InitialPassword) />
+                        {t!(i18n, team.by_password)}
+                    </label>
+                </fieldset>
+                <Show when=move || onboarding.get() == Onboarding::InitialPassword>
+                    <label for="initial_password">{t!(i18n, team.initial_password)}</label>
+                    <input id="initial_password" name="initial_password" type="text" autocomplete="off" />
+                    <p class="hint">{t!(i18n, setup.password_hint)}</p>
+                </Show>
+                <FieldErrors outcome field=Field::Password />
+                <FormError outcome />
+                <button type="submit" class="primary" disabled=move || add.pending().get()>
+                    {move || if add.pending().get() { t_string!(i18n, team.adding) } else { t_string!(i18n, team.add) }}
+                </button>
+            </ActionForm>
+            {move || outcome.get().and_then(|r| r.ok()).map(|added| view! {
+                <div class="banner banner-ok" role="status" data-testid="member-added">
+                    {added.invite_path.map(|path| {
+                        let link = absolute(&path);
+                        view! {
+                            <p>{t!(i18n, team.invite_link)}</p>
+                            <code class="invite-link" data-testid="invite-link">{link}</code>
+                        }
+                    })}
+                </div>
+            })}
+        </div>
+    }
+}
+
+/// An invite path made absolute with the address the admin is using, when the server has no public
+/// URL configured.
+fn absolute(path: &str) -> String {
+    if path.starts_with('/') {
+        #[cfg(feature = "hydrate")]
+        if let Ok(origin) = window().location().origin() {
+            return format!("{origin}{path}");
+        }
+    }
+    path.to_owned()
+}
+
+fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
+    match action {
+        AuditAction::WorkspaceCreated => t_string!(i18n, audit.workspace_created).to_string(),
+        AuditAction::MemberAdded => t_string!(i18n, audit.member_added).to_string(),
+        AuditAction::MemberInvited => t_string!(i18n, audit.member_invited).to_string(),
+        AuditAction::InviteAccepted => t_string!(i18n, audit.invite_accepted).to_string(),
+        AuditAction::RoleChanged => t_string!(i18n, audit.role_changed).to_string(),
+        AuditAction::PasswordChanged => t_string!(i18n, audit.password_changed).to_string(),
+        AuditAction::AccountLocked => t_string!(i18n, audit.account_locked).to_string(),
+    }
+}
+
+#[component]
+pub fn AuditPage() -> impl IntoView {
+    view! {
+        <AdminOnly>
+            <Audit />
+        </AdminOnly>
+    }
+}
+
+#[component]
+fn Audit() -> impl IntoView {
+    let i18n = use_i18n();
+    let entries = Resource::new(|| (), |_| audit_log());
+    view! {
+        <p class="muted">{t!(i18n, audit.intro)}</p>
+        <Suspense fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
+            {move || Suspend::new(async move {
+                match entries.await {
+                    Ok(list) if list.is_empty() => view! { <p class="empty-state">{t!(i18n, audit.empty)}</p> }.into_any(),
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="audit">
+                                <thead><tr>
+                                    <th>{t!(i18n, audit.when)}</th>
+                                    <th>{t!(i18n, audit.who)}</th>
+                                    <th>{t!(i18n, audit.what)}</th>
+                                    <th>{t!(i18n, audit.subject)}</th>
+                                </tr></thead>
+                                <tbody>
+                                    {list.into_iter().map(|e| view! {
+                                        <tr>
+                                            <td>{format_time(e.at.0)}</td>
+                                            <td>{e.actor.unwrap_or_else(|| t_string!(i18n, audit.system).to_string())}</td>
+                                            <td>{action_label(i18n, e.action)}</td>
+                                            <td>{e.subject} " " <span class="muted">{e.detail}</span></td>
+                                        </tr>
+                                    }).collect_view()}
+                                </tbody>
+                            </table>
+                        </div>
+                    }.into_any(),
+                    Err(error) => view! { <div class="banner banner-error">{error_text(i18n, &error)}</div> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

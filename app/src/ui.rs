@@ -1,0 +1,178 @@
+//! Pieces every form uses: errors in the user's language next to the right field, a banner for
+//! errors that belong to no field, the language switch.
+
+use balas_domain::{AppError, Field, Issue, Language};
+use leptos::prelude::*;
+use leptos_i18n::I18nContext;
+
+use crate::i18n::*;
+
+/// The generated locale for one of our languages, and back.
+pub fn locale_of(language: Language) -> Locale {
+    match language {
+        Language::En => Locale::en,
+        Language::Id => Locale::id,
+    }
+}
+
+pub fn language_of(locale: Locale) -> Language {
+    match locale {
+        Locale::en => Language::En,
+        Locale::id => Language::Id,
+    }
+}
+
+/// One field problem as a sentence.
+pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
+    match issue {
+        Issue::Required => t_string!(i18n, errors.required).to_string(),
+        Issue::TooShort { min } => t_string!(i18n, errors.too_short, min = min).to_string(),
+        Issue::TooLong { max } => t_string!(i18n, errors.too_long, max = max).to_string(),
+        Issue::ControlCharacters => t_string!(i18n, errors.control_characters).to_string(),
+        Issue::InvalidEmail => t_string!(i18n, errors.invalid_email).to_string(),
+        Issue::NotAllowed => t_string!(i18n, errors.not_allowed).to_string(),
+        Issue::Taken => t_string!(i18n, errors.taken).to_string(),
+        Issue::Unchanged => t_string!(i18n, errors.unchanged).to_string(),
+    }
+}
+
+/// An error that belongs to no single field, as a sentence. `None` for field errors (they are shown
+/// next to their fields).
+pub fn error_text(i18n: I18nContext<Locale>, error: &AppError) -> Option<String> {
+    Some(match error {
+        AppError::Invalid { .. } => return None,
+        AppError::Unauthenticated => t_string!(i18n, errors.unauthenticated).to_string(),
+        AppError::Forbidden => t_string!(i18n, errors.forbidden).to_string(),
+        AppError::NotFound => t_string!(i18n, errors.not_found).to_string(),
+        AppError::BadCredentials => t_string!(i18n, errors.bad_credentials).to_string(),
+        AppError::TooManyAttempts { retry_after_secs, locked: false } => {
+            t_string!(i18n, errors.too_many, secs = *retry_after_secs).to_string()
+        }
+        AppError::TooManyAttempts { retry_after_secs, locked: true } => {
+            t_string!(i18n, errors.locked, mins = retry_after_secs.div_ceil(60)).to_string()
+        }
+        AppError::AlreadySetUp => t_string!(i18n, errors.already_set_up).to_string(),
+        AppError::NotSetUp => t_string!(i18n, errors.not_set_up).to_string(),
+        AppError::LastAdmin => t_string!(i18n, errors.last_admin).to_string(),
+        AppError::InviteInvalid => t_string!(i18n, errors.invite_invalid).to_string(),
+        AppError::Internal { reference } => t_string!(i18n, errors.internal, reference = reference.clone()).to_string(),
+        AppError::Transport { .. } => t_string!(i18n, errors.transport).to_string(),
+    })
+}
+
+/// The error of the last submission of a form, if any.
+pub type Outcome<T> = Signal<Option<Result<T, AppError>>>;
+
+/// The outcome of an action's last submission, as the form components take it.
+pub fn outcome<T: Clone + Send + Sync + 'static>(value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static) -> Outcome<T> {
+    Signal::derive(move || value.get())
+}
+
+fn last_error<T: Send + Sync + 'static>(outcome: Outcome<T>) -> Option<AppError> {
+    outcome.with(|o| o.as_ref().and_then(|r| r.as_ref().err().cloned()))
+}
+
+/// The problems with one field, under it. Gives the input its `aria-invalid` through the id.
+#[component]
+pub fn FieldErrors<T: Send + Sync + 'static>(outcome: Outcome<T>, field: Field) -> impl IntoView {
+    let i18n = use_i18n();
+    let messages = move || {
+        last_error(outcome)
+            .map(|e| e.field_errors(field).map(|fe| issue_text(i18n, fe.issue)).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    view! {
+        <For each=messages key=|m| m.clone() let:message>
+            <p class="field-error" role="alert" data-field=format!("{field:?}")>{message}</p>
+        </For>
+    }
+}
+
+/// The form's error that belongs to no field, as a banner.
+#[component]
+pub fn FormError<T: Send + Sync + 'static>(outcome: Outcome<T>) -> impl IntoView {
+    let i18n = use_i18n();
+    let text = move || last_error(outcome).and_then(|e| error_text(i18n, &e));
+    view! {
+        <Show when=move || text().is_some()>
+            <div class="banner banner-error" role="alert">{text}</div>
+        </Show>
+    }
+}
+
+/// Leaves the single-page app for `path` with a full page load (after login or logout, so that
+/// everything is rendered again for the new session and language).
+pub fn reload_to(path: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().location().set_href(path);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = path;
+}
+
+/// The language switch. With `remember`, the choice is saved to the user's account too.
+#[component]
+pub fn LanguageSelect(#[prop(optional)] remember: bool) -> impl IntoView {
+    let i18n = use_i18n();
+    let on_change = move |ev: leptos::ev::Event| {
+        let Ok(language) = Language::parse(&event_target_value(&ev)) else { return };
+        i18n.set_locale(locale_of(language));
+        if remember {
+            leptos::task::spawn_local(async move {
+                let _ = crate::api::set_language(language.code().to_owned()).await;
+            });
+        }
+    };
+    view! {
+        <label class="language-select">
+            <span class="visually-hidden">{t!(i18n, nav.language)}</span>
+            <select on:change=on_change aria-label=move || t_string!(i18n, nav.language).to_string() data-testid="language">
+                {Language::ALL
+                    .into_iter()
+                    .map(|language| {
+                        let selected = move || language_of(i18n.get_locale()) == language;
+                        view! {
+                            <option value=language.code() selected=selected>
+                                {language.endonym()}
+                            </option>
+                        }
+                    })
+                    .collect_view()}
+            </select>
+        </label>
+    }
+}
+
+/// Formats a timestamp as date and time in UTC: the same text on the server and in the browser, so
+/// hydration finds what it expects.
+pub fn format_time(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+/// Days since 1970-01-01 to a (year, month, day), after Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn civil_dates() {
+        assert_eq!(super::civil_from_days(0), (1970, 1, 1));
+        assert_eq!(super::civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(super::civil_from_days(11_016), (2000, 2, 29));
+    }
+}
