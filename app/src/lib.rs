@@ -12,7 +12,7 @@ mod ui;
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
-use leptos_router::path;
+use leptos_router::{SsrMode, path};
 
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
@@ -43,6 +43,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Marks the page once the browser has taken over, so tests (and people debugging) can tell.
+    Effect::new(|| {
+        if let Some(body) = document().body() {
+            let _ = body.set_attribute("data-hydrated", "true");
+        }
+    });
     let cookie = leptos_i18n::context::CookieOptions::<Locale>::default().path("/").max_age(365_i64 * 24 * 3600 * 1000).same_site(
         leptos_use::SameSite::Lax,
     );
@@ -62,16 +68,18 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("broadcasts") view=|| view! { <SoonPage page=Soon::Broadcasts /> } />
                         <Route
                             path=path!("ai-agent")
+                            ssr=SsrMode::Async
                             view=|| view! { <AdminOnly><SoonPage page=Soon::AiAgent /></AdminOnly> }
                         />
                         <Route
                             path=path!("channels")
+                            ssr=SsrMode::Async
                             view=|| view! { <AdminOnly><SoonPage page=Soon::Channels /></AdminOnly> }
                         />
                         <ParentRoute path=path!("settings") view=SettingsLayout>
                             <Route path=path!("") view=AccountSettings />
-                            <Route path=path!("team") view=TeamPage />
-                            <Route path=path!("audit") view=AuditPage />
+                            <Route path=path!("team") view=TeamPage ssr=SsrMode::Async />
+                            <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async />
                         </ParentRoute>
                     </ParentRoute>
                 </Routes>

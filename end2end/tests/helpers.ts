@@ -1,0 +1,28 @@
+import { expect, type Page } from "@playwright/test";
+
+export const admin = { workspace: "Toko Maju", name: "Ana Admin", email: "ana@example.com", password: "admin-password-1" };
+export const agent = { name: "Budi Agent", email: "budi@example.com", initial: "initial-pass-1", password: "budi-own-password" };
+
+/** Opens a path and waits until the page has hydrated (the app marks <body> when it has). */
+export async function open(page: Page, path: string) {
+  await page.goto(path);
+  await hydrated(page);
+}
+
+export async function hydrated(page: Page) {
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+}
+
+/** Fails the test on any uncaught error in the page. */
+export function failOnPageErrors(page: Page) {
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  return () => expect(errors, "errors thrown in the page").toEqual([]);
+}
+
+export async function logIn(page: Page, email: string, password: string) {
+  await open(page, "/login");
+  await page.getByLabel(/email/i).fill(email);
+  await page.getByLabel(/password|kata sandi/i).fill(password);
+  await page.getByRole("button", { name: /log in|masuk/i }).click();
+}
