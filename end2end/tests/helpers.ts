@@ -13,10 +13,15 @@ export async function hydrated(page: Page) {
   await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
 }
 
-/** Fails the test on any uncaught error in the page. */
+/** Fails the test on any uncaught error or console error in the page (a failed hydration only shows
+ * up in the console). */
 export function failOnPageErrors(page: Page) {
   const errors: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => {
+    // HTTP error statuses are logged as "Failed to load resource"; tests assert on those directly.
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource")) errors.push(message.text());
+  });
   return () => expect(errors, "errors thrown in the page").toEqual([]);
 }
 

@@ -13,21 +13,16 @@ use crate::ui::{FieldErrors, FormError, LanguageSelect, error_text, format_time,
 #[component]
 pub fn SettingsLayout() -> impl IntoView {
     let i18n = use_i18n();
-    let me = use_me().0;
+    let admin = use_me().is_some_and(|me| me.is_admin());
     view! {
         <section class="page">
             <h1>{t!(i18n, settings.title)}</h1>
             <nav class="tabs">
                 <A href="/settings" exact=true>{t!(i18n, settings.account)}</A>
-                <Suspense>
-                    {move || Suspend::new(async move {
-                        let admin = matches!(me.await, Ok(Some(me)) if me.is_admin());
-                        admin.then(|| view! {
-                            <A href="/settings/team">{t!(i18n, settings.team)}</A>
-                            <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
-                        })
-                    })}
-                </Suspense>
+                {admin.then(|| view! {
+                    <A href="/settings/team">{t!(i18n, settings.team)}</A>
+                    <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
+                })}
             </nav>
             <Outlet />
         </section>
@@ -129,37 +124,46 @@ fn Team() -> impl IntoView {
     let add = ServerAction::<AddMember>::new();
     let set_role = ServerAction::<SetRole>::new();
     let members = Resource::new(move || (add.version().get(), set_role.version().get()), |_| list_members());
-    let me = use_me().0;
-    let my_id = move || me.get().and_then(|r| r.ok().flatten()).map(|m| m.user_id);
+    let my_id = use_me().map(|me| me.user_id);
     let add_outcome = outcome(add.value());
     let onboarding = RwSignal::new(Onboarding::InviteLink);
     let role_outcome = outcome(set_role.value());
     let outcome = add_outcome;
+    // A member was added: empty the form for the next one.
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move || {
+        if outcome.with(|v| matches!(v, Some(Ok(_)))) {
+            if let Some(form) = form.get_untracked() {
+                form.reset();
+                onboarding.set(Onboarding::InviteLink);
+            }
+        }
+    });
 
     view! {
         <p class="muted">{t!(i18n, team.intro)}</p>
         <Show when=move || role_outcome.with(|v| matches!(v, Some(Err(_))))>
             <FormError outcome=role_outcome />
         </Show>
-        <div class="table-wrap">
-            <table class="table" data-testid="members">
-                <thead>
-                    <tr>
-                        <th>{t!(i18n, team.name)}</th>
-                        <th>{t!(i18n, team.email)}</th>
-                        <th>{t!(i18n, team.role)}</th>
-                        <th>{t!(i18n, team.status)}</th>
-                        <th>{t!(i18n, team.joined)}</th>
-                    </tr>
-                </thead>
-                <Suspense fallback=move || view! { <tbody><tr><td colspan="5">{t!(i18n, loading)}</td></tr></tbody> }>
-                    {move || Suspend::new(async move {
-                        match members.await {
-                            Ok(list) => view! {
+        <Suspense fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
+            {move || Suspend::new(async move {
+                match members.await {
+                    Ok(list) => view! {
+                        <div class="table-wrap">
+                            <table class="table" data-testid="members">
+                                <thead>
+                                    <tr>
+                                        <th>{t!(i18n, team.name)}</th>
+                                        <th>{t!(i18n, team.email)}</th>
+                                        <th>{t!(i18n, team.role)}</th>
+                                        <th>{t!(i18n, team.status)}</th>
+                                        <th>{t!(i18n, team.joined)}</th>
+                                    </tr>
+                                </thead>
                                 <tbody>
                                     {list.into_iter().map(|m| {
                                         let user_id = m.user_id;
-                                        let is_me = my_id() == Some(user_id);
+                                        let you = if my_id == Some(user_id) { format!(" ({})", t_string!(i18n, team.you)) } else { String::new() };
                                         let on_role = move |ev: leptos::ev::Event| {
                                             set_role.dispatch(SetRole { user_id: user_id.0, role: event_target_value(&ev) });
                                         };
@@ -170,13 +174,12 @@ fn Team() -> impl IntoView {
                                         };
                                         view! {
                                             <tr data-email=m.email.clone()>
-                                                <td>{m.name.clone()} {is_me.then(|| view! { <span class="muted">" ("{t!(i18n, team.you)}")"</span> })}</td>
+                                                <td>{m.name.clone()}<span class="muted">{you}</span></td>
                                                 <td>{m.email.clone()}</td>
                                                 <td>
                                                     <select on:change=on_role aria-label=move || t_string!(i18n, team.role).to_string()>
-                                                        {Role::ALL.into_iter().map(|r| view! {
-                                                            <option value=r.as_str() selected=r == m.role>{role_label(i18n, r)}</option>
-                                                        }).collect_view()}
+                                                        <option value="admin" selected=m.role == Role::Admin>{role_label(i18n, Role::Admin)}</option>
+                                                        <option value="agent" selected=m.role == Role::Agent>{role_label(i18n, Role::Agent)}</option>
                                                     </select>
                                                 </td>
                                                 <td>{status}</td>
@@ -185,19 +188,17 @@ fn Team() -> impl IntoView {
                                         }
                                     }).collect_view()}
                                 </tbody>
-                            }.into_any(),
-                            Err(error) => view! {
-                                <tbody><tr><td colspan="5" class="error">{error_text(i18n, &error)}</td></tr></tbody>
-                            }.into_any(),
-                        }
-                    })}
-                </Suspense>
-            </table>
-        </div>
+                            </table>
+                        </div>
+                    }.into_any(),
+                    Err(error) => view! { <div class="banner banner-error">{error_text(i18n, &error)}</div> }.into_any(),
+                }
+            })}
+        </Suspense>
 
         <div class="card">
             <h2>{t!(i18n, team.add_title)}</h2>
-            <ActionForm action=add attr:novalidate=true attr:class="form">
+            <ActionForm action=add node_ref=form attr:novalidate=true attr:class="form">
                 <label for="member_name">{t!(i18n, team.name)}</label>
                 <input id="member_name" name="name" autocomplete="off" />
                 <FieldErrors outcome field=Field::Name />

@@ -9,19 +9,16 @@ use crate::api::{LogOut, get_me};
 use crate::i18n::*;
 use crate::ui::{LanguageSelect, error_text, reload_to};
 
-/// The logged-in user, loaded once by the frame and shared with every page under it.
-#[derive(Clone, Copy)]
-pub struct MeResource(pub Resource<Result<Option<Me>, AppError>>);
-
-pub fn use_me() -> MeResource {
-    expect_context::<MeResource>()
+/// The logged-in user, loaded once by the frame and given to every page under it (as a plain value:
+/// pages render synchronously from it, the same on the server and in the browser).
+pub fn use_me() -> Option<Me> {
+    use_context::<Me>()
 }
 
 #[component]
 pub fn Shell() -> impl IntoView {
     let i18n = use_i18n();
     let me = Resource::new(|| (), |_| get_me());
-    provide_context(MeResource(me));
     view! {
         <Suspense fallback=move || view! { <p class="loading">{t!(i18n, loading)}</p> }>
             {move || Suspend::new(async move {
@@ -41,9 +38,20 @@ pub fn Shell() -> impl IntoView {
     }
 }
 
+/// Outline icons for the navigation, as SVG path data (24×24, drawn with a stroke).
+mod icons {
+    pub const INBOX: &str = "M4 5h16v14H4zM4 13h4l2 3h4l2-3h4";
+    pub const CONTACTS: &str = "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zM3 20c0-3.3 2.7-6 6-6s6 2.7 6 6M17 11a3 3 0 1 0 0-6M21 20c0-2.8-1.8-5-4-5.6";
+    pub const BROADCASTS: &str = "M4 10v4h3l6 4V6L7 10zM17 9c1 .8 1.5 1.8 1.5 3s-.5 2.2-1.5 3M19.5 6.5C21 8 21.8 10 21.8 12s-.8 4-2.3 5.5";
+    pub const AI: &str = "M7 8h10a3 3 0 0 1 3 3v5a3 3 0 0 1-3 3H7a3 3 0 0 1-3-3v-5a3 3 0 0 1 3-3zM12 8V4M9 13h.01M15 13h.01";
+    pub const CHANNELS: &str = "M8 3h8a1 1 0 0 1 1 1v16a1 1 0 0 1-1 1H8a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1zM11 18h2";
+    pub const SETTINGS: &str = "M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1 7 17M17 7l2.1-2.1";
+}
+
 #[component]
 fn Frame(me: Me) -> impl IntoView {
     let i18n = use_i18n();
+    provide_context(me.clone());
     let logout = ServerAction::<LogOut>::new();
     Effect::new(move || {
         if logout.value().with(|v| v.is_some()) {
@@ -54,7 +62,9 @@ fn Frame(me: Me) -> impl IntoView {
     let link = |href: &'static str, label: Signal<String>, icon: &'static str| {
         view! {
             <A href=href attr:class="nav-link">
-                <span class="nav-icon" aria-hidden="true">{icon}</span>
+                <svg class="nav-icon" viewBox="0 0 24 24" aria-hidden="true">
+                    <path d=icon />
+                </svg>
                 <span class="nav-label">{label}</span>
             </A>
         }
@@ -78,12 +88,12 @@ fn Frame(me: Me) -> impl IntoView {
                 </div>
             </header>
             <nav class="sidebar" aria-label=move || t_string!(i18n, nav.main).to_string()>
-                {link("/inbox", label(|i| t_string!(i, nav.inbox).to_string()), "💬")}
-                {link("/contacts", label(|i| t_string!(i, nav.contacts).to_string()), "👥")}
-                {link("/broadcasts", label(|i| t_string!(i, nav.broadcasts).to_string()), "📣")}
-                {admin.then(|| link("/ai-agent", label(|i| t_string!(i, nav.ai_agent).to_string()), "🤖"))}
-                {admin.then(|| link("/channels", label(|i| t_string!(i, nav.channels).to_string()), "📱"))}
-                {link("/settings", label(|i| t_string!(i, nav.settings).to_string()), "⚙")}
+                {link("/inbox", label(|i| t_string!(i, nav.inbox).to_string()), icons::INBOX)}
+                {link("/contacts", label(|i| t_string!(i, nav.contacts).to_string()), icons::CONTACTS)}
+                {link("/broadcasts", label(|i| t_string!(i, nav.broadcasts).to_string()), icons::BROADCASTS)}
+                {admin.then(|| link("/ai-agent", label(|i| t_string!(i, nav.ai_agent).to_string()), icons::AI))}
+                {admin.then(|| link("/channels", label(|i| t_string!(i, nav.channels).to_string()), icons::CHANNELS))}
+                {link("/settings", label(|i| t_string!(i, nav.settings).to_string()), icons::SETTINGS)}
             </nav>
             <main class="content">
                 <Outlet />
@@ -92,22 +102,12 @@ fn Frame(me: Me) -> impl IntoView {
     }
 }
 
-/// Shows its children to admins only; others see a plain "admins only" page. The server checks
-/// the role again in every server function, so this only spares agents a useless page.
+/// Shows its children to admins only; others see a plain "admins only" page (with status 403 when
+/// rendered on the server). The server checks the role again in every server function, so this
+/// only spares agents a useless page.
 #[component]
 pub fn AdminOnly(children: ChildrenFn) -> impl IntoView {
-    let me = use_me().0;
-    let children = StoredValue::new(children);
-    view! {
-        <Suspense>
-            {move || Suspend::new(async move {
-                match me.await {
-                    Ok(Some(me)) if me.is_admin() => children.with_value(|c| c()).into_any(),
-                    _ => view! { <Forbidden /> }.into_any(),
-                }
-            })}
-        </Suspense>
-    }
+    if use_me().is_some_and(|me| me.is_admin()) { children().into_any() } else { view! { <Forbidden /> }.into_any() }
 }
 
 #[component]
