@@ -1,7 +1,7 @@
 //! Server functions: the dashboard's calls to the server. Each one is a thin layer over
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
-use balas_domain::{AddedMember, AppError, AuditEntry, InviteInfo, Me, Onboarding, TeamMember};
+use balas_domain::{AddedMember, AppError, AuditEntry, InviteInfo, Me, Onboarding, SystemStatus, TeamMember};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -243,6 +243,11 @@ pub async fn set_role(user_id: i64, role: String) -> Result<(), AppError> {
 #[server(prefix = "/api", endpoint = "audit_log")]
 pub async fn audit_log() -> Result<Vec<AuditEntry>, AppError> {
     ssr::respond(async { balas_backend::accounts::audit_log(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "system_status")]
+pub async fn get_system_status() -> Result<SystemStatus, AppError> {
+    ssr::respond(async { balas_backend::accounts::system_status(&ssr::state()?, &ssr::caller().await?).await }.await)
 }
 
 #[server(prefix = "/api", endpoint = "invite")]

@@ -16,7 +16,7 @@ use leptos_router::{SsrMode, path};
 
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
-use crate::pages::settings::{AccountSettings, AuditPage, SettingsLayout, TeamPage};
+use crate::pages::settings::{AccountSettings, AuditPage, SettingsLayout, SystemPage, TeamPage};
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.
@@ -80,6 +80,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("") view=AccountSettings />
                             <Route path=path!("team") view=TeamPage ssr=SsrMode::Async />
                             <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async />
+                            <Route path=path!("system") view=SystemPage ssr=SsrMode::Async />
                         </ParentRoute>
                     </ParentRoute>
                 </Routes>

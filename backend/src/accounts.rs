@@ -5,7 +5,7 @@
 use balas_bus::{LoginSubject, Throttle};
 use balas_domain::{
     AddedMember, AppError, AuditAction, AuditEntry, Email, Field, FieldError, InviteInfo, Issue, Language, Me,
-    Onboarding, Password, PersonName, Role, TeamMember, UserId, WorkspaceName,
+    Onboarding, Password, PersonName, Role, SystemStatus, TeamMember, UserId, WorkspaceName,
 };
 use balas_storage::{Audit, NewInvite, NewMember, NewSession};
 
@@ -338,6 +338,15 @@ pub async fn set_role(state: &AppState, caller: &Caller, meta: &RequestMeta, use
 pub async fn audit_log(state: &AppState, caller: &Caller) -> Result<Vec<AuditEntry>, AppError> {
     caller.require_admin()?;
     state.store.audit_log(caller.me.workspace_id, 200).await.map_err(from_store)
+}
+
+/// The System page (admins only): database, Redis and the workers that are running.
+pub async fn system_status(state: &AppState, caller: &Caller) -> Result<SystemStatus, AppError> {
+    caller.require_admin()?;
+    let (database, redis) = crate::health(state).await;
+    let checked_at = now();
+    let workers = if redis { state.bus.live_workers(checked_at).await.map_err(internal)? } else { Vec::new() };
+    Ok(SystemStatus { database, redis, workers, checked_at })
 }
 
 /// What an invite link offers; an unknown, used or expired link is [`AppError::InviteInvalid`].

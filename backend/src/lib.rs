@@ -51,6 +51,53 @@ pub fn now() -> Timestamp {
     Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Whether the database and Redis answer, each within two seconds.
+pub async fn health(state: &AppState) -> (bool, bool) {
+    let limit = std::time::Duration::from_secs(2);
+    let (database, redis) = tokio::join!(
+        tokio::time::timeout(limit, state.store.ping()),
+        tokio::time::timeout(limit, state.bus.ping())
+    );
+    (matches!(database, Ok(Ok(()))), matches!(redis, Ok(Ok(()))))
+}
+
+/// A short random id (10 hex digits), for error references and worker instance names.
+pub fn short_id() -> String {
+    secrets::reference()
+}
+
+/// Sets up logging for a binary: `RUST_LOG` when given, else Balas at info level, in the format
+/// the settings ask for.
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM: the signal every binary stops on.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
 /// Logs an unexpected failure with a short reference and returns an error that shows only the
 /// reference, so a user can quote it and an operator can find it.
 pub fn internal(error: impl std::fmt::Display) -> AppError {

@@ -3,11 +3,13 @@
 //! each other's keys).
 
 mod throttle;
+mod workers;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
 pub use throttle::*;
+pub use workers::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -31,6 +33,16 @@ impl Keys {
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Worker processes' announcements (a hash: instance → JSON).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.prefix)
+    }
+
+    /// When each worker was last seen (a sorted set: instance → milliseconds).
+    pub fn workers_seen(&self) -> String {
+        format!("{}:workers:seen", self.prefix)
     }
 
     /// Failed logins of one subject (an account or an address), kept for the throttle window.

@@ -6,9 +6,11 @@
 mod account;
 mod error;
 mod ids;
+mod system;
 mod validate;
 
 pub use account::*;
 pub use error::*;
 pub use ids::*;
+pub use system::*;
 pub use validate::*;

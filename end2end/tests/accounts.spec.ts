@@ -90,7 +90,7 @@ test("an agent cannot see or open admin pages", async ({ page, browser }) => {
   await open(agentPage, "/settings");
   await expect(agentPage.getByRole("link", { name: "Team" })).toHaveCount(0);
   await expect(agentPage.getByRole("link", { name: "Audit log" })).toHaveCount(0);
-  for (const path of ["/settings/team", "/settings/audit", "/channels", "/ai-agent"]) {
+  for (const path of ["/settings/team", "/settings/audit", "/settings/system", "/channels", "/ai-agent"]) {
     const response = await agentPage.goto(path);
     expect(response?.status(), path).toBe(403);
     await expect(agentPage.getByTestId("forbidden")).toContainText("Admins only");
@@ -98,6 +98,13 @@ test("an agent cannot see or open admin pages", async ({ page, browser }) => {
   }
   agentNoErrors();
   await agentContext.close();
+
+  // The admin sees the parts running (the test run starts one worker of each kind).
+  await open(page, "/settings/system");
+  await expect(page.getByTestId("database")).toContainText("Reachable");
+  await expect(page.getByTestId("redis")).toContainText("Reachable");
+  await expect(page.getByTestId("workers-whatsapp")).toContainText("1 running");
+  await expect(page.getByTestId("workers-ai")).toContainText("1 running");
 
   // The admin sees what happened in the audit log.
   await open(page, "/settings/audit");

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -76,9 +75,7 @@ pub fn router(state: AppState, address: SocketAddr) -> Router {
 
 /// Ready when the database and Redis both answer within two seconds.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let limit = Duration::from_secs(2);
-    let database = matches!(tokio::time::timeout(limit, state.store.ping()).await, Ok(Ok(())));
-    let redis = matches!(tokio::time::timeout(limit, state.bus.ping()).await, Ok(Ok(())));
+    let (database, redis) = balas_backend::health(&state).await;
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };
     let body = format!("{{\"database\":\"{}\",\"redis\":\"{}\"}}\n", word(database), word(redis));
     let status = if database && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

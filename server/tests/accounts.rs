@@ -368,3 +368,34 @@ async fn health_and_readiness() {
     assert_eq!(ready.json::<Value>().await.unwrap(), json!({"database": "ok", "redis": "ok"}));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn system_status_shows_running_workers_to_admins_only() {
+    let server = TestServer::start().await;
+    let admin = server.client();
+    server.set_up(&admin).await;
+    let (_, status) = server.call(&admin, "system_status", &[]).await;
+    assert_eq!((status["database"].as_bool(), status["redis"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(status["workers"], json!([]));
+
+    let settings = Settings {
+        redis_url: SecretString::from(balas_testkit::redis_url()),
+        redis_prefix: server.bus.keys().prefix().to_owned(),
+        ..Settings::default()
+    };
+    let worker = balas_workers::Worker::start(balas_domain::WorkerKind::Whatsapp, &settings).await.unwrap();
+    let instance = worker.info().instance.clone();
+    let (_, status) = server.call(&admin, "system_status", &[]).await;
+    assert_eq!(status["workers"][0]["instance"], json!(instance), "{status}");
+    assert_eq!(status["workers"][0]["kind"], "whatsapp");
+
+    server.add_agent(&admin, "budi@example.com").await;
+    let agent = server.log_in("budi@example.com", "initial-pass-1").await;
+    let (status, body) = server.call(&agent, "system_status", &[]).await;
+    assert_eq!((status, error_kind(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+
+    worker.serve(async {}).await.unwrap();
+    let (_, status) = server.call(&admin, "system_status", &[]).await;
+    assert_eq!(status["workers"], json!([]), "a stopped worker is gone");
+    server.stop().await;
+}

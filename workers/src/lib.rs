@@ -1,1 +1,87 @@
+//! Balas' background workers. Each worker binary is a thin wrapper around [`main`].
+//!
+//! What a worker does today: it reads the settings, connects to Redis, announces itself every few
+//! seconds (so the System page shows it live, and a crashed worker disappears from it within
+//! seconds), and leaves cleanly on shutdown. The WhatsApp worker's sessions and queues and the AI
+//! worker's answers are built on this in the issues that follow.
 
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context;
+use balas_backend::{Settings, now, short_id};
+use balas_bus::{Bus, HEARTBEAT_EVERY_MS};
+use balas_domain::{WorkerInfo, WorkerKind};
+use secrecy::ExposeSecret;
+
+/// A worker process that has connected and announced itself.
+pub struct Worker {
+    bus: Bus,
+    info: WorkerInfo,
+}
+
+impl Worker {
+    /// Connects to Redis and announces the worker; when this returns, the worker is listed.
+    pub async fn start(kind: WorkerKind, settings: &Settings) -> anyhow::Result<Self> {
+        let bus = Bus::connect(settings.redis_url.expose_secret(), &settings.redis_prefix)
+            .await
+            .context("connect to Redis")?;
+        let host = hostname();
+        let started_at = now();
+        let info = WorkerInfo {
+            kind,
+            instance: format!("{}-{host}-{}", kind.as_str(), short_id()),
+            host,
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at,
+            last_seen: started_at,
+        };
+        bus.worker_heartbeat(&info).await.context("announce the worker")?;
+        tracing::info!(instance = %info.instance, "worker started");
+        Ok(Self { bus, info })
+    }
+
+    pub fn info(&self) -> &WorkerInfo {
+        &self.info
+    }
+
+    /// Keeps announcing the worker until `shutdown` completes, then takes it off the list.
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let period = Duration::from_millis(HEARTBEAT_EVERY_MS.unsigned_abs());
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = beat.tick() => {
+                    self.info.last_seen = now();
+                    // Redis may be briefly away; the connection reconnects and the next beat tries again.
+                    if let Err(error) = self.bus.worker_heartbeat(&self.info).await {
+                        tracing::warn!(%error, "heartbeat failed");
+                    }
+                }
+            }
+        }
+        self.bus.worker_gone(&self.info.instance).await.context("announce the shutdown")?;
+        tracing::info!(instance = %self.info.instance, "worker stopped");
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The `main` of a worker binary: settings, logging, run until Ctrl-C or SIGTERM.
+pub async fn main(kind: WorkerKind) -> anyhow::Result<()> {
+    let settings = Settings::load().context("read the settings")?;
+    balas_backend::init_tracing(settings.log_format);
+    Worker::start(kind, &settings).await?.serve(balas_backend::shutdown_signal()).await
+}

@@ -54,7 +54,8 @@ impl Project {
 }
 
 /// The binaries `dev` runs: the web server and the workers.
-pub const BINARIES: &[(&str, &str)] = &[("balas-server", "balas-server")];
+pub const BINARIES: &[(&str, &str)] =
+    &[("balas-server", "balas-server"), ("balas-workers", "balas-wa-worker"), ("balas-workers", "balas-ai-worker")];
 
 /// Builds the browser bundle into `<target>/site/pkg`.
 pub fn build_site(project: &Project, profile: Profile) -> Result<()> {

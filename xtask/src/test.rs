@@ -125,6 +125,17 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_url: &str) -> Result<Count
             .stderr(Stdio::inherit()),
     )?;
     proc::wait_until("balas-server", &mut server, Duration::from_secs(60), || proc::http_ok(port, "/readyz"))?;
+    let mut workers = Vec::new();
+    for bin in ["balas-wa-worker", "balas-ai-worker"] {
+        workers.push(Guard::spawn(
+            bin,
+            Command::new(project.binary(Profile::Dev, bin))
+                .env("BALAS_REDIS_URL", redis_url)
+                .env("BALAS_REDIS_PREFIX", "e2e")
+                .env("RUST_LOG", "warn")
+                .current_dir(&dir),
+        )?);
+    }
 
     let report = dir.join("playwright.json");
     let status = proc::status(
@@ -134,6 +145,9 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_url: &str) -> Result<Count
             .env("BALAS_E2E_URL", format!("http://127.0.0.1:{port}"))
             .env("PLAYWRIGHT_JSON_OUTPUT_FILE", &report),
     )?;
+    for mut worker in workers {
+        worker.stop();
+    }
     server.stop();
     let counts = std::fs::read_to_string(&report)
         .ok()

@@ -1,11 +1,11 @@
 //! Settings: the user's own account (password, language), and for admins the team and the audit log.
 
-use balas_domain::{AppError, AuditAction, Field, MemberStatus, Onboarding, Role};
+use balas_domain::{AppError, AuditAction, Field, MemberStatus, Onboarding, Role, WorkerKind};
 use leptos::prelude::*;
 use leptos_i18n::I18nContext;
 use leptos_router::components::{A, Outlet};
 
-use crate::api::{AddMember, ChangePassword, SetRole, audit_log, list_members};
+use crate::api::{AddMember, ChangePassword, SetRole, audit_log, get_system_status, list_members};
 use crate::i18n::*;
 use crate::pages::shell::{AdminOnly, use_me};
 use crate::ui::{FieldErrors, FormError, LanguageSelect, error_text, format_time, outcome, reload_to};
@@ -22,6 +22,7 @@ pub fn SettingsLayout() -> impl IntoView {
                 {admin.then(|| view! {
                     <A href="/settings/team">{t!(i18n, settings.team)}</A>
                     <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
+                    <A href="/settings/system">{t!(i18n, settings.system)}</A>
                 })}
             </nav>
             <Outlet />
@@ -318,5 +319,96 @@ fn Audit() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+#[component]
+pub fn SystemPage() -> impl IntoView {
+    view! {
+        <AdminOnly>
+            <System />
+        </AdminOnly>
+    }
+}
+
+/// Live status of the parts: refreshed every five seconds while the page is open.
+#[component]
+fn System() -> impl IntoView {
+    let i18n = use_i18n();
+    let tick = RwSignal::new(0u32);
+    Effect::new(move || {
+        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(5)) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let status = Resource::new(move || tick.get(), |_| get_system_status());
+    let state = move |ok: bool| {
+        view! {
+            <span class=if ok { "status status-ok" } else { "status status-down" }>
+                {if ok { t_string!(i18n, system.ok) } else { t_string!(i18n, system.down) }}
+            </span>
+        }
+    };
+    view! {
+        <p class="muted">{t!(i18n, system.intro)}</p>
+        <Transition fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
+            {move || Suspend::new(async move {
+                match status.await {
+                    Ok(status) => {
+                        let workers = |kind: WorkerKind| {
+                            status.workers.iter().filter(|w| w.kind == kind).cloned().collect::<Vec<_>>()
+                        };
+                        let section = move |kind: WorkerKind, list: Vec<balas_domain::WorkerInfo>| {
+                            let title = match kind {
+                                WorkerKind::Whatsapp => t_string!(i18n, system.wa_workers).to_string(),
+                                WorkerKind::Ai => t_string!(i18n, system.ai_workers).to_string(),
+                            };
+                            let none = match kind {
+                                WorkerKind::Whatsapp => t_string!(i18n, system.none_wa).to_string(),
+                                WorkerKind::Ai => t_string!(i18n, system.none_ai).to_string(),
+                            };
+                            let count = list.len();
+                            view! {
+                                <div class="card" data-testid=format!("workers-{}", kind.as_str())>
+                                    <h2>{title} " " {state(count > 0)}</h2>
+                                    {if list.is_empty() {
+                                        view! { <p class="empty-state">{none}</p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <p>{t_string!(i18n, system.online, count = count).to_string()}</p>
+                                            <ul class="plain">
+                                                {list.into_iter().map(|w| view! {
+                                                    <li>
+                                                        <code>{w.instance.clone()}</code>
+                                                        <span class="muted small">
+                                                            " "
+                                                            {t_string!(i18n, system.worker_line, host = w.host.clone(), pid = w.pid, version = w.version.clone(), since = format_time(w.started_at.0)).to_string()}
+                                                        </span>
+                                                    </li>
+                                                }).collect_view()}
+                                            </ul>
+                                        }.into_any()
+                                    }}
+                                </div>
+                            }
+                        };
+                        view! {
+                            <div class="cards">
+                                <div class="card" data-testid="database">
+                                    <h2>{t!(i18n, system.database)} " " {state(status.database)}</h2>
+                                </div>
+                                <div class="card" data-testid="redis">
+                                    <h2>{t!(i18n, system.redis)} " " {state(status.redis)}</h2>
+                                </div>
+                            </div>
+                            {section(WorkerKind::Whatsapp, workers(WorkerKind::Whatsapp))}
+                            {section(WorkerKind::Ai, workers(WorkerKind::Ai))}
+                            <p class="muted small">{t_string!(i18n, system.checked, at = format_time(status.checked_at.0)).to_string()}</p>
+                        }.into_any()
+                    }
+                    Err(error) => view! { <div class="banner banner-error">{error_text(i18n, &error)}</div> }.into_any(),
+                }
+            })}
+        </Transition>
     }
 }
