@@ -74,7 +74,7 @@ pub fn build_site(project: &Project, profile: Profile) -> Result<()> {
     let pkg = project.site_root().join("pkg");
     std::fs::create_dir_all(&pkg)?;
     proc::run(
-        Command::new("wasm-bindgen")
+        Command::new(tools::wasm_bindgen_path())
             .args(["--target", "web", "--no-typescript", "--out-name", OUTPUT_NAME, "--out-dir"])
             .arg(&pkg)
             .arg(&wasm),

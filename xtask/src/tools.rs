@@ -43,9 +43,21 @@ pub fn locked_version(project: &Project, package: &str) -> Result<String> {
     bail!("{package} is not in Cargo.lock")
 }
 
+/// The wasm-bindgen CLI that `cargo install` puts in cargo's bin folder (whether or not that folder
+/// is on PATH), else the one on PATH.
+pub fn wasm_bindgen_path() -> PathBuf {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    cargo_home
+        .map(|home| home.join("bin").join("wasm-bindgen"))
+        .filter(|path| path.exists())
+        .unwrap_or_else(|| PathBuf::from("wasm-bindgen"))
+}
+
 fn ensure_wasm_bindgen(project: &Project) -> Result<()> {
     let wanted = locked_version(project, "wasm-bindgen")?;
-    let found = proc::output(Command::new("wasm-bindgen").arg("--version")).unwrap_or_default();
+    let found = proc::output(Command::new(wasm_bindgen_path()).arg("--version")).unwrap_or_default();
     if found.split_whitespace().nth(1) != Some(wanted.as_str()) {
         println!("xtask: installing wasm-bindgen-cli {wanted} (the version Cargo.lock pins; takes a few minutes once)");
         proc::run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &wanted]))?;
