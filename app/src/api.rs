@@ -162,6 +162,20 @@ pub async fn log_out() -> Result<(), AppError> {
     )
 }
 
+/// Ends every session of the caller, on every device.
+#[server(prefix = "/api", endpoint = "logout_everywhere")]
+pub async fn log_out_everywhere() -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            balas_backend::accounts::log_out_everywhere(&state, &ssr::caller().await?).await?;
+            ssr::clear_session(&state);
+            Ok(())
+        }
+        .await,
+    )
+}
+
 /// The logged-in user, or `None` without a live session.
 #[server(prefix = "/api", endpoint = "me")]
 pub async fn get_me() -> Result<Option<Me>, AppError> {

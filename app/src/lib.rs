@@ -16,7 +16,7 @@ use leptos_router::{SsrMode, path};
 
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
-use crate::pages::settings::{AccountSettings, AuditPage, SettingsLayout, SystemPage, TeamPage};
+use crate::pages::settings::{AccountSettings, Audit, SettingsLayout, System, Team};
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.
@@ -78,9 +78,9 @@ pub fn App() -> impl IntoView {
                         />
                         <ParentRoute path=path!("settings") view=SettingsLayout>
                             <Route path=path!("") view=AccountSettings />
-                            <Route path=path!("team") view=TeamPage ssr=SsrMode::Async />
-                            <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async />
-                            <Route path=path!("system") view=SystemPage ssr=SsrMode::Async />
+                            <Route path=path!("team") view=|| view! { <AdminOnly><Team /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("audit") view=|| view! { <AdminOnly><Audit /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("system") view=|| view! { <AdminOnly><System /></AdminOnly> } ssr=SsrMode::Async />
                         </ParentRoute>
                     </ParentRoute>
                 </Routes>

@@ -197,6 +197,11 @@ pub async fn log_out(state: &AppState, caller: &Caller) -> Result<(), AppError> 
     state.store.revoke_session(&caller.token_hash, now()).await.map_err(from_store)
 }
 
+/// Ends every session of the caller, on every device (this one too).
+pub async fn log_out_everywhere(state: &AppState, caller: &Caller) -> Result<u64, AppError> {
+    state.store.revoke_user_sessions(caller.me.user_id, None, now()).await.map_err(from_store)
+}
+
 /// Changes the caller's own password. Every other session of theirs ends.
 pub async fn change_password(state: &AppState, caller: &Caller, meta: &RequestMeta, current: &str, new: &str) -> Result<(), AppError> {
     let mut problems = Problems::default();

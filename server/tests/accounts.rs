@@ -280,7 +280,15 @@ async fn password_change_checks_the_current_one_and_ends_other_sessions() {
     assert_eq!(me, Value::Null, "the other session ended");
     let (status, _) = server.call(&server.client(), "login", &[("email", "budi@example.com"), ("password", "initial-pass-1")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    server.log_in("budi@example.com", "budi-own-pass-1").await;
+    let tablet = server.log_in("budi@example.com", "budi-own-pass-1").await;
+
+    // "Log out everywhere" ends this session and every other one.
+    let (status, _) = server.call(&tablet, "logout_everywhere", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    for (device, client) in [("tablet", &tablet), ("laptop", &laptop)] {
+        let (_, me) = server.call(client, "me", &[]).await;
+        assert_eq!(me, Value::Null, "{device} was logged out");
+    }
     server.stop().await;
 }
 

@@ -88,11 +88,20 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let url = match backend {
-            // Create the file on first start.
-            Backend::Sqlite if !url.contains("mode=") => {
-                format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+            Backend::Sqlite => {
+                // Create the folder and the file on first start.
+                let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                }
+                if url.contains("mode=") {
+                    url.to_owned()
+                } else {
+                    format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+                }
             }
-            _ => url.to_owned(),
+            Backend::Postgres => url.to_owned(),
         };
         let options = AnyConnectOptions::from_str(&url)?
             .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));

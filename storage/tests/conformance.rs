@@ -254,6 +254,15 @@ async fn reopen_keeps_data_postgres() {
 }
 
 #[tokio::test]
+async fn sqlite_creates_missing_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new").join("folder").join("balas.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()), 1).await.expect("open");
+    assert!(!store.is_set_up().await.unwrap());
+    assert!(path.exists());
+}
+
+#[tokio::test]
 async fn unknown_database_urls_are_refused() {
     assert!(matches!(Store::open("mysql://localhost/x", 1).await, Err(StoreError::UnsupportedUrl)));
 }

@@ -5,9 +5,9 @@ use leptos::prelude::*;
 use leptos_i18n::I18nContext;
 use leptos_router::components::{A, Outlet};
 
-use crate::api::{AddMember, ChangePassword, SetRole, audit_log, get_system_status, list_members};
+use crate::api::{AddMember, ChangePassword, LogOutEverywhere, SetRole, audit_log, get_system_status, list_members};
 use crate::i18n::*;
-use crate::pages::shell::{AdminOnly, use_me};
+use crate::pages::shell::use_me;
 use crate::ui::{FieldErrors, FormError, LanguageSelect, error_text, format_time, outcome, reload_to};
 
 #[component]
@@ -33,6 +33,12 @@ pub fn SettingsLayout() -> impl IntoView {
 #[component]
 pub fn AccountSettings() -> impl IntoView {
     let i18n = use_i18n();
+    let everywhere = ServerAction::<LogOutEverywhere>::new();
+    Effect::new(move || {
+        if everywhere.value().with(|v| matches!(v, Some(Ok(())))) {
+            reload_to("/login");
+        }
+    });
     view! {
         <div class="cards">
             <div class="card">
@@ -43,6 +49,16 @@ pub fn AccountSettings() -> impl IntoView {
                 <h2>{t!(i18n, settings.language_title)}</h2>
                 <p class="muted">{t!(i18n, settings.language_hint)}</p>
                 <LanguageSelect remember=true />
+            </div>
+            <div class="card">
+                <h2>{t!(i18n, settings.sessions_title)}</h2>
+                <p class="muted">{t!(i18n, settings.sessions_hint)}</p>
+                <ActionForm action=everywhere attr:class="form">
+                    <button type="submit" class="secondary" data-testid="logout-everywhere">
+                        {t!(i18n, settings.log_out_everywhere)}
+                    </button>
+                </ActionForm>
+                <FormError outcome=outcome(everywhere.value()) />
             </div>
         </div>
     }
@@ -110,17 +126,9 @@ fn role_label(i18n: I18nContext<Locale>, role: Role) -> String {
     }
 }
 
+/// Admins only: route it inside `AdminOnly`.
 #[component]
-pub fn TeamPage() -> impl IntoView {
-    view! {
-        <AdminOnly>
-            <Team />
-        </AdminOnly>
-    }
-}
-
-#[component]
-fn Team() -> impl IntoView {
+pub fn Team() -> impl IntoView {
     let i18n = use_i18n();
     let add = ServerAction::<AddMember>::new();
     let set_role = ServerAction::<SetRole>::new();
@@ -274,17 +282,9 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
     }
 }
 
+/// Admins only: route it inside `AdminOnly`.
 #[component]
-pub fn AuditPage() -> impl IntoView {
-    view! {
-        <AdminOnly>
-            <Audit />
-        </AdminOnly>
-    }
-}
-
-#[component]
-fn Audit() -> impl IntoView {
+pub fn Audit() -> impl IntoView {
     let i18n = use_i18n();
     let entries = Resource::new(|| (), |_| audit_log());
     view! {
@@ -322,18 +322,10 @@ fn Audit() -> impl IntoView {
     }
 }
 
-#[component]
-pub fn SystemPage() -> impl IntoView {
-    view! {
-        <AdminOnly>
-            <System />
-        </AdminOnly>
-    }
-}
-
 /// Live status of the parts: refreshed every five seconds while the page is open.
+/// Admins only: route it inside `AdminOnly`.
 #[component]
-fn System() -> impl IntoView {
+pub fn System() -> impl IntoView {
     let i18n = use_i18n();
     let tick = RwSignal::new(0u32);
     Effect::new(move || {
