@@ -21,7 +21,8 @@ const SERVER_INPUTS: &[&str] = &["storage", "bus", "backend", "server", "workers
 
 pub fn run(profile: Profile) -> Result<()> {
     let project = Project::locate()?;
-    tools::ensure_build_tools(&project, profile)?;
+    // wasm-opt too, so that a release build (`--release`) works at once later.
+    tools::ensure_build_tools(&project, true)?;
     tools::ensure_redis()?;
 
     let stop = Arc::new(AtomicBool::new(false));

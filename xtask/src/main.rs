@@ -32,7 +32,7 @@ fn run() -> Result<()> {
         Some("test") => test::run(!flag("--no-e2e")),
         Some("build") => {
             let project = site::Project::locate()?;
-            tools::ensure_build_tools(&project, profile)?;
+            tools::ensure_build_tools(&project, profile == site::Profile::Release)?;
             site::build_all(&project, profile)
         }
         Some("bench") => bench(args.get(1).map(String::as_str)),

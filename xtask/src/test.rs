@@ -23,7 +23,7 @@ pub fn run(e2e: bool) -> Result<()> {
     tools::ensure_redis()?;
     let pg_bin = tools::ensure_postgres()?;
     if e2e {
-        tools::ensure_build_tools(&project, Profile::Dev)?;
+        tools::ensure_build_tools(&project, false)?;
         tools::ensure_chromium()?;
         tools::ensure_e2e_packages(&project)?;
     }

@@ -7,14 +7,14 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::proc;
-use crate::site::{Profile, Project};
+use crate::site::Project;
 
-/// The rustup target, the wasm-bindgen CLI at the version Cargo.lock pins, and (for release
-/// builds) a wasm-opt recent enough for Leptos' output.
-pub fn ensure_build_tools(project: &Project, profile: Profile) -> Result<()> {
+/// The rustup target and the wasm-bindgen CLI at the version Cargo.lock pins; with `wasm_opt`
+/// also a wasm-opt recent enough for Leptos' output (release builds use it).
+pub fn ensure_build_tools(project: &Project, wasm_opt: bool) -> Result<()> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen(project)?;
-    if profile == Profile::Release {
+    if wasm_opt {
         ensure_wasm_opt()?;
     }
     Ok(())
@@ -60,7 +60,8 @@ fn ensure_wasm_bindgen(project: &Project) -> Result<()> {
     let found = proc::output(Command::new(wasm_bindgen_path()).arg("--version")).unwrap_or_default();
     if found.split_whitespace().nth(1) != Some(wanted.as_str()) {
         println!("xtask: installing wasm-bindgen-cli {wanted} (the version Cargo.lock pins; takes a few minutes once)");
-        proc::run(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", &wanted]))?;
+        // --force: cargo may still list a binary that was removed or replaced.
+        proc::run(Command::new("cargo").args(["install", "--force", "wasm-bindgen-cli", "--version", &wanted]))?;
     }
     Ok(())
 }
