@@ -60,7 +60,7 @@ pub fn error_text(i18n: I18nContext<Locale>, error: &AppError) -> Option<String>
     })
 }
 
-/// The error of the last submission of a form, if any.
+/// The result of a form's last submission, if any.
 pub type Outcome<T> = Signal<Option<Result<T, AppError>>>;
 
 /// The outcome of an action's last submission, as the form components take it.
@@ -72,7 +72,7 @@ fn last_error<T: Send + Sync + 'static>(outcome: Outcome<T>) -> Option<AppError>
     outcome.with(|o| o.as_ref().and_then(|r| r.as_ref().err().cloned()))
 }
 
-/// The problems with one field, under it. Gives the input its `aria-invalid` through the id.
+/// The problems with one field, shown under it in the user's language.
 #[component]
 pub fn FieldErrors<T: Send + Sync + 'static>(outcome: Outcome<T>, field: Field) -> impl IntoView {
     let i18n = use_i18n();
