@@ -366,6 +366,21 @@ async fn markup_and_sql_are_stored_verbatim_and_rendered_inert() {
 }
 
 #[tokio::test]
+async fn pages_are_compressed_for_browsers_that_ask() {
+    let server = TestServer::start().await;
+    let response = reqwest::Client::new()
+        .get(format!("{}/setup", server.base))
+        .header(reqwest::header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers().get(reqwest::header::CONTENT_ENCODING).map(|v| v.to_str().unwrap()), Some("gzip"));
+    assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn health_and_readiness() {
     let server = TestServer::start().await;
     let client = server.client();
