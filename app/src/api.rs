@@ -67,10 +67,8 @@ mod ssr {
 
     /// Sends errors with their HTTP status (401, 403, 422, …) instead of a generic 500.
     pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
-        if let Err(error) = &result {
-            if let Some(response) = use_context::<ResponseOptions>() {
-                response.set_status(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
-            }
+        if let (Err(error), Some(response)) = (&result, use_context::<ResponseOptions>()) {
+            response.set_status(StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR));
         }
         result
     }
@@ -126,7 +124,8 @@ pub async fn set_up(workspace_name: String, name: String, email: String, passwor
         async {
             let state = ssr::state()?;
             let login =
-                accounts::set_up(&state, &ssr::meta().await?, SetupForm { workspace_name, name, email, password }).await?;
+                accounts::set_up(&state, &ssr::meta().await?, SetupForm { workspace_name, name, email, password })
+                    .await?;
             ssr::start(&state, &login);
             Ok(())
         }
@@ -152,7 +151,9 @@ pub async fn log_out() -> Result<(), AppError> {
     ssr::respond(
         async {
             let state = ssr::state()?;
-            if let Some(caller) = balas_backend::accounts::caller(&state, ssr::session_token().await?.as_deref()).await? {
+            if let Some(caller) =
+                balas_backend::accounts::caller(&state, ssr::session_token().await?.as_deref()).await?
+            {
                 balas_backend::accounts::log_out(&state, &caller).await?;
             }
             ssr::clear_session(&state);
@@ -195,8 +196,14 @@ pub async fn change_password(current_password: String, new_password: String) -> 
         async {
             let state = ssr::state()?;
             let caller = ssr::caller().await?;
-            balas_backend::accounts::change_password(&state, &caller, &ssr::meta().await?, &current_password, &new_password)
-                .await
+            balas_backend::accounts::change_password(
+                &state,
+                &caller,
+                &ssr::meta().await?,
+                &current_password,
+                &new_password,
+            )
+            .await
         }
         .await,
     )
@@ -247,8 +254,14 @@ pub async fn set_role(user_id: i64, role: String) -> Result<(), AppError> {
         async {
             let state = ssr::state()?;
             let caller = ssr::caller().await?;
-            balas_backend::accounts::set_role(&state, &caller, &ssr::meta().await?, balas_domain::UserId(user_id), &role)
-                .await
+            balas_backend::accounts::set_role(
+                &state,
+                &caller,
+                &ssr::meta().await?,
+                balas_domain::UserId(user_id),
+                &role,
+            )
+            .await
         }
         .await,
     )

@@ -49,9 +49,10 @@ pub fn App() -> impl IntoView {
             let _ = body.set_attribute("data-hydrated", "true");
         }
     });
-    let cookie = leptos_i18n::context::CookieOptions::<Locale>::default().path("/").max_age(365_i64 * 24 * 3600 * 1000).same_site(
-        leptos_use::SameSite::Lax,
-    );
+    let cookie = leptos_i18n::context::CookieOptions::<Locale>::default()
+        .path("/")
+        .max_age(365_i64 * 24 * 3600 * 1000)
+        .same_site(leptos_use::SameSite::Lax);
     view! {
         <I18nContextProvider cookie_options=cookie>
             <Stylesheet id="leptos" href="/pkg/balas.css" />

@@ -64,7 +64,9 @@ pub fn error_text(i18n: I18nContext<Locale>, error: &AppError) -> Option<String>
 pub type Outcome<T> = Signal<Option<Result<T, AppError>>>;
 
 /// The outcome of an action's last submission, as the form components take it.
-pub fn outcome<T: Clone + Send + Sync + 'static>(value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static) -> Outcome<T> {
+pub fn outcome<T: Clone + Send + Sync + 'static>(
+    value: impl Get<Value = Option<Result<T, AppError>>> + Send + Sync + 'static,
+) -> Outcome<T> {
     Signal::derive(move || value.get())
 }
 

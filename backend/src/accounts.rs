@@ -60,7 +60,12 @@ fn hash_failed(error: String) -> AppError {
     internal(format!("password hashing failed: {error}"))
 }
 
-async fn start_session(state: &AppState, meta: &RequestMeta, user_id: UserId, workspace_id: balas_domain::WorkspaceId) -> Result<Login, AppError> {
+async fn start_session(
+    state: &AppState,
+    meta: &RequestMeta,
+    user_id: UserId,
+    workspace_id: balas_domain::WorkspaceId,
+) -> Result<Login, AppError> {
     let token = token();
     let hash = token_hash(&token);
     let created_at = now();
@@ -78,7 +83,12 @@ async fn start_session(state: &AppState, meta: &RequestMeta, user_id: UserId, wo
         })
         .await
         .map_err(from_store)?;
-    let me = state.store.session_user(&hash, created_at).await.map_err(from_store)?.ok_or_else(|| internal("new session not found"))?;
+    let me = state
+        .store
+        .session_user(&hash, created_at)
+        .await
+        .map_err(from_store)?
+        .ok_or_else(|| internal("new session not found"))?;
     Ok(Login { token, me })
 }
 
@@ -106,11 +116,16 @@ pub async fn set_up(state: &AppState, meta: &RequestMeta, form: SetupForm) -> Re
     let name = problems.check(PersonName::parse(&form.name));
     let email = problems.check(Email::parse(&form.email));
     let password = problems.check(Password::parse_new(Field::Password, &form.password));
-    let (workspace, name, email, password) = problems.finish(
-        workspace.zip(name).zip(email).zip(password).map(|(((w, n), e), p)| (w, n, e, p)),
-    )?;
+    let (workspace, name, email, password) =
+        problems.finish(workspace.zip(name).zip(email).zip(password).map(|(((w, n), e), p)| (w, n, e, p)))?;
     let hash = hash_password(password.expose().to_owned()).await.map_err(hash_failed)?;
-    let admin = NewMember { email: &email, name: &name, role: Role::Admin, password_hash: Some(&hash), must_change_password: false };
+    let admin = NewMember {
+        email: &email,
+        name: &name,
+        role: Role::Admin,
+        password_hash: Some(&hash),
+        must_change_password: false,
+    };
     let (workspace_id, user_id) =
         state.store.set_up(&workspace, &admin, Some(&meta.ip), now()).await.map_err(from_store)?;
     tracing::info!(%workspace_id, %user_id, "workspace set up");
@@ -141,7 +156,8 @@ pub async fn log_in(state: &AppState, meta: &RequestMeta, email: &str, password:
         None => None,
     };
     let stored = record.as_ref().and_then(|r| r.password_hash.clone());
-    let password_ok = !password.is_empty() && password.len() <= 1024 && verify_password(password.to_owned(), stored).await;
+    let password_ok =
+        !password.is_empty() && password.len() <= 1024 && verify_password(password.to_owned(), stored).await;
     match record {
         Some(record) if password_ok => {
             for subject in &subjects {
@@ -203,7 +219,13 @@ pub async fn log_out_everywhere(state: &AppState, caller: &Caller) -> Result<u64
 }
 
 /// Changes the caller's own password. Every other session of theirs ends.
-pub async fn change_password(state: &AppState, caller: &Caller, meta: &RequestMeta, current: &str, new: &str) -> Result<(), AppError> {
+pub async fn change_password(
+    state: &AppState,
+    caller: &Caller,
+    meta: &RequestMeta,
+    current: &str,
+    new: &str,
+) -> Result<(), AppError> {
     let mut problems = Problems::default();
     if current.is_empty() {
         problems.0.push(FieldError::new(Field::CurrentPassword, Issue::Required));
@@ -265,14 +287,21 @@ pub struct MemberForm {
 }
 
 /// Adds a member (admins only), with an initial password they must change or a one-time invite link.
-pub async fn add_member(state: &AppState, caller: &Caller, meta: &RequestMeta, form: MemberForm) -> Result<AddedMember, AppError> {
+pub async fn add_member(
+    state: &AppState,
+    caller: &Caller,
+    meta: &RequestMeta,
+    form: MemberForm,
+) -> Result<AddedMember, AppError> {
     caller.require_admin()?;
     let mut problems = Problems::default();
     let name = problems.check(PersonName::parse(&form.name));
     let email = problems.check(Email::parse(&form.email));
     let role = problems.check(Role::parse(&form.role));
     let password = match form.onboarding {
-        Onboarding::InitialPassword => problems.check(Password::parse_new(Field::Password, &form.initial_password)).map(Some),
+        Onboarding::InitialPassword => {
+            problems.check(Password::parse_new(Field::Password, &form.initial_password)).map(Some)
+        }
         Onboarding::InviteLink => Some(None),
     };
     let (name, email, role, password) =
@@ -293,7 +322,13 @@ pub async fn add_member(state: &AppState, caller: &Caller, meta: &RequestMeta, f
         .store
         .add_member(
             caller.me.workspace_id,
-            &NewMember { email: &email, name: &name, role, password_hash: hash.as_deref(), must_change_password: hash.is_some() },
+            &NewMember {
+                email: &email,
+                name: &name,
+                role,
+                password_hash: hash.as_deref(),
+                must_change_password: hash.is_some(),
+            },
             invite.as_ref(),
             &Audit {
                 workspace_id: caller.me.workspace_id,
@@ -307,12 +342,19 @@ pub async fn add_member(state: &AppState, caller: &Caller, meta: &RequestMeta, f
         )
         .await
         .map_err(from_store)?;
-    let invite_path = invite_token.map(|token| format!("{}/invite/{token}", state.settings.public_url.trim_end_matches('/')));
+    let invite_path =
+        invite_token.map(|token| format!("{}/invite/{token}", state.settings.public_url.trim_end_matches('/')));
     Ok(AddedMember { user_id, invite_path })
 }
 
 /// Changes a member's role (admins only). The last admin cannot be demoted.
-pub async fn set_role(state: &AppState, caller: &Caller, meta: &RequestMeta, user_id: UserId, role: &str) -> Result<(), AppError> {
+pub async fn set_role(
+    state: &AppState,
+    caller: &Caller,
+    meta: &RequestMeta,
+    user_id: UserId,
+    role: &str,
+) -> Result<(), AppError> {
     caller.require_admin()?;
     let role = Role::parse(role)?;
     let email = state.store.member_email(caller.me.workspace_id, user_id).await.map_err(from_store)?;
@@ -361,18 +403,22 @@ pub async fn invite(state: &AppState, invite_token: &str) -> Result<InviteInfo, 
 }
 
 /// Uses an invite link: sets the member's password and logs them in.
-pub async fn accept_invite(state: &AppState, meta: &RequestMeta, invite_token: &str, password: &str) -> Result<Login, AppError> {
+pub async fn accept_invite(
+    state: &AppState,
+    meta: &RequestMeta,
+    invite_token: &str,
+    password: &str,
+) -> Result<Login, AppError> {
     let password = Password::parse_new(Field::Password, password)?;
     // Check first, so a bad link is reported before the slow hashing.
     invite(state, invite_token).await?;
     let hash = hash_password(password.expose().to_owned()).await.map_err(hash_failed)?;
-    let (user_id, workspace_id) = state
-        .store
-        .accept_invite(&token_hash(invite_token), &hash, Some(&meta.ip), now())
-        .await
-        .map_err(|e| match e {
-            balas_storage::StoreError::NotFound => AppError::InviteInvalid,
-            other => from_store(other),
-        })?;
+    let (user_id, workspace_id) =
+        state.store.accept_invite(&token_hash(invite_token), &hash, Some(&meta.ip), now()).await.map_err(
+            |e| match e {
+                balas_storage::StoreError::NotFound => AppError::InviteInvalid,
+                other => from_store(other),
+            },
+        )?;
     start_session(state, meta, user_id, workspace_id).await
 }

@@ -45,19 +45,15 @@ pub enum StartError {
 
 /// The current time.
 pub fn now() -> Timestamp {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Whether the database and Redis answer, each within two seconds.
 pub async fn health(state: &AppState) -> (bool, bool) {
     let limit = std::time::Duration::from_secs(2);
-    let (database, redis) = tokio::join!(
-        tokio::time::timeout(limit, state.store.ping()),
-        tokio::time::timeout(limit, state.bus.ping())
-    );
+    let (database, redis) =
+        tokio::join!(tokio::time::timeout(limit, state.store.ping()), tokio::time::timeout(limit, state.bus.ping()));
     (matches!(database, Ok(Ok(()))), matches!(redis, Ok(Ok(()))))
 }
 

@@ -102,6 +102,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail returns its own error type
     fn environment_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("balas.toml", "redis_prefix = \"from-file\"\nsession_hours = 5")?;

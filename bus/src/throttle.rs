@@ -28,11 +28,21 @@ pub struct ThrottlePolicy {
 
 impl ThrottlePolicy {
     /// For one account: a person mistyping gets a few free tries; a guesser is locked for 15 minutes.
-    pub const ACCOUNT: ThrottlePolicy =
-        ThrottlePolicy { slow_after: 5, lock_after: 10, max_delay_ms: 30_000, window_ms: 15 * 60_000, lock_ms: 15 * 60_000 };
+    pub const ACCOUNT: ThrottlePolicy = ThrottlePolicy {
+        slow_after: 5,
+        lock_after: 10,
+        max_delay_ms: 30_000,
+        window_ms: 15 * 60_000,
+        lock_ms: 15 * 60_000,
+    };
     /// For one address: higher limits, because an office shares one address.
-    pub const ADDRESS: ThrottlePolicy =
-        ThrottlePolicy { slow_after: 20, lock_after: 50, max_delay_ms: 30_000, window_ms: 15 * 60_000, lock_ms: 15 * 60_000 };
+    pub const ADDRESS: ThrottlePolicy = ThrottlePolicy {
+        slow_after: 20,
+        lock_after: 50,
+        max_delay_ms: 30_000,
+        window_ms: 15 * 60_000,
+        lock_ms: 15 * 60_000,
+    };
 
     pub fn for_subject(subject: &LoginSubject) -> Self {
         match subject {
@@ -56,9 +66,13 @@ impl ThrottlePolicy {
 pub enum Throttle {
     Allowed,
     /// Too many recent failures: try again after this many milliseconds.
-    Slowed { retry_after_ms: i64 },
+    Slowed {
+        retry_after_ms: i64,
+    },
     /// Locked for this many more milliseconds.
-    Locked { retry_after_ms: i64 },
+    Locked {
+        retry_after_ms: i64,
+    },
 }
 
 impl Bus {
@@ -69,12 +83,8 @@ impl Bus {
             let policy = ThrottlePolicy::for_subject(subject);
             let key = self.keys.login_failures(subject);
             let mut conn = self.conn.clone();
-            let (fails, last, ttl): (Option<u32>, Option<i64>, i64) = redis::pipe()
-                .hget(&key, "fails")
-                .hget(&key, "last")
-                .pttl(&key)
-                .query_async(&mut conn)
-                .await?;
+            let (fails, last, ttl): (Option<u32>, Option<i64>, i64) =
+                redis::pipe().hget(&key, "fails").hget(&key, "last").pttl(&key).query_async(&mut conn).await?;
             let fails = fails.unwrap_or(0);
             let this = if fails >= policy.lock_after {
                 Throttle::Locked { retry_after_ms: ttl.max(1) }

@@ -86,7 +86,10 @@ mod tests {
     fn errors_travel_as_tagged_json() {
         let error = AppError::invalid(FieldError::new(Field::Email, Issue::TooLong { max: 254 }));
         let json = serde_json::to_value(&error).unwrap();
-        assert_eq!(json, serde_json::json!({"error": "invalid", "errors": [{"field": "email", "issue": {"kind": "too_long", "max": 254}}]}));
+        assert_eq!(
+            json,
+            serde_json::json!({"error": "invalid", "errors": [{"field": "email", "issue": {"kind": "too_long", "max": 254}}]})
+        );
         assert_eq!(serde_json::from_value::<AppError>(json).unwrap(), error);
         let locked = AppError::TooManyAttempts { retry_after_secs: 3, locked: true };
         assert_eq!(serde_json::from_value::<AppError>(serde_json::to_value(&locked).unwrap()).unwrap(), locked);

@@ -20,8 +20,12 @@ pub enum Field {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Issue {
     Required,
-    TooShort { min: usize },
-    TooLong { max: usize },
+    TooShort {
+        min: usize,
+    },
+    TooLong {
+        max: usize,
+    },
     ControlCharacters,
     InvalidEmail,
     /// Not one of the allowed values (an unknown role or language).
@@ -208,10 +212,7 @@ mod tests {
         assert_eq!(PersonName::parse("  Siti  ").unwrap().as_str(), "Siti");
         assert_eq!(PersonName::parse("   ").unwrap_err().issue, Issue::Required);
         let long = "a".repeat(PersonName::MAX_CHARS + 1);
-        assert_eq!(
-            PersonName::parse(&long).unwrap_err().issue,
-            Issue::TooLong { max: PersonName::MAX_CHARS }
-        );
+        assert_eq!(PersonName::parse(&long).unwrap_err().issue, Issue::TooLong { max: PersonName::MAX_CHARS });
         assert_eq!(PersonName::parse("a\u{0}b").unwrap_err().issue, Issue::ControlCharacters);
         assert_eq!(WorkspaceName::parse("x\ny").unwrap_err().field, Field::WorkspaceName);
     }
@@ -242,7 +243,10 @@ mod tests {
             Password::parse_new(Field::NewPassword, &"x".repeat(129)).unwrap_err(),
             FieldError::new(Field::NewPassword, Issue::TooLong { max: Password::MAX_CHARS })
         );
-        assert_eq!(format!("{:?}", Password::parse_new(Field::Password, "secret-secret").unwrap()), "Password(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Password::parse_new(Field::Password, "secret-secret").unwrap()),
+            "Password(<redacted>)"
+        );
     }
 
     #[test]

@@ -68,7 +68,10 @@ pub fn router(state: AppState, address: SocketAddr) -> Router {
         .with_state(options)
         .layer(middleware::from_fn_with_state(gate, page_gate))
         .layer(middleware::from_fn(malformed_calls_are_400))
-        .layer(SetResponseHeaderLayer::if_not_present(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::if_not_present(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
         // The wasm bundle shrinks to about a third gzipped.

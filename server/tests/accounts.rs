@@ -57,7 +57,12 @@ impl TestServer {
             .call(
                 client,
                 "setup",
-                &[("workspace_name", "Toko Maju"), ("name", "Ana Admin"), ("email", "ana@example.com"), ("password", "admin-password-1")],
+                &[
+                    ("workspace_name", "Toko Maju"),
+                    ("name", "Ana Admin"),
+                    ("email", "ana@example.com"),
+                    ("password", "admin-password-1"),
+                ],
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -75,7 +80,13 @@ impl TestServer {
             .call(
                 admin,
                 "add_member",
-                &[("name", "Budi Agent"), ("email", email), ("role", "agent"), ("onboarding", "initial_password"), ("initial_password", "initial-pass-1")],
+                &[
+                    ("name", "Budi Agent"),
+                    ("email", email),
+                    ("role", "agent"),
+                    ("onboarding", "initial_password"),
+                    ("initial_password", "initial-pass-1"),
+                ],
             )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -111,7 +122,11 @@ async fn first_run_setup_then_login_and_logout() {
 
     // Bad input: every problem is reported against its field, and nothing is created.
     let (status, body) = server
-        .call(&browser, "setup", &[("workspace_name", ""), ("name", "a\u{7}b"), ("email", "not-an-email"), ("password", "short")])
+        .call(
+            &browser,
+            "setup",
+            &[("workspace_name", ""), ("name", "a\u{7}b"), ("email", "not-an-email"), ("password", "short")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let mut fields = invalid_fields(&body);
@@ -123,11 +138,23 @@ async fn first_run_setup_then_login_and_logout() {
     server.set_up(&browser).await;
     let (status, me) = server.call(&browser, "me", &[]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!((me["name"].as_str(), me["role"].as_str(), me["workspace_name"].as_str()), (Some("Ana Admin"), Some("admin"), Some("Toko Maju")));
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str(), me["workspace_name"].as_str()),
+        (Some("Ana Admin"), Some("admin"), Some("Toko Maju"))
+    );
 
     // Setup happens once.
     let (status, body) = server
-        .call(&server.client(), "setup", &[("workspace_name", "Evil"), ("name", "Eve"), ("email", "eve@example.com"), ("password", "eve-password-1")])
+        .call(
+            &server.client(),
+            "setup",
+            &[
+                ("workspace_name", "Evil"),
+                ("name", "Eve"),
+                ("email", "eve@example.com"),
+                ("password", "eve-password-1"),
+            ],
+        )
         .await;
     assert_eq!((status, error_kind(&body)), (StatusCode::CONFLICT, "already_set_up"));
     let setup_page = server.client().get(format!("{}/setup", server.base)).send().await.unwrap();
@@ -141,16 +168,30 @@ async fn first_run_setup_then_login_and_logout() {
     assert_eq!(anonymous.headers()[LOCATION], "/login");
 
     // Log out, then the same cookie value no longer works: the session was ended on the server.
-    let login = server.client().post(format!("{}/api/login", server.base))
-        .form(&[("email", "ana@example.com"), ("password", "admin-password-1")]).send().await.unwrap();
-    let cookie = login.headers().get_all(SET_COOKIE).iter()
+    let login = server
+        .client()
+        .post(format!("{}/api/login", server.base))
+        .form(&[("email", "ana@example.com"), ("password", "admin-password-1")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .find(|c| c.starts_with("balas_session=")).expect("session cookie");
-    let set_cookie = login.headers().get_all(SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_owned()).collect::<Vec<_>>().join("\n");
+        .find(|c| c.starts_with("balas_session="))
+        .expect("session cookie");
+    let set_cookie = login
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("\n");
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"), "{set_cookie}");
-    let with_cookie = |name: &str| {
-        reqwest::Client::new().post(format!("{}/api/{name}", server.base)).header(COOKIE, cookie.clone())
-    };
+    let with_cookie =
+        |name: &str| reqwest::Client::new().post(format!("{}/api/{name}", server.base)).header(COOKIE, cookie.clone());
     assert_eq!(with_cookie("me").send().await.unwrap().json::<Value>().await.unwrap()["name"], "Ana Admin");
     assert_eq!(with_cookie("logout").send().await.unwrap().status(), StatusCode::OK);
     assert_eq!(with_cookie("me").send().await.unwrap().json::<Value>().await.unwrap(), Value::Null);
@@ -165,17 +206,20 @@ async fn wrong_passwords_slow_down_then_lock_the_account() {
     server.set_up(&server.client()).await;
     let client = server.client();
 
-    let (status, body) = server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
+    let (status, body) =
+        server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
     // An unknown account gets the same answer as a wrong password.
-    let (status, body) = server.call(&client, "login", &[("email", "nobody@example.com"), ("password", "wrong-password")]).await;
+    let (status, body) =
+        server.call(&client, "login", &[("email", "nobody@example.com"), ("password", "wrong-password")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
 
     for _ in 0..4 {
         server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
     }
     // Five failures: even the right password has to wait now.
-    let (status, body) = server.call(&client, "login", &[("email", "ana@example.com"), ("password", "admin-password-1")]).await;
+    let (status, body) =
+        server.call(&client, "login", &[("email", "ana@example.com"), ("password", "admin-password-1")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"), "{body}");
     assert_eq!(body["locked"], json!(false));
     assert!(body["retry_after_secs"].as_u64().unwrap() >= 1);
@@ -187,9 +231,11 @@ async fn wrong_passwords_slow_down_then_lock_the_account() {
     for _ in 0..4 {
         server.bus.login_failed(&account, long_ago).await.unwrap();
     }
-    let (status, body) = server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
+    let (status, body) =
+        server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"), "{body}");
-    let (status, body) = server.call(&client, "login", &[("email", "ana@example.com"), ("password", "admin-password-1")]).await;
+    let (status, body) =
+        server.call(&client, "login", &[("email", "ana@example.com"), ("password", "admin-password-1")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"), "{body}");
     assert_eq!(body["locked"], json!(true));
     assert!(body["retry_after_secs"].as_u64().unwrap() > 600, "locked for about 15 minutes: {body}");
@@ -218,7 +264,10 @@ async fn agents_get_403_from_every_admin_function_and_strangers_401() {
     let admin_calls: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("members", vec![]),
         ("audit_log", vec![]),
-        ("add_member", vec![("name", "X"), ("email", "x@example.com"), ("role", "admin"), ("onboarding", "invite_link")]),
+        (
+            "add_member",
+            vec![("name", "X"), ("email", "x@example.com"), ("role", "admin"), ("onboarding", "invite_link")],
+        ),
         ("set_role", vec![("user_id", &agent_id), ("role", "admin")]),
         ("set_role", vec![("user_id", &admin_id), ("role", "agent")]),
         // An id that does not exist gets the same 403: the answer does not reveal what exists.
@@ -229,7 +278,11 @@ async fn agents_get_403_from_every_admin_function_and_strangers_401() {
         let (status, body) = server.call(&agent, name, form).await;
         assert_eq!((status, error_kind(&body)), (StatusCode::FORBIDDEN, "forbidden"), "agent calling {name}");
         let (status, body) = server.call(&stranger, name, form).await;
-        assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "unauthenticated"), "stranger calling {name}");
+        assert_eq!(
+            (status, error_kind(&body)),
+            (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            "stranger calling {name}"
+        );
     }
     // Nothing changed: the agent is still an agent, nobody was added.
     let (_, members) = server.call(&admin, "members", &[]).await;
@@ -263,22 +316,35 @@ async fn password_change_checks_the_current_one_and_ends_other_sessions() {
     let phone = server.log_in("budi@example.com", "initial-pass-1").await;
     let laptop = server.log_in("budi@example.com", "initial-pass-1").await;
 
-    let (status, body) = server.call(&laptop, "change_password", &[("current_password", "not-it-at-all"), ("new_password", "budi-own-pass-1")]).await;
+    let (status, body) = server
+        .call(&laptop, "change_password", &[("current_password", "not-it-at-all"), ("new_password", "budi-own-pass-1")])
+        .await;
     assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
-    let (_, body) = server.call(&laptop, "change_password", &[("current_password", "initial-pass-1"), ("new_password", "short")]).await;
+    let (_, body) = server
+        .call(&laptop, "change_password", &[("current_password", "initial-pass-1"), ("new_password", "short")])
+        .await;
     assert_eq!(invalid_fields(&body), ["new_password"]);
-    let (_, body) = server.call(&laptop, "change_password", &[("current_password", "initial-pass-1"), ("new_password", "initial-pass-1")]).await;
+    let (_, body) = server
+        .call(&laptop, "change_password", &[("current_password", "initial-pass-1"), ("new_password", "initial-pass-1")])
+        .await;
     assert_eq!(invalid_fields(&body), ["new_password"]);
     // Nothing above changed the password.
     server.log_in("budi@example.com", "initial-pass-1").await;
 
-    let (status, _) = server.call(&laptop, "change_password", &[("current_password", "initial-pass-1"), ("new_password", "budi-own-pass-1")]).await;
+    let (status, _) = server
+        .call(
+            &laptop,
+            "change_password",
+            &[("current_password", "initial-pass-1"), ("new_password", "budi-own-pass-1")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (_, me) = server.call(&laptop, "me", &[]).await;
     assert_eq!(me["must_change_password"], json!(false));
     let (_, me) = server.call(&phone, "me", &[]).await;
     assert_eq!(me, Value::Null, "the other session ended");
-    let (status, _) = server.call(&server.client(), "login", &[("email", "budi@example.com"), ("password", "initial-pass-1")]).await;
+    let (status, _) =
+        server.call(&server.client(), "login", &[("email", "budi@example.com"), ("password", "initial-pass-1")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     let tablet = server.log_in("budi@example.com", "budi-own-pass-1").await;
 
@@ -298,7 +364,11 @@ async fn invite_links_work_once() {
     let admin = server.client();
     server.set_up(&admin).await;
     let (status, added) = server
-        .call(&admin, "add_member", &[("name", "Citra"), ("email", "Citra@Example.com"), ("role", "agent"), ("onboarding", "invite_link")])
+        .call(
+            &admin,
+            "add_member",
+            &[("name", "Citra"), ("email", "Citra@Example.com"), ("role", "agent"), ("onboarding", "invite_link")],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{added}");
     let path = added["invite_path"].as_str().unwrap().to_owned();
@@ -312,15 +382,20 @@ async fn invite_links_work_once() {
     let page = invitee.get(format!("{}{path}", server.base)).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let (_, info) = server.call(&invitee, "invite", &[("token", &token)]).await;
-    assert_eq!((info["email"].as_str(), info["workspace_name"].as_str()), (Some("citra@example.com"), Some("Toko Maju")));
+    assert_eq!(
+        (info["email"].as_str(), info["workspace_name"].as_str()),
+        (Some("citra@example.com"), Some("Toko Maju"))
+    );
     let (_, body) = server.call(&invitee, "accept_invite", &[("token", &token), ("password", "short")]).await;
     assert_eq!(invalid_fields(&body), ["password"]);
-    let (status, _) = server.call(&invitee, "accept_invite", &[("token", &token), ("password", "citra-password-1")]).await;
+    let (status, _) =
+        server.call(&invitee, "accept_invite", &[("token", &token), ("password", "citra-password-1")]).await;
     assert_eq!(status, StatusCode::OK);
     let (_, me) = server.call(&invitee, "me", &[]).await;
     assert_eq!((me["email"].as_str(), me["must_change_password"].as_bool()), (Some("citra@example.com"), Some(false)));
 
-    let (status, body) = server.call(&server.client(), "accept_invite", &[("token", &token), ("password", "another-password-1")]).await;
+    let (status, body) =
+        server.call(&server.client(), "accept_invite", &[("token", &token), ("password", "another-password-1")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::NOT_FOUND, "invite_invalid"));
     let (status, body) = server.call(&server.client(), "invite", &[("token", "made-up")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::NOT_FOUND, "invite_invalid"));
@@ -335,7 +410,11 @@ async fn markup_and_sql_are_stored_verbatim_and_rendered_inert() {
     server.set_up(&admin).await;
     let sneaky = "<script>alert('x')</script>'); DROP TABLE users;--";
     let (status, body) = server
-        .call(&admin, "add_member", &[("name", sneaky), ("email", "sneaky@example.com"), ("role", "agent"), ("onboarding", "invite_link")])
+        .call(
+            &admin,
+            "add_member",
+            &[("name", sneaky), ("email", "sneaky@example.com"), ("role", "agent"), ("onboarding", "invite_link")],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, members) = server.call(&admin, "members", &[]).await;
@@ -347,12 +426,20 @@ async fn markup_and_sql_are_stored_verbatim_and_rendered_inert() {
 
     let too_long = "x".repeat(101);
     let (status, body) = server
-        .call(&admin, "add_member", &[("name", &too_long), ("email", "long@example.com"), ("role", "agent"), ("onboarding", "invite_link")])
+        .call(
+            &admin,
+            "add_member",
+            &[("name", &too_long), ("email", "long@example.com"), ("role", "agent"), ("onboarding", "invite_link")],
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(invalid_fields(&body), ["name"]);
     let (status, body) = server
-        .call(&admin, "add_member", &[("name", "Dup"), ("email", "SNEAKY@example.com"), ("role", "agent"), ("onboarding", "invite_link")])
+        .call(
+            &admin,
+            "add_member",
+            &[("name", "Dup"), ("email", "SNEAKY@example.com"), ("role", "agent"), ("onboarding", "invite_link")],
+        )
         .await;
     assert_eq!((status, invalid_fields(&body)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["email".to_owned()]));
     // Malformed requests (a missing field, a wrong type) are refused with a 4xx, not a crash.

@@ -1,8 +1,8 @@
 //! Workspaces, users, memberships, login sessions, invites and the audit log.
 
 use balas_domain::{
-    AuditAction, AuditEntry, Email, InviteInfo, Language, Me, MemberStatus, PersonName, Role,
-    TeamMember, Timestamp, UserId, WorkspaceId, WorkspaceName,
+    AuditAction, AuditEntry, Email, InviteInfo, Language, Me, MemberStatus, PersonName, Role, TeamMember, Timestamp,
+    UserId, WorkspaceId, WorkspaceName,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -433,12 +433,13 @@ impl Store {
         .ok_or(StoreError::NotFound)?;
         let user_id = UserId(row.try_get(0)?);
         let workspace_id = WorkspaceId(row.try_get(1)?);
-        let email: String =
-            sqlx::query_scalar("UPDATE users SET password_hash = $2, must_change_password = 0 WHERE id = $1 RETURNING email")
-                .bind(user_id.0)
-                .bind(password_hash)
-                .fetch_one(&mut *tx)
-                .await?;
+        let email: String = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $2, must_change_password = 0 WHERE id = $1 RETURNING email",
+        )
+        .bind(user_id.0)
+        .bind(password_hash)
+        .fetch_one(&mut *tx)
+        .await?;
         insert_audit(
             &mut tx,
             &Audit {

@@ -54,7 +54,13 @@ async fn set_up(store: &Store) -> (WorkspaceId, UserId) {
     store
         .set_up(
             &WorkspaceName::parse("Toko Maju").unwrap(),
-            &NewMember { email: &admin_email, name: &admin_name, role: Role::Admin, password_hash: Some("hash"), must_change_password: false },
+            &NewMember {
+                email: &admin_email,
+                name: &admin_name,
+                role: Role::Admin,
+                password_hash: Some("hash"),
+                must_change_password: false,
+            },
             Some("127.0.0.1"),
             T0,
         )
@@ -62,7 +68,13 @@ async fn set_up(store: &Store) -> (WorkspaceId, UserId) {
         .expect("set up")
 }
 
-async fn add_agent(store: &Store, ws: WorkspaceId, actor: UserId, address: &str, invite: Option<&NewInvite<'_>>) -> UserId {
+async fn add_agent(
+    store: &Store,
+    ws: WorkspaceId,
+    actor: UserId,
+    address: &str,
+    invite: Option<&NewInvite<'_>>,
+) -> UserId {
     let (e, n) = (email(address), name("Budi Agent"));
     store
         .add_member(
@@ -90,7 +102,13 @@ async fn setup_happens_exactly_once(store: Store) {
     let again = store
         .set_up(
             &WorkspaceName::parse("Second").unwrap(),
-            &NewMember { email: &e, name: &n, role: Role::Admin, password_hash: Some("h"), must_change_password: false },
+            &NewMember {
+                email: &e,
+                name: &n,
+                role: Role::Admin,
+                password_hash: Some("h"),
+                must_change_password: false,
+            },
             None,
             T0,
         )
@@ -121,7 +139,10 @@ async fn sessions_live_expire_and_revoke(store: Store) {
 
     let me = store.session_user("live", T0).await.unwrap().expect("live session");
     assert_eq!((me.user_id, me.workspace_id, me.role), (admin, ws, Role::Admin));
-    assert_eq!((me.name.as_str(), me.email.as_str(), me.workspace_name.as_str()), ("Ana Admin", "admin@example.com", "Toko Maju"));
+    assert_eq!(
+        (me.name.as_str(), me.email.as_str(), me.workspace_name.as_str()),
+        ("Ana Admin", "admin@example.com", "Toko Maju")
+    );
     assert_eq!(me.language, Language::En);
     assert!(!me.must_change_password);
 
@@ -148,7 +169,13 @@ async fn members_roles_and_the_last_admin(store: Store) {
     let dup = store
         .add_member(
             ws,
-            &NewMember { email: &dup_e, name: &dup_n, role: Role::Agent, password_hash: Some("x"), must_change_password: false },
+            &NewMember {
+                email: &dup_e,
+                name: &dup_n,
+                role: Role::Agent,
+                password_hash: Some("x"),
+                must_change_password: false,
+            },
             None,
             &audit(ws, Some(admin), AuditAction::MemberAdded, "dup"),
         )
@@ -169,14 +196,20 @@ async fn members_roles_and_the_last_admin(store: Store) {
     let last = store.set_role(ws, admin, Role::Agent, &audit(ws, Some(admin), AuditAction::RoleChanged, "ana")).await;
     assert!(matches!(last, Err(StoreError::Conflict(Conflict::LastAdmin))), "{last:?}");
 
-    let old = store.set_role(ws, agent, Role::Admin, &audit(ws, Some(admin), AuditAction::RoleChanged, "budi")).await.unwrap();
+    let old = store
+        .set_role(ws, agent, Role::Admin, &audit(ws, Some(admin), AuditAction::RoleChanged, "budi"))
+        .await
+        .unwrap();
     assert_eq!(old, Role::Agent);
     // With two admins, one may step down.
     store.set_role(ws, admin, Role::Agent, &audit(ws, Some(agent), AuditAction::RoleChanged, "ana")).await.unwrap();
 
     let missing = store.set_role(ws, UserId(9_999), Role::Agent, &audit(ws, None, AuditAction::RoleChanged, "x")).await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
-    assert!(matches!(store.member_email(WorkspaceId(ws.0 + 1), agent).await, Err(StoreError::NotFound)), "scoped to the workspace");
+    assert!(
+        matches!(store.member_email(WorkspaceId(ws.0 + 1), agent).await, Err(StoreError::NotFound)),
+        "scoped to the workspace"
+    );
 }
 
 async fn invites_are_single_use(store: Store) {
@@ -189,14 +222,27 @@ async fn invites_are_single_use(store: Store) {
     assert!(store.login_record(&email("citra@example.com")).await.unwrap().unwrap().password_hash.is_none());
 
     let found = store.invite("invite-hash", T0).await.unwrap().expect("valid invite");
-    assert_eq!((found.user_id, found.info.email.as_str(), found.info.workspace_name.as_str()), (agent, "citra@example.com", "Toko Maju"));
+    assert_eq!(
+        (found.user_id, found.info.email.as_str(), found.info.workspace_name.as_str()),
+        (agent, "citra@example.com", "Toko Maju")
+    );
     assert!(store.invite("invite-hash", T0.plus_millis(1_000)).await.unwrap().is_none(), "expired");
-    assert!(matches!(store.accept_invite("invite-hash", "h", None, T0.plus_millis(1_000)).await, Err(StoreError::NotFound)));
+    assert!(matches!(
+        store.accept_invite("invite-hash", "h", None, T0.plus_millis(1_000)).await,
+        Err(StoreError::NotFound)
+    ));
 
     assert_eq!(store.accept_invite("invite-hash", "chosen-hash", None, T0).await.unwrap(), (agent, ws));
     assert_eq!(store.password_hash(agent).await.unwrap().as_deref(), Some("chosen-hash"));
-    assert!(matches!(store.accept_invite("invite-hash", "again", None, T0).await, Err(StoreError::NotFound)), "single use");
-    assert_eq!(store.password_hash(agent).await.unwrap().as_deref(), Some("chosen-hash"), "a reused link changes nothing");
+    assert!(
+        matches!(store.accept_invite("invite-hash", "again", None, T0).await, Err(StoreError::NotFound)),
+        "single use"
+    );
+    assert_eq!(
+        store.password_hash(agent).await.unwrap().as_deref(),
+        Some("chosen-hash"),
+        "a reused link changes nothing"
+    );
 }
 
 async fn audit_log_is_scoped_and_newest_first(store: Store) {
@@ -220,7 +266,13 @@ async fn text_is_stored_verbatim(store: Store) {
     store
         .add_member(
             ws,
-            &NewMember { email: &e, name: &n, role: Role::Agent, password_hash: Some("h"), must_change_password: false },
+            &NewMember {
+                email: &e,
+                name: &n,
+                role: Role::Agent,
+                password_hash: Some("h"),
+                must_change_password: false,
+            },
             None,
             &audit(ws, Some(admin), AuditAction::MemberAdded, sneaky),
         )

@@ -39,7 +39,8 @@ pub fn run(profile: Profile) -> Result<()> {
     let mut snapshot = Snapshot::take(&project.root);
     let mut rebuild_site = true;
     while !stop.load(Ordering::SeqCst) {
-        let built = if rebuild_site { site::build_all(&project, profile) } else { site::build_binaries(&project, profile) };
+        let built =
+            if rebuild_site { site::build_all(&project, profile) } else { site::build_binaries(&project, profile) };
         if stop.load(Ordering::SeqCst) {
             break;
         }
@@ -47,7 +48,11 @@ pub fn run(profile: Profile) -> Result<()> {
         match built.and_then(|()| start(&project, profile, &env)) {
             Ok(started) => {
                 children = started;
-                println!("\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n", data.display(), env.redis_url);
+                println!(
+                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
+                    data.display(),
+                    env.redis_url
+                );
             }
             Err(error) => eprintln!("xtask: {error:#}\nxtask: waiting for a change to try again"),
         }
@@ -74,8 +79,12 @@ pub fn run(profile: Profile) -> Result<()> {
             child.stop();
         }
         if !changed.is_empty() {
-            println!("xtask: changed: {}", changed.iter().take(5).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
-            rebuild_site = changed.iter().any(|p| SITE_INPUTS.iter().any(|d| p.starts_with(d)) || p.ends_with("Cargo.toml"));
+            println!(
+                "xtask: changed: {}",
+                changed.iter().take(5).map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            );
+            rebuild_site =
+                changed.iter().any(|p| SITE_INPUTS.iter().any(|d| p.starts_with(d)) || p.ends_with("Cargo.toml"));
         }
     }
     println!("xtask: stopped everything");

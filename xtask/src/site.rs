@@ -29,7 +29,8 @@ impl Project {
         let meta = proc::output(Command::new("cargo").args(["metadata", "--format-version", "1", "--no-deps"]))
             .context("cargo metadata failed")?;
         let meta: serde_json::Value = serde_json::from_str(&meta)?;
-        let path = |key: &str| meta[key].as_str().map(PathBuf::from).with_context(|| format!("cargo metadata has no {key}"));
+        let path =
+            |key: &str| meta[key].as_str().map(PathBuf::from).with_context(|| format!("cargo metadata has no {key}"));
         Ok(Self { root: path("workspace_root")?, target_dir: path("target_directory")? })
     }
 
@@ -45,11 +46,12 @@ impl Project {
     }
 
     pub fn binary(&self, profile: Profile, name: &str) -> PathBuf {
-        self.target_dir.join(match profile {
-            Profile::Dev => "debug",
-            Profile::Release => "release",
-        })
-        .join(name)
+        self.target_dir
+            .join(match profile {
+                Profile::Dev => "debug",
+                Profile::Release => "release",
+            })
+            .join(name)
     }
 }
 

@@ -58,7 +58,11 @@ pub fn run(e2e: bool) -> Result<()> {
         total.failed,
         cargo.passed,
         cargo.failed,
-        if e2e { format!("{} passed, {} failed", playwright.passed, playwright.failed) } else { "skipped by --no-e2e".to_owned() },
+        if e2e {
+            format!("{} passed, {} failed", playwright.passed, playwright.failed)
+        } else {
+            "skipped by --no-e2e".to_owned()
+        },
         started.elapsed().as_secs()
     );
     if total.failed > 0 || !problems.is_empty() {
@@ -99,9 +103,7 @@ fn cargo_tests(project: &Project, redis_url: &str, postgres_url: &str) -> Result
 }
 
 fn number_before(text: &str, label: &str) -> u64 {
-    text.find(label)
-        .and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
-        .unwrap_or(0)
+    text.find(label).and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).unwrap_or(0)
 }
 
 /// Builds the site and the server, starts the server on a fresh SQLite file, and runs Playwright.

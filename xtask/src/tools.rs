@@ -34,10 +34,10 @@ pub fn locked_version(project: &Project, package: &str) -> Result<String> {
     let lock = std::fs::read_to_string(project.root.join("Cargo.lock")).context("read Cargo.lock")?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == format!("name = \"{package}\"") {
-            if let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \"")) {
-                return Ok(version.trim_end_matches('"').to_owned());
-            }
+        if line.trim() == format!("name = \"{package}\"")
+            && let Some(version) = lines.next().and_then(|l| l.trim().strip_prefix("version = \""))
+        {
+            return Ok(version.trim_end_matches('"').to_owned());
         }
     }
     bail!("{package} is not in Cargo.lock")
@@ -88,7 +88,9 @@ fn ensure_wasm_opt() -> Result<()> {
     let dir = tools_dir();
     std::fs::create_dir_all(&dir)?;
     println!("xtask: installing wasm-opt (npm package binaryen) into {}", dir.display());
-    proc::run(Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&dir).arg("binaryen@132"))
+    proc::run(
+        Command::new("npm").args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&dir).arg("binaryen@132"),
+    )
 }
 
 fn have(program: &str) -> bool {

@@ -141,11 +141,9 @@ pub fn Team() -> impl IntoView {
     // A member was added: empty the form for the next one.
     let form = NodeRef::<leptos::html::Form>::new();
     Effect::new(move || {
-        if outcome.with(|v| matches!(v, Some(Ok(_)))) {
-            if let Some(form) = form.get_untracked() {
-                form.reset();
-                onboarding.set(Onboarding::InviteLink);
-            }
+        if let (true, Some(form)) = (outcome.with(|v| matches!(v, Some(Ok(_)))), form.get_untracked()) {
+            form.reset();
+            onboarding.set(Onboarding::InviteLink);
         }
     });
 
@@ -329,7 +327,9 @@ pub fn System() -> impl IntoView {
     let i18n = use_i18n();
     let tick = RwSignal::new(0u32);
     Effect::new(move || {
-        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(5)) {
+        if let Ok(handle) =
+            set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(5))
+        {
             on_cleanup(move || handle.clear());
         }
     });

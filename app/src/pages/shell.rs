@@ -42,8 +42,10 @@ pub fn Shell() -> impl IntoView {
 mod icons {
     pub const INBOX: &str = "M4 5h16v14H4zM4 13h4l2 3h4l2-3h4";
     pub const CONTACTS: &str = "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zM3 20c0-3.3 2.7-6 6-6s6 2.7 6 6M17 11a3 3 0 1 0 0-6M21 20c0-2.8-1.8-5-4-5.6";
-    pub const BROADCASTS: &str = "M4 10v4h3l6 4V6L7 10zM17 9c1 .8 1.5 1.8 1.5 3s-.5 2.2-1.5 3M19.5 6.5C21 8 21.8 10 21.8 12s-.8 4-2.3 5.5";
-    pub const AI: &str = "M7 8h10a3 3 0 0 1 3 3v5a3 3 0 0 1-3 3H7a3 3 0 0 1-3-3v-5a3 3 0 0 1 3-3zM12 8V4M9 13h.01M15 13h.01";
+    pub const BROADCASTS: &str =
+        "M4 10v4h3l6 4V6L7 10zM17 9c1 .8 1.5 1.8 1.5 3s-.5 2.2-1.5 3M19.5 6.5C21 8 21.8 10 21.8 12s-.8 4-2.3 5.5";
+    pub const AI: &str =
+        "M7 8h10a3 3 0 0 1 3 3v5a3 3 0 0 1-3 3H7a3 3 0 0 1-3-3v-5a3 3 0 0 1 3-3zM12 8V4M9 13h.01M15 13h.01";
     pub const CHANNELS: &str = "M8 3h8a1 1 0 0 1 1 1v16a1 1 0 0 1-1 1H8a1 1 0 0 1-1-1V4a1 1 0 0 1 1-1zM11 18h2";
     pub const SETTINGS: &str = "M12 15a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM12 2v3M12 19v3M2 12h3M19 12h3M4.9 4.9l2.1 2.1M17 17l2.1 2.1M4.9 19.1 7 17M17 7l2.1-2.1";
 }
