@@ -102,6 +102,13 @@ pub fn FormError<T: Send + Sync + 'static>(outcome: Outcome<T>) -> impl IntoView
     }
 }
 
+/// An error that stopped a page from loading its data, as a banner.
+#[component]
+pub fn ErrorBanner(error: AppError) -> impl IntoView {
+    let i18n = use_i18n();
+    view! { <div class="banner banner-error" role="alert">{move || error_text(i18n, &error)}</div> }
+}
+
 /// Leaves the single-page app for `path` with a full page load (after login or logout, so that
 /// everything is rendered again for the new session and language).
 pub fn reload_to(path: &str) {

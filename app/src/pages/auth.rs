@@ -6,7 +6,7 @@ use leptos_router::hooks::use_params_map;
 
 use crate::api::{AcceptInvite, LogIn, SetUp, get_invite};
 use crate::i18n::*;
-use crate::ui::{FieldErrors, FormError, LanguageSelect, Outcome, error_text, outcome, reload_to};
+use crate::ui::{ErrorBanner, FieldErrors, FormError, LanguageSelect, Outcome, outcome, reload_to};
 
 /// A centred card with the language switch, for the pages before login.
 #[component]
@@ -131,7 +131,7 @@ pub fn InvitePage() -> impl IntoView {
                     }
                     Err(error) => view! {
                         <AuthCard title=Signal::derive(move || t_string!(i18n, app_name).to_string())>
-                            <div class="banner banner-error" role="alert">{error_text(i18n, &error)}</div>
+                            <ErrorBanner error />
                             <a href="/login">{t!(i18n, invite.go_login)}</a>
                         </AuthCard>
                     }

@@ -8,7 +8,7 @@ use leptos_router::components::{A, Outlet};
 use crate::api::{AddMember, ChangePassword, LogOutEverywhere, SetRole, audit_log, get_system_status, list_members};
 use crate::i18n::*;
 use crate::pages::shell::use_me;
-use crate::ui::{FieldErrors, FormError, LanguageSelect, error_text, format_time, outcome, reload_to};
+use crate::ui::{ErrorBanner, FieldErrors, FormError, LanguageSelect, format_time, outcome, reload_to};
 
 #[component]
 pub fn SettingsLayout() -> impl IntoView {
@@ -198,7 +198,7 @@ pub fn Team() -> impl IntoView {
                             </table>
                         </div>
                     }.into_any(),
-                    Err(error) => view! { <div class="banner banner-error">{error_text(i18n, &error)}</div> }.into_any(),
+                    Err(error) => view! { <ErrorBanner error /> }.into_any(),
                 }
             })}
         </Suspense>
@@ -313,7 +313,7 @@ pub fn Audit() -> impl IntoView {
                             </table>
                         </div>
                     }.into_any(),
-                    Err(error) => view! { <div class="banner banner-error">{error_text(i18n, &error)}</div> }.into_any(),
+                    Err(error) => view! { <ErrorBanner error /> }.into_any(),
                 }
             })}
         </Suspense>
@@ -398,7 +398,7 @@ pub fn System() -> impl IntoView {
                             <p class="muted small">{t_string!(i18n, system.checked, at = format_time(status.checked_at.0)).to_string()}</p>
                         }.into_any()
                     }
-                    Err(error) => view! { <div class="banner banner-error">{error_text(i18n, &error)}</div> }.into_any(),
+                    Err(error) => view! { <ErrorBanner error /> }.into_any(),
                 }
             })}
         </Transition>

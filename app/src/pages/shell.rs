@@ -7,7 +7,7 @@ use leptos_router::components::{A, Outlet, Redirect};
 
 use crate::api::{LogOut, get_me};
 use crate::i18n::*;
-use crate::ui::{LanguageSelect, error_text, reload_to};
+use crate::ui::{ErrorBanner, LanguageSelect, reload_to};
 
 /// The logged-in user, loaded once by the frame and given to every page under it (as a plain value:
 /// pages render synchronously from it, the same on the server and in the browser).
@@ -29,7 +29,7 @@ pub fn Shell() -> impl IntoView {
                     Ok(Some(me)) => view! { <Frame me /> }.into_any(),
                     Ok(None) | Err(AppError::Unauthenticated) => view! { <Redirect path="/login" /> }.into_any(),
                     Err(error) => view! {
-                        <div class="banner banner-error" role="alert">{error_text(i18n, &error)}</div>
+                        <ErrorBanner error />
                     }
                     .into_any(),
                 }
