@@ -43,6 +43,7 @@ pub fn error_text(i18n: I18nContext<Locale>, error: &AppError) -> Option<String>
         AppError::Invalid { .. } => return None,
         AppError::Unauthenticated => t_string!(i18n, errors.unauthenticated).to_string(),
         AppError::Forbidden => t_string!(i18n, errors.forbidden).to_string(),
+        AppError::PasswordChangeRequired => t_string!(i18n, errors.password_change_required).to_string(),
         AppError::NotFound => t_string!(i18n, errors.not_found).to_string(),
         AppError::BadCredentials => t_string!(i18n, errors.bad_credentials).to_string(),
         AppError::TooManyAttempts { retry_after_secs, locked: false } => {

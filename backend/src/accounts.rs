@@ -2,7 +2,7 @@
 //! audit log. Every function that acts for a user takes the [`Caller`] and checks its role here, on
 //! the server, whatever the UI showed.
 
-use balas_bus::{LoginSubject, Throttle};
+use balas_bus::{Attempt, LoginSubject, Throttle};
 use balas_domain::{
     AddedMember, AppError, AuditAction, AuditEntry, Email, Field, FieldError, InviteInfo, Issue, Language, Me,
     Onboarding, Password, PersonName, Role, SystemStatus, TeamMember, UserId, WorkspaceName,
@@ -27,13 +27,21 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Admins only, and only once they have replaced an initial password an admin gave them.
     pub fn require_admin(&self) -> Result<(), AppError> {
-        if self.me.is_admin() { Ok(()) } else { Err(AppError::Forbidden) }
+        if !self.me.is_admin() {
+            Err(AppError::Forbidden)
+        } else if self.me.must_change_password {
+            Err(AppError::PasswordChangeRequired)
+        } else {
+            Ok(())
+        }
     }
 }
 
-/// A new login: the session token to put in the cookie, and who it is for.
-#[derive(Debug, Clone)]
+/// A new login: the session token to put in the cookie, and who it is for. (No `Debug`: it holds
+/// a secret.)
+#[derive(Clone)]
 pub struct Login {
     pub token: String,
     pub me: Me,
@@ -97,8 +105,8 @@ pub async fn needs_setup(state: &AppState) -> Result<bool, AppError> {
     Ok(!state.store.is_set_up().await.map_err(from_store)?)
 }
 
-/// The first-run setup form.
-#[derive(Debug, Clone)]
+/// The first-run setup form. (No `Debug`: it holds a password.)
+#[derive(Clone)]
 pub struct SetupForm {
     pub workspace_name: String,
     pub name: String,
@@ -132,8 +140,8 @@ pub async fn set_up(state: &AppState, meta: &RequestMeta, form: SetupForm) -> Re
     start_session(state, meta, user_id, workspace_id).await
 }
 
-/// Logs in with email and password. Failures are counted per account and per address; enough of
-/// them slow further attempts down, then lock them out for a while.
+/// Logs in with email and password. Attempts are counted per account and per address; enough
+/// failures slow further attempts down, then lock them out for a while.
 pub async fn log_in(state: &AppState, meta: &RequestMeta, email: &str, password: &str) -> Result<Login, AppError> {
     if needs_setup(state).await? {
         return Err(AppError::NotSetUp);
@@ -141,53 +149,60 @@ pub async fn log_in(state: &AppState, meta: &RequestMeta, email: &str, password:
     // An address that is not an email cannot belong to an account: same answer as a wrong password,
     // but still counted against the address.
     let email = Email::parse(email).ok();
-    let mut subjects = vec![LoginSubject::Address(meta.ip.clone())];
-    if let Some(email) = &email {
-        subjects.push(LoginSubject::Account(email.clone()));
-    }
-    let at = now();
-    match state.bus.login_throttle(&subjects, at).await.map_err(internal)? {
-        Throttle::Allowed => {}
-        Throttle::Slowed { retry_after_ms } => return Err(too_many(retry_after_ms, false)),
-        Throttle::Locked { retry_after_ms } => return Err(too_many(retry_after_ms, true)),
-    }
     let record = match &email {
         Some(email) => state.store.login_record(email).await.map_err(from_store)?,
         None => None,
     };
     let stored = record.as_ref().and_then(|r| r.password_hash.clone());
-    let password_ok =
-        !password.is_empty() && password.len() <= 1024 && verify_password(password.to_owned(), stored).await;
+    let workspace_id = record.as_ref().map(|r| r.workspace_id);
     match record {
-        Some(record) if password_ok => {
-            for subject in &subjects {
-                state.bus.login_succeeded(subject).await.map_err(internal)?;
-            }
+        Some(record) if check_password(state, meta, email.as_ref(), workspace_id, password, stored).await? => {
             start_session(state, meta, record.user_id, record.workspace_id).await
         }
-        record => {
-            for subject in &subjects {
-                let locked = state.bus.login_failed(subject, at).await.map_err(internal)?;
-                if let (true, LoginSubject::Account(email), Some(record)) = (locked, subject, &record) {
-                    tracing::warn!(user_id = %record.user_id, "account locked after repeated failed logins");
-                    state
-                        .store
-                        .append_audit(&Audit {
-                            workspace_id: record.workspace_id,
-                            actor: None,
-                            action: AuditAction::AccountLocked,
-                            subject: email.as_str(),
-                            detail: "",
-                            ip: Some(&meta.ip),
-                            at,
-                        })
-                        .await
-                        .map_err(from_store)?;
-                }
-            }
-            Err(AppError::BadCredentials)
+        _ => Err(AppError::BadCredentials),
+    }
+}
+
+/// Checks a password under the throttle: refuses while the account or the address is slowed or
+/// locked, counts the attempt before the (slow) check so that parallel guesses cannot slip
+/// through, takes it back when the password was right, and audits a lock.
+async fn check_password(
+    state: &AppState,
+    meta: &RequestMeta,
+    email: Option<&Email>,
+    workspace_id: Option<balas_domain::WorkspaceId>,
+    password: &str,
+    stored: Option<String>,
+) -> Result<bool, AppError> {
+    let mut subjects = vec![LoginSubject::Address(meta.ip.clone())];
+    subjects.extend(email.cloned().map(LoginSubject::Account));
+    let at = now();
+    let locked = match state.bus.begin_password_attempt(&subjects, at).await.map_err(internal)? {
+        Attempt::Refused(Throttle::Slowed { retry_after_ms }) => return Err(too_many(retry_after_ms, false)),
+        Attempt::Refused(Throttle::Locked { retry_after_ms }) => return Err(too_many(retry_after_ms, true)),
+        Attempt::Counted { locked } => locked,
+    };
+    let right = !password.is_empty() && password.len() <= 1024 && verify_password(password.to_owned(), stored).await;
+    if right {
+        state.bus.password_attempt_succeeded(&subjects).await.map_err(internal)?;
+        return Ok(true);
+    }
+    for subject in locked {
+        if let (LoginSubject::Account(email), Some(workspace_id)) = (&subject, workspace_id) {
+            tracing::warn!(%workspace_id, "account locked after repeated failed password checks");
+            let audit = Audit {
+                workspace_id,
+                actor: None,
+                action: AuditAction::AccountLocked,
+                subject: email.as_str(),
+                detail: "",
+                ip: Some(&meta.ip),
+                at,
+            };
+            state.store.append_audit(&audit).await.map_err(from_store)?;
         }
     }
+    Ok(false)
 }
 
 fn too_many(retry_after_ms: i64, locked: bool) -> AppError {
@@ -236,7 +251,9 @@ pub async fn change_password(
     }
     let new = problems.finish(new)?;
     let stored = state.store.password_hash(caller.me.user_id).await.map_err(from_store)?;
-    if !verify_password(current.to_owned(), stored).await {
+    // Throttled like login: a stolen session must not be a way to guess the password.
+    let email = Email::parse(&caller.me.email).map_err(internal)?;
+    if !check_password(state, meta, Some(&email), Some(caller.me.workspace_id), current, stored).await? {
         return Err(AppError::BadCredentials);
     }
     let hash = hash_password(new.expose().to_owned()).await.map_err(hash_failed)?;
@@ -275,8 +292,8 @@ pub async fn members(state: &AppState, caller: &Caller) -> Result<Vec<TeamMember
     state.store.members(caller.me.workspace_id).await.map_err(from_store)
 }
 
-/// The add-member form.
-#[derive(Debug, Clone)]
+/// The add-member form. (No `Debug`: it may hold a password.)
+#[derive(Clone)]
 pub struct MemberForm {
     pub name: String,
     pub email: String,

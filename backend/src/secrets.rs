@@ -33,8 +33,19 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Argon2 runs at most this many at once (each takes 19 MiB and a core for tens of milliseconds),
+/// so a burst of logins queues instead of exhausting memory.
+fn argon2_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map(usize::from).unwrap_or(2);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 /// Hashes a password with argon2id on a blocking thread (it takes tens of milliseconds on purpose).
 pub async fn hash_password(password: String) -> Result<String, String> {
+    let _slot = argon2_slots().acquire().await.map_err(|e| e.to_string())?;
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
@@ -48,6 +59,7 @@ pub async fn hash_password(password: String) -> Result<String, String> {
 /// Checks a password against a stored hash. With no hash (unknown account, pending invite) it still
 /// spends the same time on a dummy hash, so the answer's timing does not tell which accounts exist.
 pub async fn verify_password(password: String, stored: Option<String>) -> bool {
+    let Ok(_slot) = argon2_slots().acquire().await else { return false };
     tokio::task::spawn_blocking(move || {
         let dummy = dummy_hash();
         let (hash, real) = match stored.as_deref() {

@@ -50,118 +50,120 @@ impl ThrottlePolicy {
             LoginSubject::Address(_) => Self::ADDRESS,
         }
     }
-
-    /// How long after the last failure the next attempt may come, given `failures` so far.
-    fn delay_ms(&self, failures: u32) -> i64 {
-        if failures < self.slow_after {
-            return 0;
-        }
-        let steps = (failures - self.slow_after).min(20);
-        (1000i64 << steps).min(self.max_delay_ms)
-    }
 }
 
-/// Whether a login attempt may go ahead.
+/// Why an attempt may not go ahead now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Throttle {
-    Allowed,
     /// Too many recent failures: try again after this many milliseconds.
-    Slowed {
-        retry_after_ms: i64,
-    },
+    Slowed { retry_after_ms: i64 },
     /// Locked for this many more milliseconds.
-    Locked {
-        retry_after_ms: i64,
-    },
+    Locked { retry_after_ms: i64 },
 }
+
+/// The answer to [`Bus::begin_password_attempt`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Not now; nothing was counted.
+    Refused(Throttle),
+    /// The attempt was counted against every subject; these subjects reached their lock with it
+    /// (it stands if the password turns out wrong).
+    Counted { locked: Vec<LoginSubject> },
+}
+
+/// Checks every subject and, when none is slowed or locked, counts the attempt against all of
+/// them, in one step. Counting before the (slow) password check is what stops a burst of parallel
+/// guesses: each one is counted before the next is let through.
+const BEGIN_ATTEMPT: &str = r"
+local now = tonumber(ARGV[1])
+local worst_kind, worst_ms = 0, 0
+for i, key in ipairs(KEYS) do
+    local b = 1 + (i - 1) * 5
+    local slow, lock, max_delay = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+    local fails = tonumber(redis.call('HGET', key, 'fails') or '0')
+    local last = tonumber(redis.call('HGET', key, 'last') or '0')
+    if fails >= lock then
+        local ttl = math.max(redis.call('PTTL', key), 1)
+        if worst_kind < 2 or ttl > worst_ms then worst_kind, worst_ms = 2, ttl end
+    elseif fails >= slow then
+        local wait = last + math.min(1000 * 2 ^ math.min(fails - slow, 20), max_delay) - now
+        if wait > 0 and worst_kind < 2 and (worst_kind < 1 or wait > worst_ms) then worst_kind, worst_ms = 1, wait end
+    end
+end
+if worst_kind > 0 then return {worst_kind, math.floor(worst_ms), 0} end
+local locked = 0
+for i, key in ipairs(KEYS) do
+    local b = 1 + (i - 1) * 5
+    local lock, window, lock_ms = tonumber(ARGV[b + 2]), ARGV[b + 4], ARGV[b + 5]
+    local fails = redis.call('HINCRBY', key, 'fails', 1)
+    redis.call('HSET', key, 'last', now)
+    if fails >= lock then
+        redis.call('PEXPIRE', key, lock_ms)
+        if fails == lock then locked = locked + 2 ^ (i - 1) end
+    else
+        redis.call('PEXPIRE', key, window)
+    end
+end
+return {0, 0, locked}
+";
+
+/// Takes back a counted attempt whose password was right: an account starts afresh; an address
+/// loses only this attempt (its other failures stand).
+const ATTEMPT_SUCCEEDED: &str = r"
+for i, key in ipairs(KEYS) do
+    if ARGV[i] == 'account' then
+        redis.call('DEL', key)
+    elseif redis.call('HINCRBY', key, 'fails', -1) <= 0 then
+        redis.call('DEL', key)
+    end
+end
+return 0
+";
 
 impl Bus {
-    /// Checks every subject of an attempt; the strictest answer wins.
-    pub async fn login_throttle(&self, subjects: &[LoginSubject], now: Timestamp) -> BusResult<Throttle> {
-        let mut verdict = Throttle::Allowed;
+    /// Asks to check a password for these subjects now. See [`Attempt`].
+    pub async fn begin_password_attempt(&self, subjects: &[LoginSubject], now: Timestamp) -> BusResult<Attempt> {
+        let script = Script::new(BEGIN_ATTEMPT);
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(now.0);
         for subject in subjects {
             let policy = ThrottlePolicy::for_subject(subject);
-            let key = self.keys.login_failures(subject);
-            let mut conn = self.conn.clone();
-            let (fails, last, ttl): (Option<u32>, Option<i64>, i64) =
-                redis::pipe().hget(&key, "fails").hget(&key, "last").pttl(&key).query_async(&mut conn).await?;
-            let fails = fails.unwrap_or(0);
-            let this = if fails >= policy.lock_after {
-                Throttle::Locked { retry_after_ms: ttl.max(1) }
-            } else {
-                let ready_at = last.unwrap_or(0) + policy.delay_ms(fails);
-                if ready_at > now.0 { Throttle::Slowed { retry_after_ms: ready_at - now.0 } } else { Throttle::Allowed }
-            };
-            verdict = stricter(verdict, this);
+            invocation
+                .key(self.keys.login_failures(subject))
+                .arg(policy.slow_after)
+                .arg(policy.lock_after)
+                .arg(policy.max_delay_ms)
+                .arg(policy.window_ms)
+                .arg(policy.lock_ms);
         }
-        Ok(verdict)
+        let mut conn = self.conn.clone();
+        let (kind, retry_after_ms, locked_mask): (u8, i64, u64) = invocation.invoke_async(&mut conn).await?;
+        Ok(match kind {
+            0 => Attempt::Counted {
+                locked: subjects
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| locked_mask & (1 << i) != 0)
+                    .map(|(_, s)| s.clone())
+                    .collect(),
+            },
+            1 => Attempt::Refused(Throttle::Slowed { retry_after_ms }),
+            _ => Attempt::Refused(Throttle::Locked { retry_after_ms }),
+        })
     }
 
-    /// Counts a failed attempt against a subject. Returns true when this failure locked it.
-    pub async fn login_failed(&self, subject: &LoginSubject, now: Timestamp) -> BusResult<bool> {
-        let policy = ThrottlePolicy::for_subject(subject);
-        let script = Script::new(
-            r"
-            local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
-            redis.call('HSET', KEYS[1], 'last', ARGV[1])
-            if fails >= tonumber(ARGV[3]) then
-                redis.call('PEXPIRE', KEYS[1], ARGV[4])
-            else
-                redis.call('PEXPIRE', KEYS[1], ARGV[2])
-            end
-            return fails
-            ",
-        );
+    /// The password of an attempt begun with [`Bus::begin_password_attempt`] was right.
+    pub async fn password_attempt_succeeded(&self, subjects: &[LoginSubject]) -> BusResult<()> {
+        let script = Script::new(ATTEMPT_SUCCEEDED);
+        let mut invocation = script.prepare_invoke();
+        for subject in subjects {
+            invocation.key(self.keys.login_failures(subject)).arg(match subject {
+                LoginSubject::Account(_) => "account",
+                LoginSubject::Address(_) => "address",
+            });
+        }
         let mut conn = self.conn.clone();
-        let fails: u32 = script
-            .key(self.keys.login_failures(subject))
-            .arg(now.0)
-            .arg(policy.window_ms)
-            .arg(policy.lock_after)
-            .arg(policy.lock_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(fails == policy.lock_after)
-    }
-
-    /// Forgets the failures of a subject after a successful login.
-    pub async fn login_succeeded(&self, subject: &LoginSubject) -> BusResult<()> {
-        let mut conn = self.conn.clone();
-        redis::cmd("DEL").arg(self.keys.login_failures(subject)).query_async::<()>(&mut conn).await?;
+        invocation.invoke_async::<()>(&mut conn).await?;
         Ok(())
-    }
-}
-
-fn stricter(a: Throttle, b: Throttle) -> Throttle {
-    fn rank(t: Throttle) -> (u8, i64) {
-        match t {
-            Throttle::Allowed => (0, 0),
-            Throttle::Slowed { retry_after_ms } => (1, retry_after_ms),
-            Throttle::Locked { retry_after_ms } => (2, retry_after_ms),
-        }
-    }
-    if rank(b) > rank(a) { b } else { a }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delay_doubles_then_caps() {
-        let p = ThrottlePolicy::ACCOUNT;
-        assert_eq!(p.delay_ms(4), 0);
-        assert_eq!(p.delay_ms(5), 1000);
-        assert_eq!(p.delay_ms(6), 2000);
-        assert_eq!(p.delay_ms(9), 16_000);
-        assert_eq!(p.delay_ms(30), p.max_delay_ms);
-    }
-
-    #[test]
-    fn lock_beats_slow() {
-        let slow = Throttle::Slowed { retry_after_ms: 99_000 };
-        let lock = Throttle::Locked { retry_after_ms: 1 };
-        assert_eq!(stricter(slow, lock), lock);
-        assert_eq!(stricter(lock, Throttle::Allowed), lock);
     }
 }

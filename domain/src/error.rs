@@ -11,6 +11,8 @@ pub enum AppError {
     Unauthenticated,
     #[error("your role does not allow this")]
     Forbidden,
+    #[error("choose your own password first")]
+    PasswordChangeRequired,
     #[error("not found")]
     NotFound,
     #[error("some fields are not valid: {errors:?}")]
@@ -42,7 +44,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::Unauthenticated | AppError::BadCredentials => 401,
-            AppError::Forbidden => 403,
+            AppError::Forbidden | AppError::PasswordChangeRequired => 403,
             AppError::NotFound | AppError::InviteInvalid => 404,
             AppError::AlreadySetUp | AppError::NotSetUp | AppError::LastAdmin => 409,
             AppError::Invalid { .. } => 422,

@@ -68,6 +68,7 @@ pub fn router(state: AppState, address: SocketAddr) -> Router {
         .with_state(options)
         .layer(middleware::from_fn_with_state(gate, page_gate))
         .layer(middleware::from_fn(malformed_calls_are_400))
+        .layer(middleware::from_fn(same_site_calls_only))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -86,6 +87,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let body = format!("{{\"database\":\"{}\",\"redis\":\"{}\"}}\n", word(database), word(redis));
     let status = if database && redis { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Refuses server function calls that a browser says come from another site (`Sec-Fetch-Site`),
+/// on top of the session cookie's `SameSite=Lax`. Clients that are not browsers do not send the
+/// header and are not affected.
+async fn same_site_calls_only(request: Request, next: Next) -> Response {
+    let cross_site = request.uri().path().starts_with("/api/")
+        && request.headers().get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site");
+    if cross_site {
+        return (StatusCode::FORBIDDEN, "cross-site requests are not accepted").into_response();
+    }
+    next.run(request).await
 }
 
 /// A server function call whose arguments cannot be decoded (a missing field, text where a number

@@ -203,7 +203,9 @@ async fn first_run_setup_then_login_and_logout() {
 #[tokio::test]
 async fn wrong_passwords_slow_down_then_lock_the_account() {
     let server = TestServer::start().await;
-    server.set_up(&server.client()).await;
+    let admin = server.client();
+    server.set_up(&admin).await;
+    server.add_agent(&admin, "budi@example.com").await;
     let client = server.client();
 
     let (status, body) =
@@ -213,7 +215,6 @@ async fn wrong_passwords_slow_down_then_lock_the_account() {
     let (status, body) =
         server.call(&client, "login", &[("email", "nobody@example.com"), ("password", "wrong-password")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"));
-
     for _ in 0..4 {
         server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
     }
@@ -224,27 +225,46 @@ async fn wrong_passwords_slow_down_then_lock_the_account() {
     assert_eq!(body["locked"], json!(false));
     assert!(body["retry_after_secs"].as_u64().unwrap() >= 1);
 
-    // Failures long enough ago that no wait applies bring the account to one short of the lock;
-    // the next wrong password locks it.
-    let account = LoginSubject::Account(Email::parse("ana@example.com").unwrap());
-    let long_ago = Timestamp(balas_backend::now().0 - 120_000);
-    for _ in 0..4 {
-        server.bus.login_failed(&account, long_ago).await.unwrap();
+    // Nine failures spread over the last minutes (as a patient guesser would make them), then one
+    // more wrong password locks the account.
+    let budi = [LoginSubject::Account(Email::parse("budi@example.com").unwrap())];
+    let start = balas_backend::now().0 - 10 * 60_000;
+    for i in 0..9 {
+        server.bus.begin_password_attempt(&budi, Timestamp(start + i * 61_000)).await.unwrap();
     }
     let (status, body) =
-        server.call(&client, "login", &[("email", "ana@example.com"), ("password", "wrong-password")]).await;
+        server.call(&client, "login", &[("email", "budi@example.com"), ("password", "wrong-password")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::UNAUTHORIZED, "bad_credentials"), "{body}");
     let (status, body) =
-        server.call(&client, "login", &[("email", "ana@example.com"), ("password", "admin-password-1")]).await;
+        server.call(&client, "login", &[("email", "budi@example.com"), ("password", "initial-pass-1")]).await;
     assert_eq!((status, error_kind(&body)), (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"), "{body}");
     assert_eq!(body["locked"], json!(true));
     assert!(body["retry_after_secs"].as_u64().unwrap() > 600, "locked for about 15 minutes: {body}");
 
-    // The lock is in the audit log. (Clearing the lock as an operator would, then log in to read it.)
-    server.bus.login_succeeded(&account).await.unwrap();
-    let admin = server.log_in("ana@example.com", "admin-password-1").await;
     let (_, log) = server.call(&admin, "audit_log", &[]).await;
-    assert_eq!(log[0]["action"], "account_locked", "{log}");
+    assert_eq!(
+        (log[0]["action"].as_str(), log[0]["subject"].as_str()),
+        (Some("account_locked"), Some("budi@example.com"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_guesses_gets_only_the_free_tries() {
+    let server = TestServer::start().await;
+    server.set_up(&server.client()).await;
+    let guesses = (0..30).map(|i| {
+        let server = &server;
+        async move {
+            let client = server.client();
+            let password = format!("guess-{i}");
+            server.call(&client, "login", &[("email", "ana@example.com"), ("password", password.as_str())]).await.0
+        }
+    });
+    let statuses = futures::future::join_all(guesses).await;
+    let checked = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    let refused = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, refused), (5, 25), "{statuses:?}");
     server.stop().await;
 }
 
@@ -297,13 +317,22 @@ async fn agents_get_403_from_every_admin_function_and_strangers_401() {
     let (status, body) = server.call(&admin, "set_role", &[("user_id", &agent_id), ("role", "owner")]).await;
     assert_eq!(invalid_fields(&body), ["role"], "{status}");
 
-    // Promoted, the agent may now do admin things; the change is audited.
+    // Promoted, the agent may do admin things once they have replaced the initial password an
+    // admin gave them; the change is audited.
     let (status, _) = server.call(&admin, "set_role", &[("user_id", &agent_id), ("role", "admin")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = server.call(&agent, "members", &[]).await;
+    assert_eq!((status, error_kind(&body)), (StatusCode::FORBIDDEN, "password_change_required"));
+    let (status, _) = server
+        .call(&agent, "change_password", &[("current_password", "initial-pass-1"), ("new_password", "budi-own-pass-1")])
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = server.call(&agent, "members", &[]).await;
     assert_eq!(status, StatusCode::OK);
     let (_, log) = server.call(&admin, "audit_log", &[]).await;
-    assert_eq!((log[0]["action"].as_str(), log[0]["detail"].as_str()), (Some("role_changed"), Some("→ admin")));
+    assert_eq!((log[1]["action"].as_str(), log[1]["detail"].as_str()), (Some("role_changed"), Some("→ admin")));
+    assert_eq!(log[0]["action"], "password_changed");
+
     server.stop().await;
 }
 
@@ -442,6 +471,10 @@ async fn markup_and_sql_are_stored_verbatim_and_rendered_inert() {
         )
         .await;
     assert_eq!((status, invalid_fields(&body)), (StatusCode::UNPROCESSABLE_ENTITY, vec!["email".to_owned()]));
+    // A call that the browser marks as coming from another site is refused.
+    let forged =
+        admin.post(format!("{}/api/members", server.base)).header("sec-fetch-site", "cross-site").send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     // Malformed requests (a missing field, a wrong type) are refused with a 4xx, not a crash.
     let (status, _) = server.call(&admin, "set_role", &[("user_id", "not-a-number"), ("role", "admin")]).await;
     assert!(status.is_client_error(), "{status}");

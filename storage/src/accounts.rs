@@ -319,6 +319,9 @@ impl Store {
         audit: &Audit<'_>,
     ) -> StoreResult<Role> {
         let mut tx = self.pool.begin().await?;
+        // Lock the workspace row first: role changes in one workspace then happen one at a time on
+        // PostgreSQL too, so two admins demoting each other at once cannot both succeed.
+        sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id.0).execute(&mut *tx).await?;
         let old: Option<String> =
             sqlx::query_scalar("SELECT role FROM memberships WHERE workspace_id = $1 AND user_id = $2")
                 .bind(workspace_id.0)
@@ -326,7 +329,6 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         let old = role_of(&old.ok_or(StoreError::NotFound)?)?;
-        // One statement, so that two admins demoting each other at once cannot both succeed.
         let done = sqlx::query(
             "UPDATE memberships SET role = $3 WHERE workspace_id = $1 AND user_id = $2 AND ($3 = 'admin' OR \
              (SELECT COUNT(*) FROM memberships WHERE workspace_id = $1 AND role = 'admin' AND user_id <> $2) > 0)",

@@ -33,6 +33,7 @@ conformance!(
     invites_are_single_use,
     audit_log_is_scoped_and_newest_first,
     text_is_stored_verbatim,
+    admins_demoting_each_other_at_once_leave_one_admin,
 );
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
@@ -257,6 +258,21 @@ async fn audit_log_is_scoped_and_newest_first(store: Store) {
     assert_eq!(log[0].actor, None);
     assert_eq!(store.audit_log(ws, 1).await.unwrap().len(), 1);
     assert!(store.audit_log(WorkspaceId(ws.0 + 1), 10).await.unwrap().is_empty());
+}
+
+async fn admins_demoting_each_other_at_once_leave_one_admin(store: Store) {
+    let (ws, ana) = set_up(&store).await;
+    let budi = add_agent(&store, ws, ana, "budi@example.com", None).await;
+    store.set_role(ws, budi, Role::Admin, &audit(ws, Some(ana), AuditAction::RoleChanged, "budi")).await.unwrap();
+    let (by_budi, by_ana) = (
+        audit(ws, Some(budi), AuditAction::RoleChanged, "ana"),
+        audit(ws, Some(ana), AuditAction::RoleChanged, "budi"),
+    );
+    let (a, b) =
+        tokio::join!(store.set_role(ws, ana, Role::Agent, &by_budi), store.set_role(ws, budi, Role::Agent, &by_ana),);
+    assert_eq!([&a, &b].iter().filter(|r| r.is_ok()).count(), 1, "exactly one demotion wins: {a:?} {b:?}");
+    let admins = store.members(ws).await.unwrap().into_iter().filter(|m| m.role == Role::Admin).count();
+    assert_eq!(admins, 1);
 }
 
 async fn text_is_stored_verbatim(store: Store) {

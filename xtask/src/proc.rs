@@ -33,6 +33,27 @@ pub fn describe(cmd: &Command) -> String {
     text
 }
 
+/// The pids of the children alive now, so that a signal handler can stop them.
+static CHILDREN: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn track(pid: u32, alive: bool) {
+    if let Ok(mut children) = CHILDREN.lock() {
+        children.retain(|p| *p != pid);
+        if alive {
+            children.push(pid);
+        }
+    }
+}
+
+/// Sends SIGTERM to every child still running (for a Ctrl-C or SIGTERM handler, where the guards'
+/// drops never run).
+pub fn terminate_children() {
+    let pids = CHILDREN.lock().map(|c| c.clone()).unwrap_or_default();
+    for pid in pids {
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    }
+}
+
 /// A child process that is stopped (SIGTERM, then SIGKILL after a grace period) when dropped, so
 /// that nothing the xtask started outlives it.
 pub struct Guard {
@@ -43,7 +64,21 @@ pub struct Guard {
 impl Guard {
     pub fn spawn(name: &str, cmd: &mut Command) -> Result<Self> {
         let child = cmd.spawn().with_context(|| format!("cannot start {name}: {}", describe(cmd)))?;
+        track(child.id(), true);
         Ok(Self { name: name.to_owned(), child: Some(child) })
+    }
+
+    /// Waits for the process to end by itself.
+    pub fn wait(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("the process was already stopped")?;
+        let status = child.wait()?;
+        track(child.id(), false);
+        Ok(status)
+    }
+
+    /// The process' standard output, when it was piped.
+    pub fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.as_mut()?.stdout.take()
     }
 
     /// Whether the process has exited (and how).
@@ -53,8 +88,13 @@ impl Guard {
 
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
+        track(child.id(), false);
         if child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            // SIGTERM lets Redis, PostgreSQL and Balas shut down cleanly; without a `kill` program,
+            // fall back to SIGKILL at once.
+            if !Command::new("kill").args(["-TERM", &child.id().to_string()]).status().is_ok_and(|s| s.success()) {
+                let _ = child.kill();
+            }
             let deadline = Instant::now() + Duration::from_secs(10);
             while child.try_wait().ok().flatten().is_none() {
                 if Instant::now() > deadline {
@@ -89,6 +129,12 @@ pub fn wait_until(what: &str, guard: &mut Guard, timeout: Duration, mut ready: i
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Whether this process runs as root.
+pub fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// A TCP port that was free a moment ago.

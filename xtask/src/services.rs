@@ -31,25 +31,36 @@ pub fn redis(dir: &Path, port: u16, persist: bool) -> Result<Guard> {
 }
 
 fn redis_pings(port: u16) -> bool {
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-    let mut reply = [0u8; 7];
-    stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    redis_reply(port, "PING").as_deref() == Some("+PONG")
 }
 
-fn running_as_root() -> bool {
-    proc::output(Command::new("id").arg("-u")).is_some_and(|id| id.trim() == "0")
+/// Sends one inline command to Redis and returns the first line of the reply.
+pub fn redis_reply(port: u16, command: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(format!("{command}\r\n").as_bytes()).ok()?;
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while stream.read_exact(&mut byte).is_ok() && byte[0] != b'\n' {
+        reply.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&reply).trim_end().to_owned())
 }
 
 /// A command that runs as the `postgres` user when we are root (PostgreSQL refuses to run as root).
-fn as_pg_user(program: &Path) -> Command {
-    if running_as_root() {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(program);
-        cmd
-    } else {
-        Command::new(program)
+/// The process is started directly under that user, so a guard holds PostgreSQL's own pid.
+fn as_pg_user(program: &Path) -> Result<Command> {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(program);
+    if proc::running_as_root() {
+        let id = |flag: &str| -> Result<u32> {
+            proc::output(Command::new("id").args([flag, "postgres"]))
+                .and_then(|id| id.trim().parse().ok())
+                .context("PostgreSQL must run as the postgres user, and there is none")
+        };
+        cmd.uid(id("-u")?).gid(id("-g")?);
     }
+    Ok(cmd)
 }
 
 /// A throwaway PostgreSQL cluster in `dir`, listening on 127.0.0.1:`port`, trusting local
@@ -57,16 +68,16 @@ fn as_pg_user(program: &Path) -> Command {
 pub fn postgres(bin: &Path, dir: &Path, port: u16) -> Result<(Guard, String)> {
     let data = dir.join("data");
     std::fs::create_dir_all(dir)?;
-    if running_as_root() {
+    if proc::running_as_root() {
         proc::run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir))?;
     }
     proc::run(
-        as_pg_user(&bin.join("initdb"))
+        as_pg_user(&bin.join("initdb"))?
             .args(["--auth=trust", "--username=balas", "--encoding=UTF8", "--no-sync", "-D"])
             .arg(&data)
             .stdout(Stdio::null()),
     )?;
-    let mut cmd = as_pg_user(&bin.join("postgres"));
+    let mut cmd = as_pg_user(&bin.join("postgres"))?;
     cmd.arg("-D")
         .arg(&data)
         .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
@@ -95,7 +106,7 @@ impl TempDir {
         let path = std::env::temp_dir().join(format!("{stem}-{}-{}", std::process::id(), proc::free_port()?));
         std::fs::create_dir_all(&path)?;
         // Readable by the postgres user when we are root.
-        let _ = Command::new("chmod").arg("755").arg(&path).status();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         Ok(Self(path))
     }
 }

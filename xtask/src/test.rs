@@ -28,6 +28,14 @@ pub fn run(e2e: bool) -> Result<()> {
         tools::ensure_e2e_packages(&project)?;
     }
 
+    // Stopped from outside (Ctrl-C, or CI's SIGTERM on a timeout): stop everything this process
+    // group started (Redis, PostgreSQL, the server, cargo), since the guards below never get to.
+    ctrlc::set_handler(|| {
+        eprintln!("xtask: interrupted; stopping the test services");
+        proc::terminate_children();
+        std::process::exit(130);
+    })?;
+
     let tmp = TempDir::new("balas-test")?;
     let redis_port = proc::free_port()?;
     let _redis = services::redis(&tmp.0.join("redis"), redis_port, false)?;
@@ -42,7 +50,7 @@ pub fn run(e2e: bool) -> Result<()> {
     });
     let mut playwright = Counts::default();
     if e2e {
-        match end_to_end(&project, &tmp, &redis_url) {
+        match end_to_end(&project, &tmp, redis_port) {
             Ok(counts) => playwright = counts,
             Err(e) => problems.push(format!("end-to-end tests: {e:#}")),
         }
@@ -73,17 +81,18 @@ pub fn run(e2e: bool) -> Result<()> {
 
 /// Runs `cargo test` for the default members, echoing its output and adding up its result lines.
 fn cargo_tests(project: &Project, redis_url: &str, postgres_url: &str) -> Result<Counts> {
-    let mut child = project
-        .cargo()
-        .args(["test", "--no-fail-fast"])
-        .env("BALAS_TEST_REDIS_URL", redis_url)
-        .env("BALAS_TEST_POSTGRES_URL", postgres_url)
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("start cargo test")?;
+    let mut child = Guard::spawn(
+        "cargo test",
+        project
+            .cargo()
+            .args(["test", "--no-fail-fast"])
+            .env("BALAS_TEST_REDIS_URL", redis_url)
+            .env("BALAS_TEST_POSTGRES_URL", postgres_url)
+            .stdout(Stdio::piped()),
+    )?;
     let mut counts = Counts::default();
     let mut suites = 0;
-    for line in BufReader::new(child.stdout.take().context("cargo test stdout")?).lines() {
+    for line in BufReader::new(child.stdout().context("cargo test stdout")?).lines() {
         let line = line?;
         println!("{line}");
         if let Some(rest) = line.strip_prefix("test result: ") {
@@ -107,7 +116,9 @@ fn number_before(text: &str, label: &str) -> u64 {
 }
 
 /// Builds the site and the server, starts the server on a fresh SQLite file, and runs Playwright.
-fn end_to_end(project: &Project, tmp: &TempDir, redis_url: &str) -> Result<Counts> {
+fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Counts> {
+    let redis_url = format!("redis://127.0.0.1:{redis_port}");
+    let redis_url = redis_url.as_str();
     site::build_all(project, Profile::Dev)?;
     let port = proc::free_port()?;
     let dir = tmp.0.join("e2e");
@@ -129,24 +140,31 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_url: &str) -> Result<Count
     proc::wait_until("balas-server", &mut server, Duration::from_secs(60), || proc::http_ok(port, "/readyz"))?;
     let mut workers = Vec::new();
     for bin in ["balas-wa-worker", "balas-ai-worker"] {
-        workers.push(Guard::spawn(
+        let mut worker = Guard::spawn(
             bin,
             Command::new(project.binary(Profile::Dev, bin))
                 .env("BALAS_REDIS_URL", redis_url)
                 .env("BALAS_REDIS_PREFIX", "e2e")
                 .env("RUST_LOG", "warn")
                 .current_dir(&dir),
-        )?);
+        )?;
+        let announced = workers.len() + 1;
+        proc::wait_until(bin, &mut worker, Duration::from_secs(30), || {
+            services::redis_reply(redis_port, "HLEN e2e:workers").as_deref() == Some(&format!(":{announced}"))
+        })?;
+        workers.push(worker);
     }
 
     let report = dir.join("playwright.json");
-    let status = proc::status(
+    let status = Guard::spawn(
+        "playwright",
         Command::new("npx")
             .args(["playwright", "test"])
             .current_dir(project.root.join("end2end"))
             .env("BALAS_E2E_URL", format!("http://127.0.0.1:{port}"))
             .env("PLAYWRIGHT_JSON_OUTPUT_FILE", &report),
-    )?;
+    )?
+    .wait()?;
     for mut worker in workers {
         worker.stop();
     }

@@ -100,19 +100,24 @@ fn have(program: &str) -> bool {
 /// Installs Debian packages, with sudo when not root.
 fn apt_install(packages: &[&str]) -> Result<()> {
     println!("xtask: installing {} from the OS packages", packages.join(", "));
-    let root = proc::output(Command::new("id").arg("-u")).is_some_and(|id| id.trim() == "0");
-    let (program, prefix): (&str, &[&str]) = if root { ("apt-get", &[]) } else { ("sudo", &["apt-get"]) };
-    let update_marker = Path::new("/var/lib/apt/lists");
-    let has_lists = std::fs::read_dir(update_marker).map(|d| d.count() > 2).unwrap_or(false);
+    // `env` passes DEBIAN_FRONTEND through sudo (which drops the caller's environment).
+    let apt = |args: &[&str]| {
+        let mut cmd = if proc::running_as_root() { Command::new("env") } else { Command::new("sudo") };
+        if !proc::running_as_root() {
+            cmd.arg("env");
+        }
+        cmd.args(["DEBIAN_FRONTEND=noninteractive", "apt-get"]).args(args);
+        cmd
+    };
+    let has_lists = std::fs::read_dir("/var/lib/apt/lists").map(|d| d.count() > 2).unwrap_or(false);
     if !has_lists {
-        proc::run(Command::new(program).args(prefix).args(["update", "-qq"]))?;
+        proc::run(&mut apt(&["update", "-qq"]))?;
     }
-    let mut install = Command::new(program);
-    install.args(prefix).args(["install", "-y", "-qq"]).args(packages).env("DEBIAN_FRONTEND", "noninteractive");
-    if proc::run(&mut install).is_err() {
+    let install: Vec<&str> = ["install", "-y", "-qq"].into_iter().chain(packages.iter().copied()).collect();
+    if proc::run(&mut apt(&install)).is_err() {
         // The package lists may be stale: refresh them once and retry.
-        proc::run(Command::new(program).args(prefix).args(["update", "-qq"]))?;
-        proc::run(&mut install)?;
+        proc::run(&mut apt(&["update", "-qq"]))?;
+        proc::run(&mut apt(&install))?;
     }
     Ok(())
 }
