@@ -108,7 +108,7 @@ mod ssr {
 }
 
 #[cfg(feature = "ssr")]
-pub use ssr::{LANGUAGE_COOKIE, SESSION_COOKIE, cookie};
+pub use ssr::{SESSION_COOKIE, cookie};
 
 /// Whether the first-run setup still has to be done.
 #[server(prefix = "/api", endpoint = "needs_setup")]

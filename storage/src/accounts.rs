@@ -77,7 +77,7 @@ fn role_of(raw: &str) -> StoreResult<Role> {
     Role::parse(raw).map_err(|_| corrupt("membership role"))
 }
 
-async fn insert_audit(tx: &mut Transaction<'_, Any>, audit: &Audit<'_>) -> StoreResult<()> {
+async fn insert_audit<'e>(executor: impl sqlx::Executor<'e, Database = Any>, audit: &Audit<'_>) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO audit_log (workspace_id, actor_user_id, action, subject, detail, ip, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -89,7 +89,7 @@ async fn insert_audit(tx: &mut Transaction<'_, Any>, audit: &Audit<'_>) -> Store
     .bind(audit.detail)
     .bind(audit.ip)
     .bind(audit.at.0)
-    .execute(&mut **tx)
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -153,7 +153,7 @@ impl Store {
         let workspace_id = WorkspaceId(workspace_id);
         let user_id = insert_member(&mut tx, workspace_id, admin, now).await?;
         insert_audit(
-            &mut tx,
+            &mut *tx,
             &Audit {
                 workspace_id,
                 actor: Some(user_id),
@@ -273,7 +273,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        insert_audit(&mut tx, audit).await?;
+        insert_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         Ok(user_id)
     }
@@ -342,7 +342,7 @@ impl Store {
             return Err(StoreError::Conflict(Conflict::LastAdmin));
         }
         if old != role {
-            insert_audit(&mut tx, audit).await?;
+            insert_audit(&mut *tx, audit).await?;
         }
         tx.commit().await?;
         Ok(old)
@@ -380,7 +380,7 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        insert_audit(&mut tx, audit).await?;
+        insert_audit(&mut *tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -443,7 +443,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         insert_audit(
-            &mut tx,
+            &mut *tx,
             &Audit {
                 workspace_id,
                 actor: Some(user_id),
@@ -461,10 +461,7 @@ impl Store {
 
     /// Writes one audit entry on its own (for events that change nothing else, such as a lockout).
     pub async fn append_audit(&self, audit: &Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        insert_audit(&mut tx, audit).await?;
-        tx.commit().await?;
-        Ok(())
+        insert_audit(&self.pool, audit).await
     }
 
     /// The newest audit entries of a workspace first.

@@ -7,15 +7,11 @@ use anyhow::{Context, Result, bail};
 
 /// Runs a command to the end; fails when it fails.
 pub fn run(cmd: &mut Command) -> Result<()> {
-    let status = status(cmd)?;
+    let status = cmd.status().with_context(|| format!("cannot start {}", describe(cmd)))?;
     if !status.success() {
         bail!("{} failed ({status})", describe(cmd));
     }
     Ok(())
-}
-
-pub fn status(cmd: &mut Command) -> Result<ExitStatus> {
-    cmd.status().with_context(|| format!("cannot start {}", describe(cmd)))
 }
 
 /// Runs a command and returns its standard output, or `None` when it cannot run or fails.
