@@ -33,6 +33,8 @@ pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
         Issue::NotAllowed => t_string!(i18n, errors.not_allowed).to_string(),
         Issue::Taken => t_string!(i18n, errors.taken).to_string(),
         Issue::Unchanged => t_string!(i18n, errors.unchanged).to_string(),
+        Issue::InvalidPhone => t_string!(i18n, errors.invalid_phone).to_string(),
+        Issue::OutOfRange { min, max } => t_string!(i18n, errors.out_of_range, min = min, max = max).to_string(),
     }
 }
 

@@ -35,6 +35,14 @@ pub struct Settings {
     pub site_root: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
+    /// Enables the simulated WhatsApp network: sandbox channels and the customer-phone API.
+    pub sandbox: bool,
+    /// Sandbox: how long a packet takes to reach a channel.
+    pub sandbox_latency_ms: u64,
+    /// Sandbox: a number that sends more than this many messages in one second is banned.
+    pub sandbox_ban_above_per_sec: u32,
+    /// Sandbox: how long a ban lasts.
+    pub sandbox_ban_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +71,10 @@ impl Default for Settings {
             trust_forwarded_for: false,
             site_root: PathBuf::from("target/site"),
             log_format: LogFormat::Text,
+            sandbox: false,
+            sandbox_latency_ms: 0,
+            sandbox_ban_above_per_sec: 20,
+            sandbox_ban_secs: 300,
         }
     }
 }
@@ -76,6 +88,14 @@ impl Settings {
             .merge(Env::prefixed("BALAS_").ignore(&["config"]))
             .extract()
             .map_err(Box::new)
+    }
+
+    /// The sandbox network's rules.
+    pub fn sandbox_rules(&self) -> balas_bus::SandboxRules {
+        balas_bus::SandboxRules {
+            ban_above_per_sec: self.sandbox_ban_above_per_sec.max(1),
+            ban_ms: self.sandbox_ban_secs.max(1).saturating_mul(1000),
+        }
     }
 
     /// Cookies get `Secure` when Balas is served over TLS.

@@ -2,12 +2,24 @@
 //! one prefix (so that several installations, or many tests, can share a Redis without touching
 //! each other's keys).
 
+mod lease;
+mod pipeline;
+mod queue;
+mod sandbox;
 mod throttle;
 mod workers;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use balas_domain::{ChannelId, PhoneNumber};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use lease::*;
+pub use pipeline::*;
+pub use queue::*;
+pub use sandbox::*;
 pub use throttle::*;
 pub use workers::*;
 
@@ -15,9 +27,17 @@ pub use workers::*;
 pub enum BusError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error("queue: {0}")]
+    Queue(#[from] bullmq::Error),
+    #[error("a stored event is not valid: {0}")]
+    Corrupt(String),
 }
 
 pub type BusResult<T> = Result<T, BusError>;
+
+/// How long a blocking read waits for something to arrive before it returns empty-handed (so a
+/// loop can notice a shutdown).
+pub const BLOCK_FOR: Duration = Duration::from_millis(1_000);
 
 /// Names of Redis keys. The prefix is the only variable part of a name, so two prefixes never
 /// share a key.
@@ -45,6 +65,67 @@ impl Keys {
         format!("{}:workers:seen", self.prefix)
     }
 
+    /// What the WhatsApp workers report (a stream, read by the server's ingest group).
+    pub fn wa_events(&self) -> String {
+        format!("{}:wa:events", self.prefix)
+    }
+
+    /// Live events for the dashboards (a stream every server instance reads in full).
+    pub fn live_events(&self) -> String {
+        format!("{}:live", self.prefix)
+    }
+
+    /// Who runs a channel's session (a string: `holder|fence`, with a time to live).
+    pub fn channel_lease(&self, channel: ChannelId) -> String {
+        format!("{}:lease:channel:{}", self.prefix, channel)
+    }
+
+    /// The last fencing token handed out for a channel (a counter).
+    pub fn channel_fence(&self, channel: ChannelId) -> String {
+        format!("{}:lease:channel:{}:fence", self.prefix, channel)
+    }
+
+    /// BullMQ's own prefix for our queues (BullMQ forbids `:` in it).
+    pub fn bullmq_prefix(&self) -> String {
+        format!("{}-bull", self.prefix.replace(':', "-"))
+    }
+
+    /// The name of a channel's send queue (under [`Keys::bullmq_prefix`]).
+    pub fn send_queue(&self, channel: ChannelId) -> String {
+        format!("send-{channel}")
+    }
+
+    /// Sandbox network: what one simulated phone receives, in order (a stream).
+    pub fn sandbox_inbox(&self, phone: &PhoneNumber) -> String {
+        format!("{}:sbx:inbox:{}", self.prefix, phone.digits())
+    }
+
+    /// Sandbox network: how many times each message was delivered to a phone (a hash: WhatsApp id
+    /// → count). A phone shows a message once whatever the count, as WhatsApp does.
+    pub fn sandbox_ledger(&self, phone: &PhoneNumber) -> String {
+        format!("{}:sbx:ledger:{}", self.prefix, phone.digits())
+    }
+
+    /// Sandbox network: a number's sends in the last second (a sorted set), for the ban rule.
+    pub fn sandbox_rate(&self, phone: &PhoneNumber) -> String {
+        format!("{}:sbx:rate:{}", self.prefix, phone.digits())
+    }
+
+    /// Sandbox network: set while a number is banned (expires with the ban).
+    pub fn sandbox_ban(&self, phone: &PhoneNumber) -> String {
+        format!("{}:sbx:ban:{}", self.prefix, phone.digits())
+    }
+
+    /// Sandbox network: the fencing token of the connection that may send for a number.
+    pub fn sandbox_session(&self, phone: &PhoneNumber) -> String {
+        format!("{}:sbx:session:{}", self.prefix, phone.digits())
+    }
+
+    /// Sandbox network: how far a channel's session has handed its inbox on (a stream id).
+    pub fn sandbox_cursor(&self, phone: &PhoneNumber) -> String {
+        format!("{}:sbx:cursor:{}", self.prefix, phone.digits())
+    }
+
     /// Failed logins of one subject (an account or an address), kept for the throttle window.
     pub fn login_failures(&self, subject: &LoginSubject) -> String {
         match subject {
@@ -58,7 +139,11 @@ impl Keys {
 #[derive(Clone)]
 pub struct Bus {
     conn: ConnectionManager,
+    client: redis::Client,
+    url: String,
     keys: Keys,
+    /// Send queues opened so far, sharing one connection.
+    queues: Arc<Mutex<HashMap<ChannelId, bullmq::Queue>>>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -72,12 +157,29 @@ impl Bus {
     /// reconnects by itself after a drop.
     pub async fn connect(url: &str, prefix: &str) -> BusResult<Self> {
         let client = redis::Client::open(url)?;
+        let conn = Self::manager(&client, Duration::from_secs(5)).await?;
+        Ok(Self {
+            conn,
+            client,
+            url: url.to_owned(),
+            keys: Keys::new(prefix),
+            queues: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    async fn manager(client: &redis::Client, response_timeout: Duration) -> BusResult<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(response_timeout))
             .set_number_of_retries(2);
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { conn, keys: Keys::new(prefix) })
+        Ok(ConnectionManager::new_with_config(client.clone(), config).await?)
+    }
+
+    /// A copy of this bus on a connection of its own, for a loop that blocks on Redis (a blocking
+    /// read holds its connection, and would stall every other command sharing it).
+    pub async fn dedicated(&self) -> BusResult<Self> {
+        let conn = Self::manager(&self.client, BLOCK_FOR + Duration::from_secs(5)).await?;
+        Ok(Self { conn, ..self.clone() })
     }
 
     pub fn keys(&self) -> &Keys {

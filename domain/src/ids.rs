@@ -23,6 +23,22 @@ id_type!(
     /// A person who logs in (admin or agent).
     UserId
 );
+id_type!(
+    /// A WhatsApp number connected to a workspace.
+    ChannelId
+);
+id_type!(
+    /// A customer, known by phone number within a workspace.
+    ContactId
+);
+id_type!(
+    /// The thread between one contact and one channel.
+    ConversationId
+);
+id_type!(
+    /// One message, inbound or outbound.
+    MessageId
+);
 
 /// A point in time, as milliseconds since the Unix epoch (UTC). Stored as a 64-bit integer in both
 /// databases, so that the two behave the same.

@@ -6,11 +6,13 @@
 mod account;
 mod error;
 mod ids;
+mod messaging;
 mod system;
 mod validate;
 
 pub use account::*;
 pub use error::*;
 pub use ids::*;
+pub use messaging::*;
 pub use system::*;
 pub use validate::*;

@@ -13,6 +13,10 @@ pub enum Field {
     Role,
     Locale,
     Token,
+    Phone,
+    Text,
+    Channel,
+    RateLimit,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.
@@ -34,6 +38,13 @@ pub enum Issue {
     Taken,
     /// The new password is the same as the current one.
     Unchanged,
+    /// Not a phone number in international form (+ country code, 8 to 15 digits).
+    InvalidPhone,
+    /// A number outside the allowed range.
+    OutOfRange {
+        min: i64,
+        max: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
@@ -110,6 +121,12 @@ text_type!(
     WorkspaceName,
     Field::WorkspaceName,
     80
+);
+text_type!(
+    /// A channel's display name, 1 to 60 characters.
+    ChannelName,
+    Field::Name,
+    60
 );
 text_type!(
     /// A person's display name, 1 to 100 characters.

@@ -1,9 +1,13 @@
 //! Balas' background workers. Each worker binary is a thin wrapper around [`main`].
 //!
-//! What a worker does today: it reads the settings, connects to Redis, announces itself every few
-//! seconds (so the System page shows it live, and a crashed worker disappears from it within
-//! seconds), and leaves cleanly on shutdown. The WhatsApp worker's sessions and queues and the AI
-//! worker's answers are built on this in the issues that follow.
+//! Every worker reads the settings, connects to Redis, announces itself every few seconds (so the
+//! System page shows it live, and a crashed worker disappears from it within seconds), and leaves
+//! cleanly on shutdown. The WhatsApp worker also runs its share of the channels ([`wa`]) behind
+//! the session boundary ([`session`]); the AI worker's answers come in a later issue.
+
+pub mod sandbox;
+pub mod session;
+pub mod wa;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,8 +20,8 @@ use secrecy::ExposeSecret;
 
 /// A worker process that has connected and announced itself.
 pub struct Worker {
-    bus: Bus,
-    info: WorkerInfo,
+    pub bus: Bus,
+    pub info: WorkerInfo,
 }
 
 impl Worker {
@@ -83,5 +87,40 @@ fn hostname() -> String {
 pub async fn main(kind: WorkerKind) -> anyhow::Result<()> {
     let settings = Settings::load().context("read the settings")?;
     balas_backend::init_tracing(settings.log_format);
-    Worker::start(kind, &settings).await?.serve(balas_backend::shutdown_signal()).await
+    let worker = Worker::start(kind, &settings).await?;
+    let work = match kind {
+        WorkerKind::Whatsapp => Some(start_whatsapp(&settings, worker.bus.clone(), &worker.info.instance).await?),
+        WorkerKind::Ai => None,
+    };
+    worker
+        .serve(async move {
+            balas_backend::shutdown_signal().await;
+            if let Some((stop, task)) = work {
+                tracing::info!("stopping: finishing sends in flight and releasing channels");
+                let _ = stop.send(true);
+                if let Err(error) = task.await {
+                    tracing::error!(%error, "the channel runner failed");
+                }
+            }
+        })
+        .await
+}
+
+/// Starts the WhatsApp worker's channel runner; stop it by sending `true`.
+pub async fn start_whatsapp(
+    settings: &Settings,
+    bus: Bus,
+    instance: &str,
+) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let store = balas_storage::Store::open(settings.database_url.expose_secret(), settings.database_max_connections)
+        .await
+        .context("open the database")?;
+    let sandbox = settings.sandbox.then(|| sandbox::SandboxProvider {
+        bus: bus.clone(),
+        rules: settings.sandbox_rules(),
+        latency: Duration::from_millis(settings.sandbox_latency_ms),
+    });
+    let ctx = std::sync::Arc::new(wa::WaContext { bus, store, holder: instance.to_owned(), sandbox });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    Ok((stop, tokio::spawn(wa::run(ctx, stopped))))
 }

@@ -1,0 +1,99 @@
+//! Leases on channels: exactly one worker runs a channel's session at a time.
+//!
+//! A lease is a Redis key holding `holder|fence` with a time to live. The holder renews it well
+//! before it expires; a holder that dies stops renewing, and the channel is free again once the
+//! time is up. Each new lease gets a larger fencing token, which the session hands to the
+//! network (or the session store) with every write, so a holder that lost its lease without
+//! noticing (a long pause) is refused rather than trusted.
+
+use balas_domain::ChannelId;
+use redis::Script;
+
+use crate::{Bus, BusResult};
+
+/// How long a lease lasts without renewal; a dead worker's channels are free after this.
+pub const LEASE_TTL_MS: u64 = 10_000;
+/// How often a holder renews its leases.
+pub const LEASE_RENEW_EVERY_MS: u64 = 3_000;
+
+/// A lease held on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub channel: ChannelId,
+    pub fence: u64,
+}
+
+const ACQUIRE: &str = r"
+local current = redis.call('GET', KEYS[1])
+if current then
+  local holder, fence = string.match(current, '^(.*)|(%d+)$')
+  if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return tonumber(fence)
+  end
+  return false
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[2])
+return fence
+";
+
+const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+impl Bus {
+    /// Takes the lease on `channel` for `holder` if it is free (or already `holder`'s).
+    pub async fn acquire_lease(&self, channel: ChannelId, holder: &str) -> BusResult<Option<Lease>> {
+        let mut conn = self.conn.clone();
+        let fence: Option<u64> = Script::new(ACQUIRE)
+            .key(self.keys.channel_lease(channel))
+            .key(self.keys.channel_fence(channel))
+            .arg(holder)
+            .arg(LEASE_TTL_MS)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(fence.map(|fence| Lease { channel, fence }))
+    }
+
+    /// Extends a lease; false when it was lost (expired, or taken by another holder).
+    pub async fn renew_lease(&self, lease: &Lease, holder: &str) -> BusResult<bool> {
+        let mut conn = self.conn.clone();
+        let renewed: i64 = Script::new(RENEW)
+            .key(self.keys.channel_lease(lease.channel))
+            .arg(format!("{holder}|{}", lease.fence))
+            .arg(LEASE_TTL_MS)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(renewed == 1)
+    }
+
+    /// Gives a lease up at once, so another worker can take the channel without waiting.
+    pub async fn release_lease(&self, lease: &Lease, holder: &str) -> BusResult<()> {
+        let mut conn = self.conn.clone();
+        Script::new(RELEASE)
+            .key(self.keys.channel_lease(lease.channel))
+            .arg(format!("{holder}|{}", lease.fence))
+            .invoke_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Who holds the lease on `channel` now, if anyone.
+    pub async fn lease_holder(&self, channel: ChannelId) -> BusResult<Option<String>> {
+        let mut conn = self.conn.clone();
+        let value: Option<String> = redis::cmd("GET").arg(self.keys.channel_lease(channel)).query_async(&mut conn).await?;
+        Ok(value.and_then(|v| v.rsplit_once('|').map(|(holder, _)| holder.to_owned())))
+    }
+}

@@ -1,0 +1,227 @@
+//! The two event logs of the message pipeline.
+//!
+//! - `wa:events`: what the WhatsApp workers report ([`WaEnvelope`]). The server's ingest reads it
+//!   through a consumer group: each event is handled by one ingest consumer, acknowledged once
+//!   stored, and taken over from a consumer that crashed (XAUTOCLAIM).
+//! - `live`: what the dashboards hear ([`LiveEnvelope`]). Every server instance reads all of it
+//!   and hands each event to its own WebSockets; an event's stream id is the id a browser resumes
+//!   from.
+
+use balas_domain::{LiveEnvelope, LiveEvent, WaEnvelope, WorkspaceId};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamRangeReply, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, RedisError};
+
+use crate::{BLOCK_FOR, Bus, BusError, BusResult};
+
+/// About how many worker events are kept (acknowledged or not) before the oldest are trimmed.
+const WA_EVENTS_KEPT: usize = 1_000_000;
+/// About how many live events are kept for browsers that reconnect.
+const LIVE_EVENTS_KEPT: usize = 100_000;
+
+/// A worker event read from the stream, with the id to acknowledge it by. An entry that does not
+/// parse is returned as an error so that the reader can log it and acknowledge it (a poison entry
+/// must not block the stream).
+#[derive(Debug)]
+pub struct WaDelivery {
+    pub id: String,
+    pub event: Result<WaEnvelope, String>,
+}
+
+fn wa_delivery(entry: &StreamId) -> WaDelivery {
+    let event = match entry.get::<String>("e") {
+        Some(json) => serde_json::from_str(&json).map_err(|e| format!("{e}: {json}")),
+        None => Err("no `e` field".to_owned()),
+    };
+    WaDelivery { id: entry.id.clone(), event }
+}
+
+fn live_envelope(entry: &StreamId) -> BusResult<LiveEnvelope> {
+    let corrupt = |what: &str| BusError::Corrupt(format!("live event {}: {what}", entry.id));
+    let workspace: i64 = entry.get("w").ok_or_else(|| corrupt("no workspace"))?;
+    let json: String = entry.get("e").ok_or_else(|| corrupt("no event"))?;
+    let event: LiveEvent = serde_json::from_str(&json).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(LiveEnvelope { id: entry.id.clone(), workspace_id: WorkspaceId(workspace), event })
+}
+
+fn is_busy_group(error: &RedisError) -> bool {
+    error.code() == Some("BUSYGROUP")
+}
+
+/// Compares two stream ids (`ms-seq`) in stream order.
+pub fn stream_id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse::<u64>().unwrap_or(0), seq.parse::<u64>().unwrap_or(0))
+    };
+    parse(a).cmp(&parse(b))
+}
+
+/// Whether `id` is a well-formed stream id (`ms-seq` or `ms`).
+pub fn is_stream_id(id: &str) -> bool {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    !ms.is_empty() && ms.len() <= 20 && ms.bytes().all(|b| b.is_ascii_digit()) && seq.bytes().all(|b| b.is_ascii_digit())
+        && !seq.is_empty() && seq.len() <= 20
+}
+
+impl Bus {
+    /// Appends a worker event to the durable stream. Returns its id once Redis has it.
+    pub async fn append_wa_event(&self, event: &WaEnvelope) -> BusResult<String> {
+        let json = serde_json::to_string(event).expect("WaEnvelope serializes");
+        let mut conn = self.conn.clone();
+        let id: String = redis::cmd("XADD")
+            .arg(self.keys.wa_events())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(WA_EVENTS_KEPT)
+            .arg("*")
+            .arg("e")
+            .arg(json)
+            .query_async(&mut conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// Creates the consumer group `group` on the worker events (from the beginning of the stream,
+    /// so events appended before the first reader started are not skipped). Idempotent.
+    pub async fn ensure_wa_group(&self, group: &str) -> BusResult<()> {
+        let mut conn = self.conn.clone();
+        match conn.xgroup_create_mkstream::<_, _, _, ()>(self.keys.wa_events(), group, "0").await {
+            Ok(()) => Ok(()),
+            Err(error) if is_busy_group(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Reads up to `count` worker events for `consumer`: with `pending`, those it was given before
+    /// and has not acknowledged (after a restart under the same name); otherwise new ones, waiting
+    /// up to [`BLOCK_FOR`]. Call on a [`Bus::dedicated`] bus.
+    pub async fn read_wa_events(
+        &self,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        pending: bool,
+    ) -> BusResult<Vec<WaDelivery>> {
+        let mut options = StreamReadOptions::default().group(group, consumer).count(count);
+        if !pending {
+            options = options.block(BLOCK_FOR.as_millis() as usize);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> = conn
+            .xread_options(&[self.keys.wa_events()], &[if pending { "0" } else { ">" }], &options)
+            .await?;
+        Ok(reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).map(|entry| wa_delivery(&entry)).collect())
+    }
+
+    /// Takes over events that another consumer was given more than `min_idle_ms` ago and never
+    /// acknowledged (it crashed or hangs).
+    pub async fn claim_stale_wa_events(
+        &self,
+        group: &str,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> BusResult<Vec<WaDelivery>> {
+        let mut conn = self.conn.clone();
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(self.keys.wa_events())
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        Ok(reply.claimed.iter().map(wa_delivery).collect())
+    }
+
+    pub async fn ack_wa_events(&self, group: &str, ids: &[String]) -> BusResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        conn.xack::<_, _, _, ()>(self.keys.wa_events(), group, ids).await?;
+        Ok(())
+    }
+
+    /// How many worker events the group has been given and not yet acknowledged.
+    pub async fn wa_events_pending(&self, group: &str) -> BusResult<u64> {
+        let mut conn = self.conn.clone();
+        let reply: redis::Value =
+            redis::cmd("XPENDING").arg(self.keys.wa_events()).arg(group).query_async(&mut conn).await?;
+        match reply {
+            redis::Value::Array(items) => Ok(items.first().and_then(|v| redis::from_redis_value(v.clone()).ok()).unwrap_or(0)),
+            _ => Ok(0),
+        }
+    }
+
+    /// Publishes a live event for the dashboards of `workspace_id`; returns its id.
+    pub async fn publish_live(&self, workspace_id: WorkspaceId, event: &LiveEvent) -> BusResult<String> {
+        let json = serde_json::to_string(event).expect("LiveEvent serializes");
+        let mut conn = self.conn.clone();
+        let id: String = redis::cmd("XADD")
+            .arg(self.keys.live_events())
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(LIVE_EVENTS_KEPT)
+            .arg("*")
+            .arg("w")
+            .arg(workspace_id.0)
+            .arg("e")
+            .arg(json)
+            .query_async(&mut conn)
+            .await?;
+        Ok(id)
+    }
+
+    /// The id of the newest live event, or `0-0` when there is none: where a reader that wants
+    /// only what comes next starts.
+    pub async fn live_tail(&self) -> BusResult<String> {
+        let mut conn = self.conn.clone();
+        let reply: StreamRangeReply = conn.xrevrange_count(self.keys.live_events(), "+", "-", 1).await?;
+        Ok(reply.ids.first().map_or_else(|| "0-0".to_owned(), |e| e.id.clone()))
+    }
+
+    /// Live events after `after`, waiting up to [`BLOCK_FOR`] when there are none yet. Entries
+    /// that do not parse are skipped (and logged). Call on a [`Bus::dedicated`] bus.
+    pub async fn read_live(&self, after: &str, count: usize) -> BusResult<Vec<LiveEnvelope>> {
+        let options = StreamReadOptions::default().count(count).block(BLOCK_FOR.as_millis() as usize);
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> =
+            conn.xread_options(&[self.keys.live_events()], &[after], &options).await?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|r| r.keys)
+            .flat_map(|k| k.ids)
+            .filter_map(|entry| {
+                live_envelope(&entry).map_err(|error| tracing::warn!(%error, "skipping a live event")).ok()
+            })
+            .collect())
+    }
+
+    /// Live events of one workspace after `after` (exclusive), oldest first, at most `limit`
+    /// read from the log. `gap` is true when events after `after` were already trimmed away, so
+    /// the caller has missed some and should reload instead.
+    pub async fn live_since(
+        &self,
+        workspace_id: WorkspaceId,
+        after: &str,
+        limit: usize,
+    ) -> BusResult<(Vec<LiveEnvelope>, bool)> {
+        let mut conn = self.conn.clone();
+        let first: StreamRangeReply = conn.xrange_count(self.keys.live_events(), "-", "+", 1).await?;
+        let gap = first.ids.first().is_some_and(|oldest| stream_id_cmp(&oldest.id, after).is_gt())
+            && after != "0-0"
+            && after != "0";
+        let reply: StreamRangeReply =
+            conn.xrange_count(self.keys.live_events(), format!("({after}"), "+", limit).await?;
+        let events = reply
+            .ids
+            .iter()
+            .filter_map(|entry| live_envelope(entry).ok())
+            .filter(|envelope| envelope.workspace_id == workspace_id)
+            .collect();
+        Ok((events, gap))
+    }
+}

@@ -1,0 +1,386 @@
+//! The WhatsApp worker: holds channels by lease, runs their sessions, sends from their queues and
+//! reports what happens on the durable event stream.
+//!
+//! - [`run`] shares the channels out between the live WhatsApp workers: each takes free channels
+//!   up to its fair share (and gives back what is over it), so a dead worker's channels are taken
+//!   over once its leases expire.
+//! - One task per held channel ([`run_channel`]) connects the session, forwards its events, runs
+//!   a BullMQ worker on the channel's send queue at the channel's rate, renews the lease, and on
+//!   shutdown finishes the send in flight, closes the session and releases the lease.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use balas_backend::now;
+use balas_bus::{
+    Bus, LEASE_RENEW_EVERY_MS, Lease, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms,
+};
+use balas_domain::{
+    Channel, ChannelId, ChannelState, Provider, SendFailure, SendJob, Timestamp, WaEnvelope, WaEvent, WorkerKind,
+};
+use balas_storage::Store;
+use bullmq::{Job, RateLimiterOptions, Worker as QueueWorker};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior, interval};
+
+use crate::sandbox::SandboxProvider;
+use crate::session::{Incoming, SendError, Session, SessionEvent};
+
+/// How often the worker looks for channels to take or give back.
+const REBALANCE_EVERY: Duration = Duration::from_secs(2);
+/// How long shutdown waits for the send in flight.
+const FINISH_SEND_MS: u64 = 10_000;
+
+/// What every channel task of one worker shares.
+pub struct WaContext {
+    pub bus: Bus,
+    pub store: Store,
+    /// This worker's name, as lease holder.
+    pub holder: String,
+    pub sandbox: Option<SandboxProvider>,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Runs the worker's share of channels until `stop` turns true, then stops them all cleanly.
+pub async fn run(ctx: Arc<WaContext>, mut stop: watch::Receiver<bool>) {
+    let mut running: HashMap<ChannelId, Running> = HashMap::new();
+    let mut tick = interval(REBALANCE_EVERY);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {
+                if let Err(error) = rebalance(&ctx, &mut running).await {
+                    tracing::warn!(%error, "could not share out the channels; trying again");
+                }
+            }
+        }
+    }
+    for handle in running.values() {
+        let _ = handle.stop.send(true);
+    }
+    for (channel, handle) in running {
+        if let Err(error) = handle.task.await {
+            tracing::error!(%channel, %error, "a channel task failed while stopping");
+        }
+    }
+}
+
+async fn rebalance(ctx: &Arc<WaContext>, running: &mut HashMap<ChannelId, Running>) -> anyhow::Result<()> {
+    running.retain(|_, handle| !handle.task.is_finished());
+    let channels: Vec<Channel> = ctx
+        .store
+        .all_channels()
+        .await?
+        .into_iter()
+        .filter(|c| c.state.wants_session() && runnable(ctx, c))
+        .collect();
+    let workers = ctx.bus.live_workers(now()).await?.iter().filter(|w| w.kind == WorkerKind::Whatsapp).count();
+    let share = channels.len().div_ceil(workers.max(1));
+    // Give back channels that are gone, and what is over the fair share (a new worker joined).
+    let wanted: HashMap<ChannelId, &Channel> = channels.iter().map(|c| (c.id, c)).collect();
+    let mut over = running.len().saturating_sub(share + 1);
+    for (id, handle) in running.iter() {
+        if !wanted.contains_key(id) {
+            let _ = handle.stop.send(true);
+        } else if over > 0 {
+            tracing::info!(channel = %id, "giving a channel back so that another worker can take its share");
+            let _ = handle.stop.send(true);
+            over -= 1;
+        }
+    }
+    for channel in &channels {
+        if running.len() >= share {
+            break;
+        }
+        if running.contains_key(&channel.id) {
+            continue;
+        }
+        if let Some(lease) = ctx.bus.acquire_lease(channel.id, &ctx.holder).await? {
+            tracing::info!(channel = %channel.id, fence = lease.fence, "took the channel");
+            let (stop, stopped) = watch::channel(false);
+            let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped));
+            running.insert(channel.id, Running { stop, task });
+        }
+    }
+    Ok(())
+}
+
+fn runnable(ctx: &WaContext, channel: &Channel) -> bool {
+    match channel.provider {
+        Provider::Sandbox => ctx.sandbox.is_some(),
+        // The real WhatsApp provider comes with its own issue; until then such channels stay idle.
+        Provider::Whatsapp => false,
+    }
+}
+
+/// Why a connected session ended.
+enum Ended {
+    Stop,
+    LostLease,
+    Banned(Timestamp),
+    LoggedOut,
+    /// The connection failed; try again.
+    Dropped(String),
+}
+
+/// Waits until `until` (or forever), renewing the lease; `Some` when it must stop early.
+async fn hold(
+    ctx: &WaContext,
+    lease: &Lease,
+    stop: &mut watch::Receiver<bool>,
+    until: Option<Instant>,
+) -> Option<Ended> {
+    let mut renew = interval(Duration::from_millis(LEASE_RENEW_EVERY_MS));
+    renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let deadline = async {
+        match until {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return Some(Ended::Stop),
+            () = &mut deadline => return None,
+            _ = renew.tick() => {
+                if !renew_lease(ctx, lease).await {
+                    return Some(Ended::LostLease);
+                }
+            }
+        }
+    }
+}
+
+async fn renew_lease(ctx: &WaContext, lease: &Lease) -> bool {
+    match ctx.bus.renew_lease(lease, &ctx.holder).await {
+        Ok(held) => held,
+        // Redis is away: keep going; the network refuses stale senders by their fencing token.
+        Err(error) => {
+            tracing::warn!(%error, channel = %lease.channel, "could not renew the lease");
+            true
+        }
+    }
+}
+
+/// Runs one channel while this worker holds its lease.
+pub async fn run_channel(ctx: Arc<WaContext>, channel: Channel, lease: Lease, mut stop: watch::Receiver<bool>) {
+    let Some(provider) = ctx.sandbox.clone() else { return };
+    let mut backoff = Duration::from_millis(500);
+    let ended = loop {
+        report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Connecting, detail: None }).await;
+        let connected = match provider.connect(channel.phone.clone(), lease.fence).await {
+            Ok(connected) => connected,
+            Err(SendError::Replaced) => break Ended::LostLease,
+            Err(error) => {
+                let detail = Some(error.to_string());
+                report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Reconnecting, detail }).await;
+                if let Some(ended) = hold(&ctx, &lease, &mut stop, Some(Instant::now() + backoff)).await {
+                    break ended;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(500);
+        let session: Arc<dyn Session> = Arc::from(connected.session);
+        let (control, mut controls) = mpsc::channel(4);
+        let forwarder = tokio::spawn(forward(ctx.bus.clone(), channel.id, session.clone(), connected.events, control));
+        let sender = match start_sending(&ctx, &channel, session.clone()).await {
+            Ok(sender) => Some(sender),
+            Err(error) => {
+                tracing::error!(%error, channel = %channel.id, "could not start the send queue's worker");
+                None
+            }
+        };
+        let ended = if sender.is_none() {
+            Ended::Dropped("the send queue could not be opened".to_owned())
+        } else {
+            let mut renew = interval(Duration::from_millis(LEASE_RENEW_EVERY_MS));
+            renew.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => break Ended::Stop,
+                    _ = renew.tick() => {
+                        if !renew_lease(&ctx, &lease).await {
+                            break Ended::LostLease;
+                        }
+                    }
+                    ended = controls.recv() => break ended.unwrap_or(Ended::Dropped("the session closed".to_owned())),
+                }
+            }
+        };
+        // Stop taking jobs and let the one in flight finish, then close the session; its event
+        // stream ends and the forwarder hands on what is left.
+        if let Some(sender) = sender
+            && let Err(error) = sender.close(FINISH_SEND_MS).await
+        {
+            tracing::warn!(%error, channel = %channel.id, "the send queue's worker did not close cleanly");
+        }
+        session.shutdown().await;
+        if tokio::time::timeout(Duration::from_secs(5), forwarder).await.is_err() {
+            tracing::warn!(channel = %channel.id, "the event forwarder did not finish in time");
+        }
+        match ended {
+            Ended::Banned(until) => {
+                let wait = Duration::from_millis(until.0.saturating_sub(now().0).max(0) as u64);
+                tracing::warn!(channel = %channel.id, "banned; reconnecting in {} s", wait.as_secs());
+                if let Some(ended) = hold(&ctx, &lease, &mut stop, Some(Instant::now() + wait)).await {
+                    break ended;
+                }
+            }
+            Ended::Dropped(reason) => {
+                let detail = Some(reason);
+                report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Reconnecting, detail }).await;
+                if let Some(ended) = hold(&ctx, &lease, &mut stop, Some(Instant::now() + backoff)).await {
+                    break ended;
+                }
+            }
+            // Keep the lease (so no other worker tries) until someone links the number again.
+            Ended::LoggedOut => break hold(&ctx, &lease, &mut stop, None).await.unwrap_or(Ended::Stop),
+            other => break other,
+        }
+    };
+    if matches!(ended, Ended::Stop) {
+        // Report before releasing: the next holder's reports come after this one.
+        let detail = Some("waiting for a WhatsApp worker".to_owned());
+        report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Idle, detail }).await;
+        if let Err(error) = ctx.bus.release_lease(&lease, &ctx.holder).await {
+            tracing::warn!(%error, channel = %channel.id, "could not release the lease; it will expire");
+        }
+    }
+    tracing::info!(channel = %channel.id, "stopped running the channel");
+}
+
+/// Appends an event to the durable stream, retrying while Redis is away: an event is never
+/// dropped, and its session event is acknowledged only after this returns.
+async fn report(bus: &Bus, channel_id: ChannelId, event: WaEvent) {
+    let envelope = WaEnvelope { channel_id, at: now(), event };
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match bus.append_wa_event(&envelope).await {
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not append an event; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Hands a session's events on to the durable stream, acknowledging each once it is there, and
+/// tells the channel task when the session ended.
+async fn forward(
+    bus: Bus,
+    channel_id: ChannelId,
+    session: Arc<dyn Session>,
+    mut events: mpsc::Receiver<Incoming>,
+    control: mpsc::Sender<Ended>,
+) {
+    while let Some(Incoming { event, ack }) = events.recv().await {
+        let (reported, ended) = match event {
+            SessionEvent::State { state, detail } => (Some(WaEvent::State { state, detail }), None),
+            SessionEvent::Message { wa_id, from, push_name, text, sent_at } => {
+                (Some(WaEvent::Message { wa_id, from, push_name, text, sent_at }), None)
+            }
+            SessionEvent::Receipt { wa_id, receipt } => (Some(WaEvent::Receipt { wa_id, receipt }), None),
+            SessionEvent::Typing { from, typing } => (Some(WaEvent::Typing { from, typing }), None),
+            SessionEvent::Banned { until } => {
+                let detail = Some(format!("banned for sending too fast; until {}", until.0));
+                (Some(WaEvent::State { state: ChannelState::Banned, detail }), Some(Ended::Banned(until)))
+            }
+            SessionEvent::LoggedOut => {
+                let detail = Some("the phone ended the link; link the number again".to_owned());
+                (Some(WaEvent::State { state: ChannelState::LoggedOut, detail }), Some(Ended::LoggedOut))
+            }
+            SessionEvent::Replaced => (None, Some(Ended::LostLease)),
+            // Linking is shown by the real provider's issue; the sandbox never asks for it.
+            SessionEvent::PairingQr { .. } | SessionEvent::PairingCode { .. } => (None, None),
+        };
+        if let Some(event) = reported {
+            report(&bus, channel_id, event).await;
+        }
+        if let Some(token) = ack
+            && let Err(error) = session.ack(&token).await
+        {
+            tracing::warn!(%error, %channel_id, "could not acknowledge an event; it may come again");
+        }
+        if let Some(ended) = ended {
+            let _ = control.send(ended).await;
+        }
+    }
+    let _ = control.send(Ended::Dropped("the session closed".to_owned())).await;
+}
+
+async fn start_sending(ctx: &WaContext, channel: &Channel, session: Arc<dyn Session>) -> anyhow::Result<QueueWorker> {
+    let bus = ctx.bus.clone();
+    let backoff: bullmq::BackoffStrategyFn = Arc::new(|attempts_made, kind, _error, _data| {
+        let delay = if kind == SEND_BACKOFF { send_backoff_ms(attempts_made) as i64 } else { 1_000 };
+        Box::pin(async move { delay })
+    });
+    let options = ctx
+        .bus
+        .send_worker_options()
+        .name(ctx.holder.clone())
+        .concurrency(1)
+        .limiter(RateLimiterOptions::new(u64::from(channel.rate.get()), Duration::from_secs(1)))
+        .lock_duration(Duration::from_secs(10))
+        .stalled_interval(Duration::from_secs(5))
+        .max_stalled_count(10)
+        .drain_delay(Duration::from_secs(1))
+        .backoff_strategy(backoff);
+    let queue = ctx.bus.keys().send_queue(channel.id);
+    let processor = move |job: Job, _cancel| {
+        let bus = bus.clone();
+        let session = session.clone();
+        async move { process_send(&bus, session.as_ref(), &job).await }
+    };
+    Ok(QueueWorker::with_options(&queue, processor, options).await?)
+}
+
+/// Sends one queued message. Transient failures are retried by BullMQ with backoff; a permanent
+/// one (or the last attempt) marks the message failed with a reason a person can read.
+pub async fn process_send(bus: &Bus, session: &dyn Session, job: &Job) -> Result<serde_json::Value, bullmq::Error> {
+    let send: SendJob = serde_json::from_value(job.data().clone()).map_err(|error| {
+        tracing::error!(%error, job = job.id(), "a send job that does not parse was dropped");
+        bullmq::Error::Unrecoverable(format!("not a send job: {error}"))
+    })?;
+    match session.send_text(&send.to, &send.wa_id, send.text.as_str()).await {
+        Ok(()) => {
+            report(bus, send.channel_id, WaEvent::Sent { message_id: send.message_id, wa_id: send.wa_id.clone() }).await;
+            Ok(serde_json::json!({ "wa_id": send.wa_id }))
+        }
+        Err(SendError::Permanent(failure)) => {
+            let message = failure.to_string();
+            report(bus, send.channel_id, WaEvent::SendFailed { message_id: send.message_id, failure }).await;
+            Err(bullmq::Error::Unrecoverable(message))
+        }
+        Err(SendError::Banned { until }) => {
+            // Not the message's fault: hold the whole queue until the ban ends, without using up
+            // the message's attempts.
+            let delay_ms = until.0.saturating_sub(now().0).max(1_000) as u64;
+            if let Ok(queue) = bus.send_queue(send.channel_id).await {
+                let _ = queue.rate_limit(delay_ms).await;
+            }
+            Err(bullmq::Error::RateLimited { delay_ms })
+        }
+        // Another worker runs the channel now; give the job back to the queue for it.
+        Err(SendError::Replaced) => Err(bullmq::Error::RateLimited { delay_ms: 0 }),
+        Err(SendError::Transient(error)) => {
+            let attempts = job.attempts_made() + 1;
+            if attempts >= SEND_ATTEMPTS {
+                let failure = SendFailure::GaveUp { attempts, last_error: error.clone() };
+                report(bus, send.channel_id, WaEvent::SendFailed { message_id: send.message_id, failure }).await;
+            }
+            Err(bullmq::Error::ProcessingError(error))
+        }
+    }
+}
