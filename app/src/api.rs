@@ -1,7 +1,9 @@
 //! Server functions: the dashboard's calls to the server. Each one is a thin layer over
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
-use balas_domain::{AddedMember, AppError, AuditEntry, InviteInfo, Me, Onboarding, SystemStatus, TeamMember};
+use balas_domain::{
+    AddedMember, AppError, AuditEntry, Channel, InviteInfo, Me, Message, Onboarding, SystemStatus, TeamMember,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -293,4 +295,45 @@ pub async fn accept_invite(token: String, password: String) -> Result<(), AppErr
         }
         .await,
     )
+}
+
+#[server(prefix = "/api", endpoint = "channels")]
+pub async fn list_channels() -> Result<Vec<Channel>, AppError> {
+    ssr::respond(async { balas_backend::messaging::channels(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Adds a channel on the sandbox network (admins; only when the sandbox is enabled).
+#[server(prefix = "/api", endpoint = "create_sandbox_channel")]
+pub async fn create_sandbox_channel(name: String, phone: String, rate: Option<i64>) -> Result<Channel, AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            balas_backend::messaging::create_sandbox_channel(&state, &caller, &name, &phone, rate).await
+        }
+        .await,
+    )
+}
+
+/// Sends a text to a phone number on a channel of the caller's workspace.
+#[server(prefix = "/api", endpoint = "send_message")]
+pub async fn send_message(channel_id: i64, to: String, text: String) -> Result<Message, AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            balas_backend::messaging::send_message(&state, &caller, channel_id, &to, &text).await
+        }
+        .await,
+    )
+}
+
+/// Whether this installation runs the sandbox network (so the UI offers sandbox channels).
+#[server(prefix = "/api", endpoint = "sandbox_enabled")]
+pub async fn sandbox_enabled() -> Result<bool, AppError> {
+    ssr::respond(async {
+        ssr::caller().await?;
+        Ok(ssr::state()?.settings.sandbox)
+    }
+    .await)
 }

@@ -27,6 +27,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Any member who has replaced an initial password an admin gave them.
+    pub fn require_active(&self) -> Result<(), AppError> {
+        if self.me.must_change_password { Err(AppError::PasswordChangeRequired) } else { Ok(()) }
+    }
+
     /// Admins only, and only once they have replaced an initial password an admin gave them.
     pub fn require_admin(&self) -> Result<(), AppError> {
         if !self.me.is_admin() {
@@ -216,6 +221,11 @@ pub async fn caller(state: &AppState, session_token: Option<&str>) -> Result<Opt
     let hash = token_hash(token);
     let me = state.store.session_user(&hash, now()).await.map_err(from_store)?;
     Ok(me.map(|me| Caller { me, token_hash: hash }))
+}
+
+/// What the database keeps of a session token (for tools and tests that make sessions).
+pub fn session_token_hash(token: &str) -> String {
+    token_hash(token)
 }
 
 /// Like [`caller`], but a missing or ended session is an error.

@@ -2,6 +2,9 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod ingest;
+pub mod live;
+pub mod messaging;
 mod secrets;
 pub mod settings;
 
@@ -57,6 +60,16 @@ pub async fn health(state: &AppState) -> (bool, bool) {
     (matches!(database, Ok(Ok(()))), matches!(redis, Ok(Ok(()))))
 }
 
+/// This machine's name (for worker and consumer names).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
 /// A short random id (10 hex digits), for error references and worker instance names.
 pub fn short_id() -> String {
     secrets::reference()
@@ -110,6 +123,9 @@ pub fn from_store(error: StoreError) -> AppError {
         StoreError::Conflict(Conflict::LastAdmin) => AppError::LastAdmin,
         StoreError::Conflict(Conflict::EmailTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Email, balas_domain::Issue::Taken))
+        }
+        StoreError::Conflict(Conflict::PhoneTaken) => {
+            AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Phone, balas_domain::Issue::Taken))
         }
         other => internal(other),
     }

@@ -43,6 +43,16 @@ fn live_envelope(entry: &StreamId) -> BusResult<LiveEnvelope> {
     Ok(LiveEnvelope { id: entry.id.clone(), workspace_id: WorkspaceId(workspace), event })
 }
 
+/// A page of one workspace's live events.
+#[derive(Debug, Default)]
+pub struct LivePage {
+    pub events: Vec<LiveEnvelope>,
+    /// The last id read from the log (of any workspace): where the next page starts.
+    pub last_read: Option<String>,
+    /// Whether the log may hold more after this page.
+    pub more: bool,
+}
+
 fn is_busy_group(error: &RedisError) -> bool {
     error.code() == Some("BUSYGROUP")
 }
@@ -200,28 +210,32 @@ impl Bus {
             .collect())
     }
 
-    /// Live events of one workspace after `after` (exclusive), oldest first, at most `limit`
-    /// read from the log. `gap` is true when events after `after` were already trimmed away, so
-    /// the caller has missed some and should reload instead.
+    /// One page of live events after `after` (exclusive): those of `workspace_id`, oldest first.
+    /// The second value is true when events after `after` were already trimmed away, so the
+    /// caller has missed some and should reload instead.
     pub async fn live_since(
         &self,
         workspace_id: WorkspaceId,
         after: &str,
         limit: usize,
-    ) -> BusResult<(Vec<LiveEnvelope>, bool)> {
+    ) -> BusResult<(LivePage, bool)> {
         let mut conn = self.conn.clone();
         let first: StreamRangeReply = conn.xrange_count(self.keys.live_events(), "-", "+", 1).await?;
-        let gap = first.ids.first().is_some_and(|oldest| stream_id_cmp(&oldest.id, after).is_gt())
-            && after != "0-0"
-            && after != "0";
+        let gap = after != "0-0"
+            && after != "0"
+            && first.ids.first().is_some_and(|oldest| stream_id_cmp(&oldest.id, after).is_gt());
         let reply: StreamRangeReply =
             conn.xrange_count(self.keys.live_events(), format!("({after}"), "+", limit).await?;
-        let events = reply
-            .ids
-            .iter()
-            .filter_map(|entry| live_envelope(entry).ok())
-            .filter(|envelope| envelope.workspace_id == workspace_id)
-            .collect();
-        Ok((events, gap))
+        let page = LivePage {
+            last_read: reply.ids.last().map(|entry| entry.id.clone()),
+            more: reply.ids.len() >= limit,
+            events: reply
+                .ids
+                .iter()
+                .filter_map(|entry| live_envelope(entry).ok())
+                .filter(|envelope| envelope.workspace_id == workspace_id)
+                .collect(),
+        };
+        Ok((page, gap))
     }
 }

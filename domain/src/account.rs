@@ -143,10 +143,11 @@ pub enum AuditAction {
     RoleChanged,
     PasswordChanged,
     AccountLocked,
+    ChannelCreated,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 8] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -154,6 +155,7 @@ impl AuditAction {
         AuditAction::RoleChanged,
         AuditAction::PasswordChanged,
         AuditAction::AccountLocked,
+        AuditAction::ChannelCreated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +167,7 @@ impl AuditAction {
             AuditAction::RoleChanged => "role_changed",
             AuditAction::PasswordChanged => "password_changed",
             AuditAction::AccountLocked => "account_locked",
+            AuditAction::ChannelCreated => "channel_created",
         }
     }
 

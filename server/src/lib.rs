@@ -1,5 +1,10 @@
 //! The Balas web server: server-rendered pages that hydrate in the browser, server functions under
-//! `/api`, the built browser files under `/pkg`, and `/healthz` and `/readyz` for load balancers.
+//! `/api`, live events on `/ws`, the built browser files under `/pkg`, the sandbox network's
+//! customer API under `/sandbox/api` (when enabled), and `/healthz` and `/readyz` for load
+//! balancers. It also runs this instance's ingest consumer and live hub.
+
+mod realtime;
+mod sandbox;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +19,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_app::{App, shell};
-use balas_backend::{AppState, Settings, accounts};
+use balas_backend::live::LiveHub;
+use balas_backend::{AppState, Settings, accounts, ingest};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -31,17 +37,26 @@ pub async fn launch(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = AppState::connect(settings).await?;
-    let app = router(state.clone(), listener.local_addr()?);
-    tracing::info!(address = %listener.local_addr()?, "serving");
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let hub = LiveHub::start(&state.bus, stopped.clone()).await?;
+    // A name that survives a restart on the same address, so a restarted instance finishes the
+    // events it had been given.
+    let consumer = format!("{}-{}", balas_backend::hostname(), address.port());
+    let ingest = tokio::spawn(ingest::run(state.store.clone(), state.bus.clone(), consumer, stopped));
+    let app = router(state.clone(), hub, address);
+    tracing::info!(%address, "serving");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    let _ = stop.send(true);
+    let _ = ingest.await;
     state.store.close().await;
     Ok(())
 }
 
 /// Every route of the server.
-pub fn router(state: AppState, address: SocketAddr) -> Router {
+pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
     let options = LeptosOptions::builder()
         .output_name("balas")
         .site_root(state.settings.site_root.to_string_lossy().into_owned())
@@ -52,7 +67,10 @@ pub fn router(state: AppState, address: SocketAddr) -> Router {
     let routes = generate_route_list(App);
     let context_state = state.clone();
     let gate = Gate { state: state.clone(), set_up: Arc::new(AtomicBool::new(false)) };
-    Router::new()
+    let sandbox = state.settings.sandbox.then(|| sandbox::routes(state.clone()));
+    let realtime = realtime::Realtime { state: state.clone(), hub };
+    let mut router = Router::new()
+        .route("/ws", get(realtime::socket).with_state(realtime))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(state))
         .leptos_routes_with_context(
@@ -65,7 +83,11 @@ pub fn router(state: AppState, address: SocketAddr) -> Router {
             },
         )
         .fallback(leptos_axum::file_and_error_handler(shell))
-        .with_state(options)
+        .with_state(options);
+    if let Some(sandbox) = sandbox {
+        router = router.merge(sandbox);
+    }
+    router
         .layer(middleware::from_fn_with_state(gate, page_gate))
         .layer(middleware::from_fn(malformed_calls_are_400))
         .layer(middleware::from_fn(same_site_calls_only))
@@ -134,6 +156,8 @@ async fn page_gate(State(gate): State<Gate>, request: Request, next: Next) -> Re
     let is_page = request.method() == axum::http::Method::GET
         && !path.starts_with("/api/")
         && !path.starts_with("/pkg/")
+        && !path.starts_with("/sandbox/api/")
+        && path != "/ws"
         && !matches!(path.as_str(), "/healthz" | "/readyz" | "/favicon.ico");
     if !is_page {
         return next.run(request).await;

@@ -122,6 +122,37 @@ async fn insert_member(
     Ok(UserId(user_id))
 }
 
+async fn insert_workspace(
+    tx: &mut Transaction<'_, Any>,
+    workspace: &WorkspaceName,
+    admin: &NewMember<'_>,
+    ip: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<(WorkspaceId, UserId)> {
+        let workspace_id: i64 =
+            sqlx::query_scalar("INSERT INTO workspaces (name, created_at) VALUES ($1, $2) RETURNING id")
+                .bind(workspace.as_str())
+                .bind(now.0)
+                .fetch_one(&mut **tx)
+                .await?;
+        let workspace_id = WorkspaceId(workspace_id);
+        let user_id = insert_member(tx, workspace_id, admin, now).await?;
+        insert_audit(
+            &mut **tx,
+            &Audit {
+                workspace_id,
+                actor: Some(user_id),
+                action: AuditAction::WorkspaceCreated,
+                subject: workspace.as_str(),
+                detail: admin.email.as_str(),
+                ip,
+                at: now,
+            },
+        )
+        .await?;
+    Ok((workspace_id, user_id))
+}
+
 impl Store {
     /// Whether the first-run setup has been done.
     pub async fn is_set_up(&self) -> StoreResult<bool> {
@@ -144,29 +175,22 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(on_unique(Conflict::AlreadySetUp))?;
-        let workspace_id: i64 =
-            sqlx::query_scalar("INSERT INTO workspaces (name, created_at) VALUES ($1, $2) RETURNING id")
-                .bind(workspace.as_str())
-                .bind(now.0)
-                .fetch_one(&mut *tx)
-                .await?;
-        let workspace_id = WorkspaceId(workspace_id);
-        let user_id = insert_member(&mut tx, workspace_id, admin, now).await?;
-        insert_audit(
-            &mut *tx,
-            &Audit {
-                workspace_id,
-                actor: Some(user_id),
-                action: AuditAction::WorkspaceCreated,
-                subject: workspace.as_str(),
-                detail: admin.email.as_str(),
-                ip,
-                at: now,
-            },
-        )
-        .await?;
+        let (workspace_id, user_id) = insert_workspace(&mut tx, workspace, admin, ip, now).await?;
         tx.commit().await?;
         Ok((workspace_id, user_id))
+    }
+
+    /// Another workspace with its first admin, for an installation that hosts several businesses.
+    pub async fn create_workspace(
+        &self,
+        workspace: &WorkspaceName,
+        admin: &NewMember<'_>,
+        now: Timestamp,
+    ) -> StoreResult<(WorkspaceId, UserId)> {
+        let mut tx = self.pool.begin().await?;
+        let created = insert_workspace(&mut tx, workspace, admin, None, now).await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// The account behind an email address, for login. A user in several workspaces logs into the

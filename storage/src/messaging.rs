@@ -298,6 +298,22 @@ impl Store {
         Ok(messages)
     }
 
+    /// A message of a channel by its WhatsApp id, with its conversation.
+    pub async fn message_by_wa_id(
+        &self,
+        channel_id: ChannelId,
+        wa_id: &str,
+    ) -> StoreResult<Option<(Message, ConversationSummary)>> {
+        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND wa_id = $2");
+        let Some(row) = sqlx::query(&sql).bind(channel_id.0).bind(wa_id).fetch_optional(&self.pool).await? else {
+            return Ok(None);
+        };
+        let message = message_from_row(&row)?;
+        let sql = format!("{CONVERSATION_SELECT} WHERE v.id = $1");
+        let row = sqlx::query(&sql).bind(message.conversation_id.0).fetch_one(&self.pool).await?;
+        Ok(Some((message, conversation_from_row(&row)?)))
+    }
+
     /// One message, within a workspace.
     pub async fn message(&self, workspace_id: WorkspaceId, id: MessageId) -> StoreResult<Option<Message>> {
         let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE workspace_id = $1 AND id = $2");

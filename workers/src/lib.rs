@@ -30,7 +30,7 @@ impl Worker {
         let bus = Bus::connect(settings.redis_url.expose_secret(), &settings.redis_prefix)
             .await
             .context("connect to Redis")?;
-        let host = hostname();
+        let host = balas_backend::hostname();
         let started_at = now();
         let info = WorkerInfo {
             kind,
@@ -74,27 +74,24 @@ impl Worker {
     }
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
 /// The `main` of a worker binary: settings, logging, run until Ctrl-C or SIGTERM.
 pub async fn main(kind: WorkerKind) -> anyhow::Result<()> {
     let settings = Settings::load().context("read the settings")?;
     balas_backend::init_tracing(settings.log_format);
-    let worker = Worker::start(kind, &settings).await?;
+    run(kind, &settings, balas_backend::shutdown_signal()).await
+}
+
+/// Runs a worker until `shutdown` completes, then stops it cleanly (for the WhatsApp worker:
+/// sends in flight finish, sessions close, leases are released).
+pub async fn run(kind: WorkerKind, settings: &Settings, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let worker = Worker::start(kind, settings).await?;
     let work = match kind {
-        WorkerKind::Whatsapp => Some(start_whatsapp(&settings, worker.bus.clone(), &worker.info.instance).await?),
+        WorkerKind::Whatsapp => Some(start_whatsapp(settings, worker.bus.clone(), &worker.info.instance).await?),
         WorkerKind::Ai => None,
     };
     worker
         .serve(async move {
-            balas_backend::shutdown_signal().await;
+            shutdown.await;
             if let Some((stop, task)) = work {
                 tracing::info!("stopping: finishing sends in flight and releasing channels");
                 let _ = stop.send(true);

@@ -277,6 +277,7 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::RoleChanged => t_string!(i18n, audit.role_changed).to_string(),
         AuditAction::PasswordChanged => t_string!(i18n, audit.password_changed).to_string(),
         AuditAction::AccountLocked => t_string!(i18n, audit.account_locked).to_string(),
+        AuditAction::ChannelCreated => t_string!(i18n, audit.channel_created).to_string(),
     }
 }
 

@@ -1,0 +1,215 @@
+//! Ingest: turns what the WhatsApp workers report into stored rows and live events.
+//!
+//! Every server instance runs one consumer of the `ingest` group on the worker event stream. An
+//! event is acknowledged only after it is stored and announced, so a crash loses nothing: the
+//! restarted consumer reads its own unacknowledged events again, and events left by a consumer
+//! that never came back are claimed by the others after [`CLAIM_AFTER_MS`]. Storing is idempotent
+//! (a WhatsApp id is stored once; statuses only move forward), so handling an event twice is
+//! harmless.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use balas_bus::{Bus, WaDelivery};
+use balas_domain::{Channel, ChannelId, LiveEvent, WaEnvelope, WaEvent};
+use balas_storage::{MessageKey, NewInbound, StatusChange, Store, StoreError};
+use tokio::sync::watch;
+
+use crate::now;
+
+/// The consumer group of the server instances.
+pub const INGEST_GROUP: &str = "ingest";
+/// Events a consumer was given this long ago and never acknowledged are taken over.
+pub const CLAIM_AFTER_MS: u64 = 10_000;
+const BATCH: usize = 256;
+
+/// Reads and handles worker events as `consumer` until `stop` turns true.
+pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Receiver<bool>) {
+    let mut ingest = Ingest { store, bus: bus.clone(), channels: HashMap::new() };
+    let reader = loop {
+        match bus.dedicated().await {
+            Ok(reader) => break reader,
+            Err(error) => {
+                tracing::warn!(%error, "ingest: cannot connect to Redis; retrying");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    // Start with what this consumer was given before a restart and did not finish.
+    let mut own_pending = true;
+    let mut last_claim = tokio::time::Instant::now();
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let read = async {
+            reader.ensure_wa_group(INGEST_GROUP).await?;
+            if last_claim.elapsed() >= Duration::from_millis(CLAIM_AFTER_MS / 2) {
+                last_claim = tokio::time::Instant::now();
+                let claimed = reader.claim_stale_wa_events(INGEST_GROUP, &consumer, CLAIM_AFTER_MS, BATCH).await?;
+                if !claimed.is_empty() {
+                    tracing::info!(count = claimed.len(), "ingest: took over events a stopped consumer left");
+                    return Ok::<_, balas_bus::BusError>(claimed);
+                }
+            }
+            reader.read_wa_events(INGEST_GROUP, &consumer, BATCH, own_pending).await
+        };
+        let deliveries = tokio::select! {
+            _ = stop.changed() => return,
+            read = read => read,
+        };
+        let deliveries = match deliveries {
+            Ok(deliveries) => deliveries,
+            Err(error) => {
+                failures += 1;
+                tracing::warn!(%error, "ingest: cannot read the worker events; retrying");
+                backoff(failures, &mut stop).await;
+                continue;
+            }
+        };
+        if own_pending && deliveries.is_empty() {
+            own_pending = false;
+            continue;
+        }
+        match ingest.handle_batch(&deliveries).await {
+            Ok(()) => failures = 0,
+            Err(error) => {
+                // Not acknowledged: read our pending events again once things work.
+                failures += 1;
+                tracing::warn!(%error, "ingest: could not store events; they will be tried again");
+                own_pending = true;
+                backoff(failures, &mut stop).await;
+            }
+        }
+    }
+}
+
+async fn backoff(failures: u32, stop: &mut watch::Receiver<bool>) {
+    let wait = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));
+    tokio::select! {
+        _ = stop.changed() => {}
+        () = tokio::time::sleep(wait) => {}
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Bus(#[from] balas_bus::BusError),
+}
+
+/// Handles worker events; used by [`run`] and by tests that feed events directly.
+pub struct Ingest {
+    pub store: Store,
+    pub bus: Bus,
+    /// Channels by id (a channel never changes workspace).
+    channels: HashMap<ChannelId, Channel>,
+}
+
+impl Ingest {
+    pub fn new(store: Store, bus: Bus) -> Self {
+        Self { store, bus, channels: HashMap::new() }
+    }
+
+    /// Handles events in order, acknowledging each handled one; stops at the first that cannot be
+    /// stored (leaving it and the rest unacknowledged).
+    pub async fn handle_batch(&mut self, deliveries: &[WaDelivery]) -> Result<(), IngestError> {
+        let mut done = Vec::with_capacity(deliveries.len());
+        let mut outcome = Ok(());
+        for delivery in deliveries {
+            match &delivery.event {
+                Ok(envelope) => {
+                    if let Err(error) = self.handle(envelope).await {
+                        outcome = Err(error);
+                        break;
+                    }
+                }
+                Err(problem) => tracing::error!(id = %delivery.id, %problem, "ingest: dropping an event that does not parse"),
+            }
+            done.push(delivery.id.clone());
+        }
+        self.bus.ack_wa_events(INGEST_GROUP, &done).await?;
+        outcome
+    }
+
+    async fn channel(&mut self, id: ChannelId) -> Result<Option<Channel>, IngestError> {
+        if let Some(channel) = self.channels.get(&id) {
+            return Ok(Some(channel.clone()));
+        }
+        let channel = self.store.channel(id).await?;
+        if let Some(channel) = &channel {
+            self.channels.insert(id, channel.clone());
+        }
+        Ok(channel)
+    }
+
+    /// Stores one event and announces what changed.
+    pub async fn handle(&mut self, envelope: &WaEnvelope) -> Result<(), IngestError> {
+        let Some(channel) = self.channel(envelope.channel_id).await? else {
+            tracing::warn!(channel = %envelope.channel_id, "ingest: event for a channel that no longer exists");
+            return Ok(());
+        };
+        let workspace = channel.workspace_id;
+        let at = now();
+        let live = match &envelope.event {
+            WaEvent::Message { wa_id, from, push_name, text, .. } => {
+                let inbound =
+                    NewInbound { channel: &channel, wa_id, from, push_name: push_name.as_deref(), text };
+                // Stored before (a redelivery) means announced before, unless the consumer died in
+                // between: announce it again; dashboards keep a message once by its id.
+                let stored = match self.store.store_inbound(&inbound, at).await? {
+                    Some(stored) => Some(stored),
+                    None => self.store.message_by_wa_id(channel.id, wa_id).await?,
+                };
+                stored.map(|(message, conversation)| LiveEvent::MessageNew {
+                    message: Box::new(message),
+                    conversation: Box::new(conversation),
+                })
+            }
+            WaEvent::Receipt { wa_id, receipt } => {
+                let key = MessageKey::WaId(channel.id, wa_id);
+                self.store.advance_message(key, receipt.status(), None, at).await?.map(status_event)
+            }
+            WaEvent::Sent { wa_id, .. } => {
+                let key = MessageKey::WaId(channel.id, wa_id);
+                self.store.advance_message(key, balas_domain::MessageStatus::Sent, None, at).await?.map(status_event)
+            }
+            WaEvent::SendFailed { message_id, failure } => {
+                let reason = failure.to_string();
+                let key = MessageKey::Id(*message_id);
+                self.store
+                    .advance_message(key, balas_domain::MessageStatus::Failed, Some(&reason), at)
+                    .await?
+                    .map(status_event)
+            }
+            WaEvent::Typing { from, typing } => self
+                .store
+                .conversation_with(channel.id, from)
+                .await?
+                .map(|c| LiveEvent::Typing { conversation_id: c.id, channel_id: channel.id, typing: *typing }),
+            WaEvent::State { state, detail } => {
+                let changed = self.store.set_channel_state(channel.id, *state, detail.as_deref()).await?;
+                changed.then(|| LiveEvent::ChannelState { channel_id: channel.id, state: *state, detail: detail.clone() })
+            }
+        };
+        if let Some(event) = live {
+            self.bus.publish_live(workspace, &event).await?;
+        }
+        Ok(())
+    }
+}
+
+fn status_event(change: StatusChange) -> LiveEvent {
+    LiveEvent::MessageStatus {
+        message_id: change.message_id,
+        conversation_id: change.conversation_id,
+        status: change.status,
+        error: change.error,
+    }
+}
