@@ -144,15 +144,18 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<(Message, ConversationSummary)> {
         let mut tx = self.pool.begin().await?;
+        // Write first: an SQLite transaction that reads first cannot always turn into a writer
+        // later (SQLITE_BUSY_SNAPSHOT), whereas one that writes first waits for its turn.
+        let contact = upsert_contact(&mut tx, message.workspace_id, message.to, None, now).await?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM channels WHERE id = $1 AND workspace_id = $2")
             .bind(message.channel_id.0)
             .bind(message.workspace_id.0)
             .fetch_optional(&mut *tx)
             .await?;
         if owned.is_none() {
+            tx.rollback().await?;
             return Err(StoreError::NotFound);
         }
-        let contact = upsert_contact(&mut tx, message.workspace_id, message.to, None, now).await?;
         let conversation = upsert_conversation(&mut tx, message.workspace_id, message.channel_id, contact, now).await?;
         let sql = format!(
             "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, sender_user, body, \

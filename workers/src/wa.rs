@@ -30,6 +30,8 @@ use crate::session::{Incoming, SendError, Session, SessionEvent};
 
 /// How often the worker looks for channels to take or give back.
 const REBALANCE_EVERY: Duration = Duration::from_secs(2);
+/// A channel given back to even out the fleet is left for others this long.
+const GIVE_BACK_FOR: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the send in flight.
 const FINISH_SEND_MS: u64 = 10_000;
 
@@ -50,13 +52,14 @@ struct Running {
 /// Runs the worker's share of channels until `stop` turns true, then stops them all cleanly.
 pub async fn run(ctx: Arc<WaContext>, mut stop: watch::Receiver<bool>) {
     let mut running: HashMap<ChannelId, Running> = HashMap::new();
+    let mut given_back: HashMap<ChannelId, Instant> = HashMap::new();
     let mut tick = interval(REBALANCE_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {
-                if let Err(error) = rebalance(&ctx, &mut running).await {
+                if let Err(error) = rebalance(&ctx, &mut running, &mut given_back).await {
                     tracing::warn!(%error, "could not share out the channels; trying again");
                 }
             }
@@ -72,8 +75,16 @@ pub async fn run(ctx: Arc<WaContext>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn rebalance(ctx: &Arc<WaContext>, running: &mut HashMap<ChannelId, Running>) -> anyhow::Result<()> {
+/// Takes free channels up to this worker's fair share and gives back what is over it; then takes
+/// any channel still free (a channel without a worker is worse than an uneven share), except those
+/// it gave back a moment ago for another worker to take.
+async fn rebalance(
+    ctx: &Arc<WaContext>,
+    running: &mut HashMap<ChannelId, Running>,
+    given_back: &mut HashMap<ChannelId, Instant>,
+) -> anyhow::Result<()> {
     running.retain(|_, handle| !handle.task.is_finished());
+    given_back.retain(|_, at| at.elapsed() < GIVE_BACK_FOR);
     let channels: Vec<Channel> = ctx
         .store
         .all_channels()
@@ -83,30 +94,31 @@ async fn rebalance(ctx: &Arc<WaContext>, running: &mut HashMap<ChannelId, Runnin
         .collect();
     let workers = ctx.bus.live_workers(now()).await?.iter().filter(|w| w.kind == WorkerKind::Whatsapp).count();
     let share = channels.len().div_ceil(workers.max(1));
-    // Give back channels that are gone, and what is over the fair share (a new worker joined).
     let wanted: HashMap<ChannelId, &Channel> = channels.iter().map(|c| (c.id, c)).collect();
-    let mut over = running.len().saturating_sub(share + 1);
+    // Give back channels that are gone, and one channel per round over the fair share (a worker
+    // joined), so that the fleet evens out without everything moving at once.
+    let mut over = running.len().saturating_sub(share).min(1);
     for (id, handle) in running.iter() {
         if !wanted.contains_key(id) {
             let _ = handle.stop.send(true);
         } else if over > 0 {
             tracing::info!(channel = %id, "giving a channel back so that another worker can take its share");
             let _ = handle.stop.send(true);
+            given_back.insert(*id, Instant::now());
             over -= 1;
         }
     }
-    for channel in &channels {
-        if running.len() >= share {
-            break;
-        }
-        if running.contains_key(&channel.id) {
-            continue;
-        }
-        if let Some(lease) = ctx.bus.acquire_lease(channel.id, &ctx.holder).await? {
-            tracing::info!(channel = %channel.id, fence = lease.fence, "took the channel");
-            let (stop, stopped) = watch::channel(false);
-            let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped));
-            running.insert(channel.id, Running { stop, task });
+    for fill_share in [true, false] {
+        for channel in &channels {
+            if (fill_share && running.len() >= share) || running.contains_key(&channel.id) || given_back.contains_key(&channel.id) {
+                continue;
+            }
+            if let Some(lease) = ctx.bus.acquire_lease(channel.id, &ctx.holder).await? {
+                tracing::info!(channel = %channel.id, fence = lease.fence, "took the channel");
+                let (stop, stopped) = watch::channel(false);
+                let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped));
+                running.insert(channel.id, Running { stop, task });
+            }
         }
     }
     Ok(())

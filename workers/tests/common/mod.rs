@@ -307,3 +307,40 @@ impl Live {
         self.socket.send(WsMessage::text(text.to_owned())).await.unwrap();
     }
 }
+
+impl Harness {
+    /// The server's state, for queuing many messages without HTTP.
+    pub async fn app_state(&self) -> balas_backend::AppState {
+        balas_backend::AppState::connect(self.settings.clone()).await.unwrap()
+    }
+
+    /// Runs the server as a child process on `port` (which a test may kill -9). The binary is
+    /// built next to this package's worker binary by `cargo xtask test`.
+    pub fn server_process(&self, port: u16) -> tokio::process::Child {
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_balas-wa-worker")).with_file_name("balas-server");
+        assert!(binary.exists(), "{} is missing: build it with `cargo build -p balas-server`", binary.display());
+        let s = &self.settings;
+        tokio::process::Command::new(binary)
+            .env("BALAS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BALAS_DATABASE_URL", s.database_url.expose_secret())
+            .env("BALAS_REDIS_URL", s.redis_url.expose_secret())
+            .env("BALAS_REDIS_PREFIX", &s.redis_prefix)
+            .env("BALAS_SANDBOX", s.sandbox.to_string())
+            .env("BALAS_CONFIG", "/nonexistent/balas.toml")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start balas-server")
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Kills a child process the hard way (SIGKILL) and waits until it is gone.
+pub async fn kill_9(child: &mut tokio::process::Child) {
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
