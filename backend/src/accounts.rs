@@ -223,6 +223,11 @@ pub async fn caller(state: &AppState, session_token: Option<&str>) -> Result<Opt
     Ok(me.map(|me| Caller { me, token_hash: hash }))
 }
 
+/// A password hash as accounts store it (for tools and benchmarks that make accounts directly).
+pub async fn hash_for_tools(password: &str) -> Result<String, AppError> {
+    hash_password(password.to_owned()).await.map_err(internal)
+}
+
 /// What the database keeps of a session token (for tools and tests that make sessions).
 pub fn session_token_hash(token: &str) -> String {
     token_hash(token)

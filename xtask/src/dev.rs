@@ -49,7 +49,7 @@ pub fn run(profile: Profile) -> Result<()> {
             Ok(started) => {
                 children = started;
                 println!(
-                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
+                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    sandbox    http://127.0.0.1:{http_port}/sandbox/api (simulated customers' phones)\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
                     data.display(),
                     env.redis_url
                 );
@@ -117,6 +117,10 @@ fn start(project: &Project, profile: Profile, env: &DevEnv) -> Result<Vec<Guard>
             .env("BALAS_REDIS_URL", &env.redis_url)
             .env("BALAS_SITE_ROOT", project.site_root())
             .env("BALAS_PUBLIC_URL", format!("http://127.0.0.1:{}", env.http_port))
+            // The simulated WhatsApp network, with a little latency, so Balas can be tried
+            // without a phone.
+            .env("BALAS_SANDBOX", "true")
+            .env("BALAS_SANDBOX_LATENCY_MS", "150")
             .current_dir(&project.root);
         children.push(Guard::spawn(bin, &mut cmd)?);
     }

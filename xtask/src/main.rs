@@ -5,7 +5,8 @@
 //! - `cargo xtask test [--no-e2e]`: every test (unit, integration against a real Redis, SQLite and
 //!   PostgreSQL that it starts, Playwright in Chromium), then one summary line.
 //! - `cargo xtask build [--release]`: the site (wasm, JS, CSS) and the server binaries.
-//! - `cargo xtask bench NAME`: run a benchmark.
+//! - `cargo xtask bench NAME [--json] [options]`: run a benchmark (pipeline, queue, ratelimit)
+//!   beside its peer.
 
 mod dev;
 mod proc;
@@ -35,7 +36,7 @@ fn run() -> Result<()> {
             tools::ensure_build_tools(&project, profile == site::Profile::Release)?;
             site::build_all(&project, profile)
         }
-        Some("bench") => bench(args.get(1).map(String::as_str)),
+        Some("bench") => bench(args.get(1).map(String::as_str), args.get(2..).unwrap_or_default()),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n  dev [--release]   start everything locally, rebuild on change\n  \
@@ -47,18 +48,29 @@ fn run() -> Result<()> {
     }
 }
 
-/// Benchmarks, each a binary that prints its figures. None exist yet: they arrive with the issues
-/// that name a figure (the message pipeline, broadcasts).
-const BENCHES: &[(&str, &str, &str)] = &[];
+/// Benchmarks: the names `balas-bench` knows (see `bench/src/main.rs` for each one's options).
+const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit"];
 
-fn bench(name: Option<&str>) -> Result<()> {
-    let available: Vec<&str> = BENCHES.iter().map(|(n, _, _)| *n).collect();
-    let Some(name) = name else { bail!("which benchmark? available: {}", list_or_none(&available)) };
-    let Some((_, package, bin)) = BENCHES.iter().find(|(n, _, _)| *n == name) else {
-        bail!("no benchmark named {name:?}; available: {}", list_or_none(&available))
-    };
+/// Builds the benchmarks in release mode, starts a Redis of their own (no persistence, as in
+/// `../shared/BASELINES.md`), installs the Node peers, and runs `balas-bench NAME ARGS…`.
+fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
+    let Some(name) = name else { bail!("which benchmark? available: {}", list_or_none(BENCHES)) };
+    if !BENCHES.contains(&name) {
+        bail!("no benchmark named {name:?}; available: {}", list_or_none(BENCHES))
+    }
     let project = site::Project::locate()?;
-    proc::run(project.cargo().args(["run", "--release", "-p", package, "--bin", bin]))
+    tools::ensure_redis()?;
+    tools::ensure_bench_peers(&project)?;
+    let tmp = services::TempDir::new("balas-bench")?;
+    let port = proc::free_port()?;
+    let _redis = services::redis(&tmp.0.join("redis"), port, false)?;
+    proc::run(
+        project
+            .cargo()
+            .args(["run", "--release", "-p", "balas-bench", "--bin", "balas-bench", "--", name])
+            .args(rest)
+            .env("BALAS_BENCH_REDIS_URL", format!("redis://127.0.0.1:{port}")),
+    )
 }
 
 fn list_or_none(names: &[&str]) -> String {

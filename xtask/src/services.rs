@@ -19,7 +19,7 @@ pub fn redis(dir: &Path, port: u16, persist: bool) -> Result<Guard> {
         .arg(dir)
         .args(["--logfile", "redis.log"]);
     if persist {
-        cmd.args(["--appendonly", "yes", "--save", "60 1"]);
+        cmd.args(["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]);
     } else {
         cmd.args(["--appendonly", "no", "--save", ""]);
     }

@@ -158,7 +158,16 @@ pub fn ensure_chromium() -> Result<()> {
 
 /// The end-to-end tests' npm packages (Playwright's test runner; never its browser download).
 pub fn ensure_e2e_packages(project: &Project) -> Result<()> {
-    let dir = project.root.join("end2end");
+    ensure_npm_packages(&project.root.join("end2end"), "the end-to-end test packages")
+}
+
+/// The Node peers the benchmarks compare against (Socket.io, BullMQ).
+pub fn ensure_bench_peers(project: &Project) -> Result<()> {
+    ensure_npm_packages(&project.root.join("bench").join("peers"), "the benchmark peers (Node)")
+}
+
+fn ensure_npm_packages(dir: &std::path::Path, what: &str) -> Result<()> {
+    let dir = dir.to_path_buf();
     let installed = dir.join("node_modules").join(".package-lock.json");
     let lock = dir.join("package-lock.json");
     let fresh = match (std::fs::metadata(&installed), std::fs::metadata(&lock)) {
@@ -166,7 +175,7 @@ pub fn ensure_e2e_packages(project: &Project) -> Result<()> {
         _ => false,
     };
     if !fresh {
-        println!("xtask: installing the end-to-end test packages");
+        println!("xtask: installing {what}");
         proc::run(
             Command::new("npm")
                 .args(["ci", "--no-audit", "--no-fund"])

@@ -1,0 +1,201 @@
+//! Customer → every dashboard: how long until all connected browsers have a new message.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use balas_domain::{ChannelState, PhoneNumber};
+use futures::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::setup::{ADMIN_EMAIL, ADMIN_PASSWORD, Bench};
+use crate::{Args, percentile, report, run_peer};
+
+fn micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64
+}
+
+/// Reads `bench <index> <sent micros>` out of a message event without a full JSON parse (the
+/// benchmark's clients should cost as little as possible: they share the machine with Balas).
+fn bench_stamp(frame: &str) -> Option<(u32, u64)> {
+    if !frame.contains("\"message_new\"") {
+        return None;
+    }
+    let start = frame.find("\"body\":\"bench ")? + "\"body\":\"bench ".len();
+    let rest = &frame[start..];
+    let end = rest.find('"')?;
+    let (index, sent) = rest[..end].split_once(' ')?;
+    Some((index.parse().ok()?, sent.parse().ok()?))
+}
+
+pub async fn run(args: &Args) -> Result<()> {
+    let clients = args.number("--clients", 1000)? as usize;
+    let rate = args.number("--rate", 200)?;
+    let seconds = args.number("--seconds", 10)?;
+    let customers = args.number("--customers", 200)? as usize;
+    let total = (rate * seconds) as usize;
+
+    let bench = Bench::start().await?;
+    let channel = bench.channel(1, 5).await?;
+    let base = bench.server().await?;
+    let (stop_worker, worker) = bench.worker();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while bench.state.store.channel(channel.id).await?.map(|c| c.state) != Some(ChannelState::Connected) {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the sandbox channel did not connect within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let login = reqwest::Client::new()
+        .post(format!("{base}/api/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("balas_session="))
+        .context("login gave no session cookie")?
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+
+    // Open every client and wait until each is subscribed.
+    println!("opening {clients} WebSockets…");
+    let url = format!("{}/ws", base.replace("http://", "ws://"));
+    let mut sockets = Vec::with_capacity(clients);
+    for chunk in 0..clients.div_ceil(50) {
+        let opening = (chunk * 50..((chunk + 1) * 50).min(clients)).map(|_| {
+            let url = url.clone();
+            let cookie = cookie.clone();
+            async move {
+                let mut request = url.into_client_request()?;
+                request.headers_mut().insert("cookie", cookie.parse()?);
+                let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+                socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
+                let first = socket.next().await.context("closed")??;
+                anyhow::ensure!(first.to_text()?.contains("subscribed"), "not subscribed: {first}");
+                anyhow::Ok(socket)
+            }
+        });
+        for socket in futures::future::join_all(opening).await {
+            sockets.push(socket?);
+        }
+    }
+    let done = Arc::new(tokio::sync::Notify::new());
+    let mut readers = Vec::with_capacity(clients);
+    for mut socket in sockets {
+        let done = done.clone();
+        readers.push(tokio::spawn(async move {
+            let mut seen: Vec<(u32, u32)> = Vec::with_capacity(total);
+            loop {
+                tokio::select! {
+                    () = done.notified() => break,
+                    frame = socket.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            if let Some((index, sent)) = bench_stamp(text.as_str()) {
+                                seen.push((index, micros().saturating_sub(sent) as u32));
+                                if seen.len() >= total {
+                                    break;
+                                }
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    },
+                }
+            }
+            seen
+        }));
+    }
+
+    println!("{} customers send {rate} messages/s for {seconds} s…", customers);
+    let phones: Vec<PhoneNumber> =
+        (0..customers).map(|i| PhoneNumber::parse(&format!("+62813{i:07}"))).collect::<Result<_, _>>()?;
+    let rules = bench.settings.sandbox_rules();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for index in 0..total {
+        tick.tick().await;
+        let wa_id = balas_backend::messaging::new_wa_id();
+        let text = format!("bench {index} {}", micros());
+        let from = &phones[index % phones.len()];
+        bench.state.bus.sandbox_send(rules, None, from, &channel.phone, &wa_id, &text, balas_backend::now()).await?;
+    }
+    // Give the last messages time to arrive everywhere, then collect.
+    let mut results = Vec::with_capacity(clients);
+    let collect_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let notifier = tokio::spawn({
+        let done = done.clone();
+        async move {
+            tokio::time::sleep_until(collect_deadline).await;
+            done.notify_waiters();
+        }
+    });
+    for reader in readers {
+        results.push(reader.await?);
+    }
+    notifier.abort();
+    let _ = stop_worker.send(());
+    let _ = worker.await;
+
+    // Per message: how many clients had it, and when the last of them got it.
+    let mut reached = vec![0usize; total];
+    let mut slowest = vec![0u32; total];
+    let mut deliveries = Vec::with_capacity(clients * total);
+    for seen in &results {
+        for &(index, latency) in seen {
+            let index = index as usize;
+            if index < total {
+                reached[index] += 1;
+                slowest[index] = slowest[index].max(latency);
+                deliveries.push(f64::from(latency) / 1000.0);
+            }
+        }
+    }
+    let mut everyone: Vec<f64> =
+        (0..total).filter(|&i| reached[i] == clients).map(|i| f64::from(slowest[i]) / 1000.0).collect();
+    everyone.sort_by(f64::total_cmp);
+    deliveries.sort_by(f64::total_cmp);
+    let complete = everyone.len();
+
+    println!("running the Socket.io peer with the same load…");
+    let peer = run_peer(
+        "socketio_fanout.js",
+        &["--clients".into(), clients.to_string(), "--rate".into(), rate.to_string(), "--seconds".into(), seconds.to_string()],
+    )
+    .await;
+    let p99 = percentile(&everyone, 99.0);
+    let round = |v: f64| (v * 100.0).round() / 100.0;
+    let mut figures = vec![
+        ("benchmark", json!("pipeline")),
+        ("clients", json!(clients)),
+        ("rate_per_s", json!(rate)),
+        ("seconds", json!(seconds)),
+        ("messages", json!(total)),
+        ("messages_reaching_every_client", json!(complete)),
+        ("p50_ms", json!(round(percentile(&everyone, 50.0)))),
+        ("p99_ms", json!(round(p99))),
+        ("max_ms", json!(round(everyone.last().copied().unwrap_or(f64::NAN)))),
+        ("per_delivery_p99_ms", json!(round(percentile(&deliveries, 99.0)))),
+    ];
+    match peer {
+        Ok(peer) => {
+            let peer_p99 = peer["p99_ms"].as_f64().unwrap_or(f64::NAN);
+            figures.push(("socketio_p50_ms", peer["p50_ms"].clone()));
+            figures.push(("socketio_p99_ms", peer["p99_ms"].clone()));
+            figures.push(("socketio_max_ms", peer["max_ms"].clone()));
+            figures.push(("socketio_messages_reaching_every_client", peer["complete"].clone()));
+            figures.push(("socketio_p99_over_balas_p99", json!(round(peer_p99 / p99))));
+        }
+        Err(error) => figures.push(("socketio_error", json!(error.to_string()))),
+    }
+    report(args, "pipeline: customer's send → every dashboard client has the message", &figures);
+    Ok(())
+}

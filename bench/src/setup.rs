@@ -1,0 +1,80 @@
+//! A Balas for benchmarks: settings on a temp SQLite file and the Redis that `cargo xtask bench`
+//! started, a workspace with sandbox channels, and the server and worker run in this process.
+
+use anyhow::{Context, Result};
+use balas_backend::{AppState, Settings, now};
+use balas_domain::{Channel, ChannelName, Email, PersonName, PhoneNumber, Provider, RatePerSecond, Role, WorkspaceName};
+use balas_storage::{NewChannel, NewMember};
+use secrecy::{ExposeSecret, SecretString};
+
+pub struct Bench {
+    pub settings: Settings,
+    pub state: AppState,
+    pub workspace: balas_domain::WorkspaceId,
+    _dir: tempfile::TempDir,
+}
+
+pub const ADMIN_EMAIL: &str = "bench@example.com";
+pub const ADMIN_PASSWORD: &str = "bench-password-1";
+
+impl Bench {
+    pub async fn start() -> Result<Self> {
+        let redis_url = std::env::var("BALAS_BENCH_REDIS_URL")
+            .context("BALAS_BENCH_REDIS_URL is not set: run benchmarks with `cargo xtask bench NAME`")?;
+        let dir = tempfile::tempdir()?;
+        let settings = Settings {
+            database_url: SecretString::from(format!("sqlite://{}", dir.path().join("bench.db").display())),
+            redis_url: SecretString::from(redis_url),
+            redis_prefix: format!("bench{}", balas_backend::short_id()),
+            sandbox: true,
+            // Benchmarks measure Balas, not the ban rule (the rate-limit benchmark checks the pace).
+            sandbox_ban_above_per_sec: 1_000_000,
+            ..Settings::default()
+        };
+        let state = AppState::connect(settings.clone()).await?;
+        let password = balas_backend::accounts::hash_for_tools(ADMIN_PASSWORD).await?;
+        let email = Email::parse(ADMIN_EMAIL)?;
+        let name = PersonName::parse("Bench Admin")?;
+        let admin = NewMember { email: &email, name: &name, role: Role::Admin, password_hash: Some(&password), must_change_password: false };
+        let (workspace, _) = state.store.set_up(&WorkspaceName::parse("Bench")?, &admin, None, now()).await?;
+        Ok(Self { settings, state, workspace, _dir: dir })
+    }
+
+    pub async fn channel(&self, n: usize, rate: u32) -> Result<Channel> {
+        let name = ChannelName::parse(&format!("Bench {n}"))?;
+        let phone = PhoneNumber::parse(&format!("+62811{n:07}"))?;
+        let channel = NewChannel {
+            workspace_id: self.workspace,
+            name: &name,
+            provider: Provider::Sandbox,
+            phone: &phone,
+            rate: RatePerSecond::parse(i64::from(rate))?,
+        };
+        Ok(self.state.store.create_channel(&channel, now()).await?)
+    }
+
+    /// Runs a WhatsApp worker in this process until the sender is used.
+    pub fn worker(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
+        let settings = self.settings.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            balas_workers::run(balas_domain::WorkerKind::Whatsapp, &settings, async {
+                let _ = stopped.await;
+            })
+            .await
+        });
+        (stop, task)
+    }
+
+    /// Runs the server in this process; returns its base URL.
+    pub async fn server(&self) -> Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(balas_server::launch(self.settings.clone(), listener, std::future::pending()));
+        Ok(base)
+    }
+
+    pub fn redis_url(&self) -> String {
+        self.settings.redis_url.expose_secret().to_owned()
+    }
+}
