@@ -17,6 +17,7 @@ use leptos_router::{SsrMode, path};
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
 use crate::pages::settings::{AccountSettings, Audit, SettingsLayout, System, Team};
+use crate::pages::channels::ChannelsPage;
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.
@@ -75,7 +76,7 @@ pub fn App() -> impl IntoView {
                         <Route
                             path=path!("channels")
                             ssr=SsrMode::Async
-                            view=|| view! { <AdminOnly><SoonPage page=Soon::Channels /></AdminOnly> }
+                            view=|| view! { <AdminOnly><ChannelsPage /></AdminOnly> }
                         />
                         <ParentRoute path=path!("settings") view=SettingsLayout>
                             <Route path=path!("") view=AccountSettings />

@@ -23,16 +23,21 @@ fn payload(n: usize) -> serde_json::Value {
     })
 }
 
-/// Waits until `worker` reports `count` completed jobs.
-async fn completed(worker: &Worker, count: usize) {
-    let mut done = 0;
+/// Waits until `worker` has finished `count` jobs; returns how many of them failed.
+async fn completed(worker: &Worker, count: usize) -> usize {
+    let (mut done, mut failed) = (0, 0);
     while done < count {
         match worker.next_event().await {
             Some(WorkerEvent::Completed { .. }) => done += 1,
+            Some(WorkerEvent::Failed { .. }) => {
+                done += 1;
+                failed += 1;
+            }
             Some(_) => {}
             None => break,
         }
     }
+    failed
 }
 
 async fn add_all(queue: &Queue, jobs: usize) -> Result<()> {
@@ -58,15 +63,18 @@ pub async fn run(args: &Args) -> Result<()> {
     };
     let noop = |_job: bullmq::Job, _cancel| async { Ok(serde_json::Value::Null) };
 
+    println!("1/4 Rust BullMQ: add and process {jobs} jobs together…");
     // 1. Add and process together (the peer's workload: bulk adds of 1,000, a no-op processor).
     let worker = Worker::with_options("same-workload", noop, worker_options()).await?;
     worker.run().await?;
     let started = Instant::now();
-    let (added, ()) = tokio::join!(add_all(&queue, jobs), completed(&worker, jobs));
+    let (added, failed) = tokio::join!(add_all(&queue, jobs), completed(&worker, jobs));
     added?;
+    anyhow::ensure!(failed == 0, "{failed} jobs failed");
     let add_and_process = jobs as f64 / started.elapsed().as_secs_f64();
     worker.close(5_000).await?;
 
+    println!("2/4 Rust BullMQ: prefill, then process…");
     // 2. Process only, from a full queue.
     let started = Instant::now();
     add_all(&queue, jobs).await?;
@@ -74,11 +82,12 @@ pub async fn run(args: &Args) -> Result<()> {
     let worker = Worker::with_options("same-workload", noop, worker_options()).await?;
     let started = Instant::now();
     worker.run().await?;
-    completed(&worker, jobs).await;
+    anyhow::ensure!(completed(&worker, jobs).await == 0, "jobs failed");
     let process_only = jobs as f64 / started.elapsed().as_secs_f64();
     worker.close(5_000).await?;
     queue.obliterate(true, 10_000).await?;
 
+    println!("3/4 Balas' send path: enqueue, sandbox send, event…");
     // 3. Balas' whole send path: each message queued as the server queues it (one job at a time,
     //    from 50 concurrent requests), sent on the sandbox network, its event appended.
     let bus = bench.state.bus.clone();
@@ -116,7 +125,7 @@ pub async fn run(args: &Args) -> Result<()> {
                     workspace_id: WorkspaceId(1),
                     channel_id: channel,
                     message_id: MessageId(n as i64 + 1),
-                    to: PhoneNumber::parse(&format!("+62812{:07}", n % 1000))?,
+                    to: PhoneNumber::parse(&format!("+62812{:07}1", n % 1000))?,
                     wa_id: format!("3EB0{n:020X}"),
                     text: MessageText::parse("Your order has shipped.")?,
                 };
@@ -124,13 +133,14 @@ pub async fn run(args: &Args) -> Result<()> {
             }
         }
     });
-    let (added, ()) = tokio::join!(futures::future::try_join_all(producers), completed(&worker, jobs));
+    let (added, failed) = tokio::join!(futures::future::try_join_all(producers), completed(&worker, jobs));
     added?;
+    anyhow::ensure!(failed == 0, "{failed} sends failed");
     let full_path = jobs as f64 / started.elapsed().as_secs_f64();
     worker.close(5_000).await?;
     session.shutdown().await;
 
-    println!("running Node BullMQ 6 with the same workload on the same Redis…");
+    println!("4/4 Node BullMQ 6 with the same workload on the same Redis…");
     let peer = run_peer(
         "bullmq_queue.js",
         &[

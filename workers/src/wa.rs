@@ -325,11 +325,12 @@ async fn forward(
         {
             tracing::warn!(%error, %channel_id, "could not acknowledge an event; it may come again");
         }
+        // The channel task reads only the first reason; never wait on it.
         if let Some(ended) = ended {
-            let _ = control.send(ended).await;
+            let _ = control.try_send(ended);
         }
     }
-    let _ = control.send(Ended::Dropped("the session closed".to_owned())).await;
+    let _ = control.try_send(Ended::Dropped("the session closed".to_owned()));
 }
 
 async fn start_sending(ctx: &WaContext, channel: &Channel, session: Arc<dyn Session>) -> anyhow::Result<QueueWorker> {

@@ -131,6 +131,7 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
             .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
             .env("BALAS_REDIS_URL", redis_url)
             .env("BALAS_REDIS_PREFIX", "e2e")
+            .env("BALAS_SANDBOX", "true")
             .env("BALAS_SITE_ROOT", project.site_root())
             .env("RUST_LOG", "info")
             .current_dir(&dir)
@@ -145,6 +146,8 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
             Command::new(project.binary(Profile::Dev, bin))
                 .env("BALAS_REDIS_URL", redis_url)
                 .env("BALAS_REDIS_PREFIX", "e2e")
+                .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
+                .env("BALAS_SANDBOX", "true")
                 .env("RUST_LOG", "warn")
                 .current_dir(&dir),
         )?;

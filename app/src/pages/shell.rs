@@ -134,7 +134,6 @@ pub enum Soon {
     Contacts,
     Broadcasts,
     AiAgent,
-    Channels,
 }
 
 #[component]
@@ -145,14 +144,12 @@ pub fn SoonPage(page: Soon) -> impl IntoView {
         Soon::Contacts => t_string!(i18n, nav.contacts).to_string(),
         Soon::Broadcasts => t_string!(i18n, nav.broadcasts).to_string(),
         Soon::AiAgent => t_string!(i18n, nav.ai_agent).to_string(),
-        Soon::Channels => t_string!(i18n, nav.channels).to_string(),
     };
     let body = move || match page {
         Soon::Inbox => t_string!(i18n, soon.inbox).to_string(),
         Soon::Contacts => t_string!(i18n, soon.contacts).to_string(),
         Soon::Broadcasts => t_string!(i18n, soon.broadcasts).to_string(),
         Soon::AiAgent => t_string!(i18n, soon.ai_agent).to_string(),
-        Soon::Channels => t_string!(i18n, soon.channels).to_string(),
     };
     view! {
         <section class="page">

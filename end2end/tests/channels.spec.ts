@@ -1,0 +1,26 @@
+import { expect, test } from "@playwright/test";
+import { admin, failOnPageErrors, hydrated, logIn } from "./helpers";
+
+test("an admin adds a sandbox channel and sees it connect", async ({ page }) => {
+  const noErrors = failOnPageErrors(page);
+  await logIn(page, admin.email, admin.password);
+  await hydrated(page);
+  await page.getByRole("link", { name: "Channels" }).click();
+  await expect(page.getByRole("heading", { name: "Channels" })).toBeVisible();
+  await expect(page.getByTestId("no-channels")).toContainText("No channels yet");
+
+  // Bad input is refused next to its field, and nothing is added.
+  await page.getByLabel("Name").fill("Sales");
+  await page.getByLabel("Phone number").fill("0812");
+  await page.getByRole("button", { name: "Add channel" }).click();
+  await expect(page.getByText("Enter the number in international form")).toBeVisible();
+  await expect(page.getByTestId("no-channels")).toBeVisible();
+
+  await page.getByLabel("Phone number").fill("+62 811 2222 333");
+  await page.getByRole("button", { name: "Add channel" }).click();
+  const row = page.getByTestId("channels").locator("tr", { hasText: "+628112222333" });
+  await expect(row).toContainText("Sales");
+  // A WhatsApp worker picks the channel up and its state shows without a reload.
+  await expect(row.locator("[data-state]")).toHaveAttribute("data-state", "connected", { timeout: 20_000 });
+  noErrors();
+});

@@ -1,0 +1,184 @@
+//! Storage conformance for channels and messages, on SQLite and on PostgreSQL: inbound messages
+//! are stored once, statuses only move forward, sending is scoped to the channel's workspace, and
+//! concurrent ingest of one contact's first messages makes one contact and one conversation.
+
+use balas_domain::{
+    ChannelName, ChannelState, ConversationStatus, Email, MessageStatus, MessageText, PersonName, PhoneNumber,
+    Provider, RatePerSecond, Role, SenderKind, Timestamp, WorkspaceId, WorkspaceName,
+};
+use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewMember, NewOutbound, Store, StoreError};
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = balas_testkit::sqlite();
+                let store = balas_storage::Store::open(&db.url, 4).await.expect("open SQLite");
+                super::$name(store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let db = balas_testkit::postgres().await;
+                let store = balas_storage::Store::open(&db.url, 4).await.expect("open PostgreSQL");
+                super::$name(store).await;
+            }
+        }
+    )*};
+}
+
+conformance!(
+    inbound_messages_are_stored_once,
+    statuses_only_move_forward,
+    sending_is_scoped_to_the_workspace,
+    channel_numbers_are_unique_and_states_recorded,
+    concurrent_first_messages_make_one_conversation,
+);
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+fn phone(raw: &str) -> PhoneNumber {
+    PhoneNumber::parse(raw).unwrap()
+}
+
+async fn workspace(store: &Store, name: &str, admin: &str) -> WorkspaceId {
+    let (email, person) = (Email::parse(admin).unwrap(), PersonName::parse("Admin").unwrap());
+    let member =
+        NewMember { email: &email, name: &person, role: Role::Admin, password_hash: Some("hash"), must_change_password: false };
+    store.create_workspace(&WorkspaceName::parse(name).unwrap(), &member, T0).await.unwrap().0
+}
+
+async fn channel(store: &Store, workspace_id: WorkspaceId, number: &str) -> balas_domain::Channel {
+    let name = ChannelName::parse("Sales").unwrap();
+    let phone = phone(number);
+    let channel =
+        NewChannel { workspace_id, name: &name, provider: Provider::Sandbox, phone: &phone, rate: RatePerSecond::DEFAULT };
+    store.create_channel(&channel, T0).await.unwrap()
+}
+
+async fn inbound_messages_are_stored_once(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let customer = phone("+6281234567890");
+    let message = NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: Some("Sari"), text: "Halo 👋" };
+    let (stored, conversation) = store.store_inbound(&message, T0).await.unwrap().expect("first time stored");
+    assert_eq!((stored.body.as_str(), stored.status), ("Halo 👋", MessageStatus::Received));
+    assert_eq!((conversation.unread, conversation.contact_name.as_deref()), (1, Some("Sari")));
+    assert!(store.store_inbound(&message, T0.plus_millis(5)).await.unwrap().is_none(), "second time: nothing");
+    let again = store.message_by_wa_id(sales.id, "WA1").await.unwrap().unwrap();
+    assert_eq!(again.0.id, stored.id);
+    let history = store.messages(ws, conversation.id, None, 10).await.unwrap();
+    assert_eq!(history.len(), 1);
+    // A second message counts as unread too, and a resolved conversation opens again.
+    let second = NewInbound { wa_id: "WA2", text: "masih ada?", ..message };
+    let (_, conversation) = store.store_inbound(&second, T0.plus_millis(10)).await.unwrap().unwrap();
+    assert_eq!((conversation.unread, conversation.status), (2, ConversationStatus::Open));
+    assert_eq!(conversation.last_message_at, T0.plus_millis(10));
+    // The same WhatsApp id on another channel is another message.
+    let other = channel(&store, ws, "+6281100000002").await;
+    let elsewhere = NewInbound { channel: &other, ..message };
+    assert!(store.store_inbound(&elsewhere, T0).await.unwrap().is_some());
+}
+
+async fn statuses_only_move_forward(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let (to, text) = (phone("+6281234567890"), MessageText::parse("Pesanan dikirim").unwrap());
+    let outbound = NewOutbound {
+        workspace_id: ws,
+        channel_id: sales.id,
+        to: &to,
+        text: &text,
+        sender: SenderKind::Agent,
+        sender_user: None,
+        wa_id: "OUT1",
+    };
+    let (message, _) = store.queue_message(&outbound, T0).await.unwrap();
+    assert_eq!(message.status, MessageStatus::Queued);
+    let by_wa = MessageKey::WaId(sales.id, "OUT1");
+    // A delivery receipt that overtakes the "sent" report: delivered, and "sent" is then too late.
+    let change = store.advance_message(by_wa, MessageStatus::Delivered, None, T0).await.unwrap().unwrap();
+    assert_eq!((change.message_id, change.status), (message.id, MessageStatus::Delivered));
+    assert!(store.advance_message(by_wa, MessageStatus::Sent, None, T0).await.unwrap().is_none());
+    assert!(store.advance_message(by_wa, MessageStatus::Delivered, None, T0).await.unwrap().is_none(), "repeat");
+    let failed = store.advance_message(MessageKey::Id(message.id), MessageStatus::Failed, Some("x"), T0).await.unwrap();
+    assert!(failed.is_none(), "a delivered message did not fail");
+    assert!(store.advance_message(by_wa, MessageStatus::Read, None, T0).await.unwrap().is_some());
+    assert_eq!(store.message(ws, message.id).await.unwrap().unwrap().status, MessageStatus::Read);
+
+    // A queued message can fail, with its reason kept.
+    let doomed = NewOutbound { wa_id: "OUT2", ..outbound };
+    let (doomed, _) = store.queue_message(&doomed, T0).await.unwrap();
+    let reason = "this number is not on WhatsApp";
+    let change =
+        store.advance_message(MessageKey::Id(doomed.id), MessageStatus::Failed, Some(reason), T0).await.unwrap();
+    assert_eq!(change.unwrap().error.as_deref(), Some(reason));
+    let stored = store.message(ws, doomed.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.error.as_deref()), (MessageStatus::Failed, Some(reason)));
+    // Receipts never touch inbound messages.
+    let customer = phone("+6281234567891");
+    let inbound = NewInbound { channel: &sales, wa_id: "IN1", from: &customer, push_name: None, text: "hi" };
+    store.store_inbound(&inbound, T0).await.unwrap();
+    assert!(store.advance_message(MessageKey::WaId(sales.id, "IN1"), MessageStatus::Read, None, T0).await.unwrap().is_none());
+}
+
+async fn sending_is_scoped_to_the_workspace(store: Store) {
+    let mine = workspace(&store, "Toko", "a@example.com").await;
+    let theirs = workspace(&store, "Other", "b@example.com").await;
+    let their_channel = channel(&store, theirs, "+6281100000009").await;
+    let (to, text) = (phone("+6281234567890"), MessageText::parse("hi").unwrap());
+    let outbound = NewOutbound {
+        workspace_id: mine,
+        channel_id: their_channel.id,
+        to: &to,
+        text: &text,
+        sender: SenderKind::Agent,
+        sender_user: None,
+        wa_id: "X1",
+    };
+    assert!(matches!(store.queue_message(&outbound, T0).await, Err(StoreError::NotFound)));
+    assert!(store.channels(mine).await.unwrap().is_empty());
+    assert!(store.conversation_with(their_channel.id, &to).await.unwrap().is_none(), "nothing was left behind");
+    let (message, _) = store.queue_message(&NewOutbound { workspace_id: theirs, ..outbound }, T0).await.unwrap();
+    assert!(store.message(mine, message.id).await.unwrap().is_none(), "not readable from another workspace");
+    assert!(store.message(theirs, message.id).await.unwrap().is_some());
+}
+
+async fn channel_numbers_are_unique_and_states_recorded(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let other = workspace(&store, "Other", "b@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    assert_eq!(sales.state, ChannelState::Idle);
+    let (name, number) = (ChannelName::parse("Copy").unwrap(), phone("+6281100000001"));
+    let copy = NewChannel { workspace_id: other, name: &name, provider: Provider::Sandbox, phone: &number, rate: RatePerSecond::DEFAULT };
+    assert!(matches!(store.create_channel(&copy, T0).await, Err(StoreError::Conflict(Conflict::PhoneTaken))));
+    assert!(store.set_channel_state(sales.id, ChannelState::Connected, None).await.unwrap());
+    assert!(!store.set_channel_state(sales.id, ChannelState::Connected, None).await.unwrap(), "no change");
+    assert!(store.set_channel_state(sales.id, ChannelState::Banned, Some("until noon")).await.unwrap());
+    let stored = store.channel(sales.id).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.state_detail.as_deref()), (ChannelState::Banned, Some("until noon")));
+    assert_eq!(store.all_channels().await.unwrap().len(), 1);
+}
+
+async fn concurrent_first_messages_make_one_conversation(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let customer = phone("+6281234567890");
+    let ids: Vec<String> = (0..8).map(|i| format!("C{i}")).collect();
+    let writes = ids.iter().map(|wa_id| {
+        let store = store.clone();
+        let sales = sales.clone();
+        let customer = customer.clone();
+        async move {
+            let message = NewInbound { channel: &sales, wa_id, from: &customer, push_name: None, text: "burst" };
+            store.store_inbound(&message, T0).await
+        }
+    });
+    let results = futures::future::join_all(writes).await;
+    let conversations: std::collections::HashSet<_> =
+        results.into_iter().map(|r| r.expect("stored").expect("new").1.id).collect();
+    assert_eq!(conversations.len(), 1, "one contact, one conversation");
+    let conversation = store.conversation_with(sales.id, &customer).await.unwrap().unwrap();
+    assert_eq!(conversation.unread, 8);
+}
