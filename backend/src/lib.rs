@@ -3,7 +3,6 @@
 
 pub mod accounts;
 pub mod ingest;
-pub mod live;
 pub mod messaging;
 mod secrets;
 pub mod settings;

@@ -9,6 +9,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::setup::{ADMIN_EMAIL, ADMIN_PASSWORD, Bench};
 use crate::{Args, percentile, report, run_peer};
@@ -20,9 +21,6 @@ fn micros() -> u64 {
 /// Reads `bench <index> <sent micros>` out of a message event without a full JSON parse (the
 /// benchmark's clients should cost as little as possible: they share the machine with Balas).
 fn bench_stamp(frame: &str) -> Option<(u32, u64)> {
-    if !frame.contains("\"message_new\"") {
-        return None;
-    }
     let start = frame.find("\"body\":\"bench ")? + "\"body\":\"bench ".len();
     let rest = &frame[start..];
     let end = rest.find('"')?;
@@ -39,8 +37,11 @@ pub async fn run(args: &Args) -> Result<()> {
 
     let bench = Bench::start().await?;
     let channel = bench.channel(1, 5).await?;
-    let base = bench.server().await?;
-    let (stop_worker, worker) = bench.worker();
+    // The server and the worker run as processes of their own, as Socket.io's server does below.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut server = bench.process("balas-server", port)?;
+    let mut worker = bench.process("balas-wa-worker", 0)?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while bench.state.store.channel(channel.id).await?.map(|c| c.state) != Some(ChannelState::Connected) {
         if tokio::time::Instant::now() > deadline {
@@ -49,6 +50,12 @@ pub async fn run(args: &Args) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    while !reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status().is_success()) {
+        if tokio::time::Instant::now() > deadline {
+            bail!("the server did not start within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let login = reqwest::Client::new()
         .post(format!("{base}/api/login"))
         .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
@@ -77,7 +84,9 @@ pub async fn run(args: &Args) -> Result<()> {
             async move {
                 let mut request = url.into_client_request()?;
                 request.headers_mut().insert("cookie", cookie.parse()?);
-                let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
+                // Small reads, as a browser does (tungstenite zeroes its whole read buffer per read).
+                let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+                let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
                 socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
                 let first = socket.next().await.context("closed")??;
                 anyhow::ensure!(first.to_text()?.contains("subscribed"), "not subscribed: {first}");
@@ -142,8 +151,8 @@ pub async fn run(args: &Args) -> Result<()> {
         results.push(reader.await?);
     }
     notifier.abort();
-    let _ = stop_worker.send(());
-    let _ = worker.await;
+    let _ = worker.kill().await;
+    let _ = server.kill().await;
 
     // Per message: how many clients had it, and when the last of them got it.
     let mut reached = vec![0usize; total];

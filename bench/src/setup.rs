@@ -66,12 +66,23 @@ impl Bench {
         (stop, task)
     }
 
-    /// Runs the server in this process; returns its base URL.
-    pub async fn server(&self) -> Result<String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(balas_server::launch(self.settings.clone(), listener, std::future::pending()));
-        Ok(base)
+    /// Runs a release binary built next to this one (`balas-server`, `balas-wa-worker`) as a child
+    /// process on these settings, so that it has its own runtime, as the peers' servers do.
+    pub fn process(&self, binary: &str, port: u16) -> Result<tokio::process::Child> {
+        let path = std::env::current_exe()?.with_file_name(binary);
+        anyhow::ensure!(path.exists(), "{} is missing: run benchmarks with `cargo xtask bench`", path.display());
+        let s = &self.settings;
+        Ok(tokio::process::Command::new(path)
+            .env("BALAS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("BALAS_DATABASE_URL", s.database_url.expose_secret())
+            .env("BALAS_REDIS_URL", s.redis_url.expose_secret())
+            .env("BALAS_REDIS_PREFIX", &s.redis_prefix)
+            .env("BALAS_SANDBOX", "true")
+            .env("BALAS_SANDBOX_BAN_ABOVE_PER_SEC", s.sandbox_ban_above_per_sec.to_string())
+            .env("BALAS_CONFIG", "/nonexistent/balas.toml")
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()?)
     }
 
     pub fn redis_url(&self) -> String {

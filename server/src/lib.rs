@@ -3,6 +3,7 @@
 //! customer API under `/sandbox/api` (when enabled), and `/healthz` and `/readyz` for load
 //! balancers. It also runs this instance's ingest consumer and live hub.
 
+mod live;
 mod realtime;
 mod sandbox;
 
@@ -19,7 +20,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_app::{App, shell};
-use balas_backend::live::LiveHub;
+use crate::live::LiveHub;
 use balas_backend::{AppState, Settings, accounts, ingest};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};

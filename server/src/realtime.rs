@@ -15,14 +15,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_backend::accounts::{self, Caller};
-use balas_backend::live::{LiveFrame, LiveHub};
+use crate::live::{LiveFrame, LiveHub};
 use balas_backend::AppState;
 use balas_bus::{is_stream_id, stream_id_cmp};
 use balas_domain::{ClientFrame, LiveEnvelope, ServerFrame};
-use tokio::sync::broadcast::error::RecvError;
+use futures::SinkExt;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// The largest frame a browser may send (ours are tiny).
 const MAX_FRAME: usize = 4 * 1024;
+/// What a socket reads at a time (browsers send only small frames).
+const READ_BUFFER: usize = 1024;
 /// How long a new socket may take to subscribe.
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(30);
 /// Missed events are read from Redis in pages of this many.
@@ -56,7 +59,9 @@ pub async fn socket(
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
-    upgrade.max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(realtime, caller, socket))
+    // A small read buffer: tungstenite zeroes the whole buffer on every read attempt, and a
+    // socket tries to read each time it sends (the default 128 KiB made that most of the CPU).
+    upgrade.read_buffer_size(READ_BUFFER).max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(realtime, caller, socket))
 }
 
 fn text(frame: &ServerFrame) -> Message {
@@ -95,30 +100,45 @@ async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
     }
     for envelope in missed {
         last.clone_from(&envelope.id);
-        if socket.send(Message::Text(Utf8Bytes::from(LiveFrame::new(envelope).json))).await.is_err() {
+        if socket.feed(Message::Text(LiveFrame::new(envelope).json)).await.is_err() {
             return;
         }
+    }
+    if socket.flush().await.is_err() {
+        return;
     }
     loop {
         tokio::select! {
             event = live.recv() => match event {
                 Ok(frame) => {
-                    if frame.workspace() != workspace || stream_id_cmp(&frame.envelope.id, &last).is_le() {
-                        continue;
+                    // Send this event and every other one already waiting, then flush once: under
+                    // load a socket writes many frames per system call instead of one.
+                    let mut next = Some(frame);
+                    let mut lagged = false;
+                    while let Some(frame) = next.take() {
+                        if frame.workspace() == workspace && stream_id_cmp(&frame.envelope.id, &last).is_gt() {
+                            last.clone_from(&frame.envelope.id);
+                            if socket.feed(Message::Text(frame.json.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        match live.try_recv() {
+                            Ok(frame) => next = Some(frame),
+                            Err(TryRecvError::Lagged(_)) => lagged = true,
+                            Err(_) => {}
+                        }
                     }
-                    last.clone_from(&frame.envelope.id);
-                    if socket.send(Message::Text(Utf8Bytes::from(frame.json.as_str()))).await.is_err() {
+                    if socket.flush().await.is_err() {
+                        return;
+                    }
+                    if lagged && !catch_up(&realtime, &caller, &mut socket, &mut last).await {
                         return;
                     }
                 }
                 // This socket fell behind the hub: catch up from Redis, then carry on live.
                 Err(RecvError::Lagged(_)) => {
-                    let Ok((missed, _)) = backlog(&realtime, &caller, &last).await else { return };
-                    for envelope in missed {
-                        last.clone_from(&envelope.id);
-                        if socket.send(Message::Text(Utf8Bytes::from(LiveFrame::new(envelope).json))).await.is_err() {
-                            return;
-                        }
+                    if !catch_up(&realtime, &caller, &mut socket, &mut last).await {
+                        return;
                     }
                 }
                 Err(RecvError::Closed) => return,
@@ -145,6 +165,18 @@ async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
             },
         }
     }
+}
+
+/// Sends what the socket missed after `last` (read from Redis); false when the socket is gone.
+async fn catch_up(realtime: &Realtime, caller: &Caller, socket: &mut WebSocket, last: &mut String) -> bool {
+    let Ok((missed, _)) = backlog(realtime, caller, last).await else { return false };
+    for envelope in missed {
+        last.clone_from(&envelope.id);
+        if socket.feed(Message::Text(LiveFrame::new(envelope).json)).await.is_err() {
+            return false;
+        }
+    }
+    socket.flush().await.is_ok()
 }
 
 /// Waits for the subscribe frame, answering anything else with an error frame. `None` when the

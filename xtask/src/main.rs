@@ -64,6 +64,8 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
     let tmp = services::TempDir::new("balas-bench")?;
     let port = proc::free_port()?;
     let _redis = services::redis(&tmp.0.join("redis"), port, false)?;
+    // The pipeline benchmark runs the server and the worker as processes of their own.
+    proc::run(project.cargo().args(["build", "--release", "-p", "balas-server", "-p", "balas-workers", "--bins"]))?;
     proc::run(
         project
             .cargo()

@@ -5,21 +5,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use balas_bus::Bus;
 use balas_domain::{LiveEnvelope, ServerFrame, WorkspaceId};
 use tokio::sync::{broadcast, watch};
 
-/// A live event ready to send: the envelope (to filter on) and its `ServerFrame` JSON.
+/// A live event ready to send: the envelope (to filter on) and its `ServerFrame` JSON, made once
+/// for all sockets (cloning the bytes is a reference count, not a copy).
 #[derive(Debug)]
 pub struct LiveFrame {
     pub envelope: LiveEnvelope,
-    pub json: String,
+    pub json: Utf8Bytes,
 }
 
 impl LiveFrame {
     pub fn new(envelope: LiveEnvelope) -> Self {
         let frame = ServerFrame::Event { event: Box::new(envelope) };
-        let json = serde_json::to_string(&frame).expect("ServerFrame serializes");
+        let json = Utf8Bytes::from(serde_json::to_string(&frame).expect("ServerFrame serializes"));
         let ServerFrame::Event { event } = frame else { unreachable!() };
         Self { envelope: *event, json }
     }
