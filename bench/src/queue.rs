@@ -105,7 +105,7 @@ pub async fn run(args: &Args) -> Result<()> {
         move |job: bullmq::Job, _cancel| {
             let bus = bus.clone();
             let session = session.clone();
-            async move { balas_workers::wa::process_send(&bus, session.as_ref(), &job).await }
+            async move { balas_workers::wa::process_send(&bus, session.as_ref(), &job, None).await }
         }
     };
     let options = bus.send_worker_options().concurrency(concurrency);

@@ -351,21 +351,62 @@ async fn start_sending(ctx: &WaContext, channel: &Channel, session: Arc<dyn Sess
         .drain_delay(Duration::from_secs(1))
         .backoff_strategy(backoff);
     let queue = ctx.bus.keys().send_queue(channel.id);
+    let pace = Arc::new(Pace::new(channel.rate.get()));
     let processor = move |job: Job, _cancel| {
         let bus = bus.clone();
         let session = session.clone();
-        async move { process_send(&bus, session.as_ref(), &job).await }
+        let pace = pace.clone();
+        async move { process_send(&bus, session.as_ref(), &job, Some(&pace)).await }
     };
     Ok(QueueWorker::with_options(&queue, processor, options).await?)
 }
 
-/// Sends one queued message. Transient failures are retried by BullMQ with backoff; a permanent
-/// one (or the last attempt) marks the message failed with a reason a person can read.
-pub async fn process_send(bus: &Bus, session: &dyn Session, job: &Job) -> Result<serde_json::Value, bullmq::Error> {
+/// A channel's pace: at most `per_second` sends in any sliding second. BullMQ's limiter counts in
+/// fixed windows, which lets the end of one window and the start of the next come closer than a
+/// second; this gate, just before each send, makes the limit hold for every second.
+pub struct Pace {
+    per_second: usize,
+    sent: tokio::sync::Mutex<std::collections::VecDeque<Instant>>,
+}
+
+/// Kept between a send and the one `per_second` sends later, beyond the second itself, so clocks
+/// read a moment apart never see more than the limit.
+const PACE_MARGIN: Duration = Duration::from_millis(10);
+
+impl Pace {
+    pub fn new(per_second: u32) -> Self {
+        let per_second = per_second.max(1) as usize;
+        Self { per_second, sent: tokio::sync::Mutex::new(std::collections::VecDeque::with_capacity(per_second)) }
+    }
+
+    /// Waits until one more send keeps the limit, and counts it.
+    pub async fn wait(&self) {
+        let mut sent = self.sent.lock().await;
+        if sent.len() >= self.per_second
+            && let Some(oldest) = sent.pop_front()
+        {
+            tokio::time::sleep_until(oldest + Duration::from_secs(1) + PACE_MARGIN).await;
+        }
+        sent.push_back(Instant::now());
+    }
+}
+
+/// Sends one queued message (after `pace` allows it). Transient failures are retried by BullMQ
+/// with backoff; a permanent one (or the last attempt) marks the message failed with a reason a
+/// person can read.
+pub async fn process_send(
+    bus: &Bus,
+    session: &dyn Session,
+    job: &Job,
+    pace: Option<&Pace>,
+) -> Result<serde_json::Value, bullmq::Error> {
     let send: SendJob = serde_json::from_value(job.data().clone()).map_err(|error| {
         tracing::error!(%error, job = job.id(), "a send job that does not parse was dropped");
         bullmq::Error::Unrecoverable(format!("not a send job: {error}"))
     })?;
+    if let Some(pace) = pace {
+        pace.wait().await;
+    }
     match session.send_text(&send.to, &send.wa_id, send.text.as_str()).await {
         Ok(()) => {
             report(bus, send.channel_id, WaEvent::Sent { message_id: send.message_id, wa_id: send.wa_id.clone() }).await;
@@ -395,5 +436,27 @@ pub async fn process_send(bus: &Bus, session: &dyn Session, job: &Job) -> Result
             }
             Err(bullmq::Error::ProcessingError(error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_pace_holds_in_every_sliding_second() {
+        let pace = Pace::new(5);
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..23 {
+            pace.wait().await;
+            sent.push(Instant::now() - start);
+        }
+        for (i, at) in sent.iter().enumerate() {
+            let within = sent[i..].iter().take_while(|t| **t < *at + Duration::from_secs(1)).count();
+            assert!(within <= 5, "{within} sends in the second from {at:?}");
+        }
+        // And it does not hold back more than it must: 23 sends take four seconds and a bit.
+        assert!(*sent.last().unwrap() < Duration::from_millis(4_100), "{:?}", sent.last());
     }
 }
