@@ -25,7 +25,7 @@ pub async fn run(args: &Args) -> Result<()> {
     println!("queuing {} messages on {count} channels…", per_channel * count as u64);
     let text = MessageText::parse("Flash sale today only: 20% off everything.")?;
     for (c, channel) in channels.iter().enumerate() {
-        let to = PhoneNumber::parse(&format!("+62814{c:07}"))?;
+        let to = PhoneNumber::parse(&format!("+62814{c:07}1"))?;
         for _ in 0..per_channel {
             queue_text(&bench.state, bench.workspace, channel.id, &to, &text, SenderKind::Broadcast, None)
                 .await
@@ -42,7 +42,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let mut shares = Vec::with_capacity(count);
     let mut sent_total = 0usize;
     for c in 0..count {
-        let to = PhoneNumber::parse(&format!("+62814{c:07}"))?;
+        let to = PhoneNumber::parse(&format!("+62814{c:07}1"))?;
         let mut times: Vec<i64> = bench.state.bus.sandbox_messages(&to).await?.iter().map(|m| m.at.0).collect();
         times.sort_unstable();
         sent_total += times.len();
