@@ -331,9 +331,11 @@ pub async fn send_message(channel_id: i64, to: String, text: String) -> Result<M
 /// Whether this installation runs the sandbox network (so the UI offers sandbox channels).
 #[server(prefix = "/api", endpoint = "sandbox_enabled")]
 pub async fn sandbox_enabled() -> Result<bool, AppError> {
-    ssr::respond(async {
-        ssr::caller().await?;
-        Ok(ssr::state()?.settings.sandbox)
-    }
-    .await)
+    ssr::respond(
+        async {
+            ssr::caller().await?;
+            Ok(ssr::state()?.settings.sandbox)
+        }
+        .await,
+    )
 }

@@ -16,8 +16,8 @@ use leptos_router::{SsrMode, path};
 
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
-use crate::pages::settings::{AccountSettings, Audit, SettingsLayout, System, Team};
 use crate::pages::channels::ChannelsPage;
+use crate::pages::settings::{AccountSettings, Audit, SettingsLayout, System, Team};
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.

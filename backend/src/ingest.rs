@@ -130,7 +130,9 @@ impl Ingest {
                         break;
                     }
                 }
-                Err(problem) => tracing::error!(id = %delivery.id, %problem, "ingest: dropping an event that does not parse"),
+                Err(problem) => {
+                    tracing::error!(id = %delivery.id, %problem, "ingest: dropping an event that does not parse")
+                }
             }
             done.push(delivery.id.clone());
         }
@@ -159,8 +161,7 @@ impl Ingest {
         let at = now();
         let live = match &envelope.event {
             WaEvent::Message { wa_id, from, push_name, text, .. } => {
-                let inbound =
-                    NewInbound { channel: &channel, wa_id, from, push_name: push_name.as_deref(), text };
+                let inbound = NewInbound { channel: &channel, wa_id, from, push_name: push_name.as_deref(), text };
                 // Stored before (a redelivery) means announced before, unless the consumer died in
                 // between: announce it again; dashboards keep a message once by its id.
                 let stored = match self.store.store_inbound(&inbound, at).await? {
@@ -195,7 +196,11 @@ impl Ingest {
                 .map(|c| LiveEvent::Typing { conversation_id: c.id, channel_id: channel.id, typing: *typing }),
             WaEvent::State { state, detail } => {
                 let changed = self.store.set_channel_state(channel.id, *state, detail.as_deref()).await?;
-                changed.then(|| LiveEvent::ChannelState { channel_id: channel.id, state: *state, detail: detail.clone() })
+                changed.then(|| LiveEvent::ChannelState {
+                    channel_id: channel.id,
+                    state: *state,
+                    detail: detail.clone(),
+                })
             }
         };
         if let Some(event) = live {

@@ -1,8 +1,8 @@
 //! Channels and sending: what the dashboard (and later the REST API) may ask of the pipeline.
 
 use balas_domain::{
-    AppError, AuditAction, Channel, ChannelId, ChannelName, FieldError, LiveEvent, Message, MessageStatus,
-    MessageText, PhoneNumber, Provider, RatePerSecond, SendJob, SenderKind,
+    AppError, AuditAction, Channel, ChannelId, ChannelName, FieldError, LiveEvent, Message, MessageStatus, MessageText,
+    PhoneNumber, Provider, RatePerSecond, SendJob, SenderKind,
 };
 use balas_storage::{Audit, MessageKey, NewChannel, NewOutbound};
 
@@ -39,7 +39,13 @@ pub async fn create_sandbox_channel(
     let (Some(name), Some(phone), Some(rate)) = (name, phone, rate) else {
         return Err(AppError::Invalid { errors });
     };
-    let channel = NewChannel { workspace_id: caller.me.workspace_id, name: &name, provider: Provider::Sandbox, phone: &phone, rate };
+    let channel = NewChannel {
+        workspace_id: caller.me.workspace_id,
+        name: &name,
+        provider: Provider::Sandbox,
+        phone: &phone,
+        rate,
+    };
     let created = state.store.create_channel(&channel, now()).await.map_err(from_store)?;
     let audit = Audit {
         workspace_id: caller.me.workspace_id,
@@ -70,8 +76,16 @@ pub async fn send_message(
     let (Some(to), Some(text)) = (to, text) else {
         return Err(AppError::Invalid { errors });
     };
-    queue_text(state, caller.me.workspace_id, ChannelId(channel_id), &to, &text, SenderKind::Agent, Some(caller.me.user_id))
-        .await
+    queue_text(
+        state,
+        caller.me.workspace_id,
+        ChannelId(channel_id),
+        &to,
+        &text,
+        SenderKind::Agent,
+        Some(caller.me.user_id),
+    )
+    .await
 }
 
 /// Stores and queues an outbound text. If the queue cannot take it, the message is marked failed
@@ -96,7 +110,8 @@ pub async fn queue_text(
     let job = SendJob { workspace_id, channel_id, message_id: message.id, to: to.clone(), wa_id, text: text.clone() };
     if let Err(error) = state.bus.enqueue_send(&job, sender.priority()).await {
         let reason = "the send queue could not be reached; try again";
-        let failed = state.store.advance_message(MessageKey::Id(message.id), MessageStatus::Failed, Some(reason), now()).await;
+        let failed =
+            state.store.advance_message(MessageKey::Id(message.id), MessageStatus::Failed, Some(reason), now()).await;
         if let Ok(Some(change)) = failed {
             let event = LiveEvent::MessageStatus {
                 message_id: change.message_id,

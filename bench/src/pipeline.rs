@@ -86,7 +86,8 @@ pub async fn run(args: &Args) -> Result<()> {
                 request.headers_mut().insert("cookie", cookie.parse()?);
                 // Small reads, as a browser does (tungstenite zeroes its whole read buffer per read).
                 let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-                let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
+                let (mut socket, _) =
+                    tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
                 socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
                 let first = socket.next().await.context("closed")??;
                 anyhow::ensure!(first.to_text()?.contains("subscribed"), "not subscribed: {first}");
@@ -177,7 +178,14 @@ pub async fn run(args: &Args) -> Result<()> {
     println!("running the Socket.io peer with the same load…");
     let peer = run_peer(
         "socketio_fanout.js",
-        &["--clients".into(), clients.to_string(), "--rate".into(), rate.to_string(), "--seconds".into(), seconds.to_string()],
+        &[
+            "--clients".into(),
+            clients.to_string(),
+            "--rate".into(),
+            rate.to_string(),
+            "--seconds".into(),
+            seconds.to_string(),
+        ],
     )
     .await;
     let p99 = percentile(&everyone, 99.0);

@@ -43,7 +43,8 @@ async fn completed(worker: &Worker, count: usize) -> usize {
 async fn add_all(queue: &Queue, jobs: usize) -> Result<()> {
     let options = JobOptions { remove_on_complete: Some(RemoveOnFinish::Bool(true)), ..JobOptions::default() };
     for start in (0..jobs).step_by(1000) {
-        let batch = (start..(start + 1000).min(jobs)).map(|n| BulkJob::with_options("send", payload(n), options.clone()));
+        let batch =
+            (start..(start + 1000).min(jobs)).map(|n| BulkJob::with_options("send", payload(n), options.clone()));
         queue.add_bulk(batch.collect()).await?;
     }
     Ok(())
@@ -56,11 +57,11 @@ pub async fn run(args: &Args) -> Result<()> {
     let url = bench.redis_url();
     let connection = RedisConnectionOptions::new().url(url.clone());
     let prefix = format!("benchq{}", balas_backend::short_id());
-    let queue = Queue::with_options("same-workload", QueueOptions::new().connection(connection.clone()).prefix(&prefix))
-        .await?;
-    let worker_options = || {
-        WorkerOptions::new().connection(connection.clone()).prefix(&prefix).concurrency(concurrency).autorun(false)
-    };
+    let queue =
+        Queue::with_options("same-workload", QueueOptions::new().connection(connection.clone()).prefix(&prefix))
+            .await?;
+    let worker_options =
+        || WorkerOptions::new().connection(connection.clone()).prefix(&prefix).concurrency(concurrency).autorun(false);
     let noop = |_job: bullmq::Job, _cancel| async { Ok(serde_json::Value::Null) };
 
     println!("1/4 Rust BullMQ: add and process {jobs} jobs together…");
@@ -97,7 +98,8 @@ pub async fn run(args: &Args) -> Result<()> {
         latency: Duration::ZERO,
     };
     let channel_phone = PhoneNumber::parse("+628119999999")?;
-    let session: Arc<dyn balas_workers::session::Session> = Arc::from(provider.connect(channel_phone, 1).await.map_err(|e| anyhow::anyhow!("{e}"))?.session);
+    let session: Arc<dyn balas_workers::session::Session> =
+        Arc::from(provider.connect(channel_phone, 1).await.map_err(|e| anyhow::anyhow!("{e}"))?.session);
     let channel = ChannelId(424_242);
     let processor = {
         let bus = bus.clone();

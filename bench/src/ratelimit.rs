@@ -46,8 +46,10 @@ pub async fn run(args: &Args) -> Result<()> {
         let mut times: Vec<i64> = bench.state.bus.sandbox_messages(&to).await?.iter().map(|m| m.at.0).collect();
         times.sort_unstable();
         sent_total += times.len();
-        let channel_worst =
-            (0..times.len()).map(|i| times[i..].iter().take_while(|t| **t < times[i] + 1000).count()).max().unwrap_or(0);
+        let channel_worst = (0..times.len())
+            .map(|i| times[i..].iter().take_while(|t| **t < times[i] + 1000).count())
+            .max()
+            .unwrap_or(0);
         worst = worst.max(channel_worst);
         // The share of the limit reached over the measured time, from the first send.
         let first = times.first().copied().unwrap_or(0);

@@ -3,7 +3,9 @@
 
 use anyhow::{Context, Result};
 use balas_backend::{AppState, Settings, now};
-use balas_domain::{Channel, ChannelName, Email, PersonName, PhoneNumber, Provider, RatePerSecond, Role, WorkspaceName};
+use balas_domain::{
+    Channel, ChannelName, Email, PersonName, PhoneNumber, Provider, RatePerSecond, Role, WorkspaceName,
+};
 use balas_storage::{NewChannel, NewMember};
 use secrecy::{ExposeSecret, SecretString};
 
@@ -35,7 +37,13 @@ impl Bench {
         let password = balas_backend::accounts::hash_for_tools(ADMIN_PASSWORD).await?;
         let email = Email::parse(ADMIN_EMAIL)?;
         let name = PersonName::parse("Bench Admin")?;
-        let admin = NewMember { email: &email, name: &name, role: Role::Admin, password_hash: Some(&password), must_change_password: false };
+        let admin = NewMember {
+            email: &email,
+            name: &name,
+            role: Role::Admin,
+            password_hash: Some(&password),
+            must_change_password: false,
+        };
         let (workspace, _) = state.store.set_up(&WorkspaceName::parse("Bench")?, &admin, None, now()).await?;
         Ok(Self { settings, state, workspace, _dir: dir })
     }

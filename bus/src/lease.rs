@@ -93,7 +93,8 @@ impl Bus {
     /// Who holds the lease on `channel` now, if anyone.
     pub async fn lease_holder(&self, channel: ChannelId) -> BusResult<Option<String>> {
         let mut conn = self.conn.clone();
-        let value: Option<String> = redis::cmd("GET").arg(self.keys.channel_lease(channel)).query_async(&mut conn).await?;
+        let value: Option<String> =
+            redis::cmd("GET").arg(self.keys.channel_lease(channel)).query_async(&mut conn).await?;
         Ok(value.and_then(|v| v.rsplit_once('|').map(|(holder, _)| holder.to_owned())))
     }
 }

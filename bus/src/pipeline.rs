@@ -69,8 +69,12 @@ pub fn stream_id_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 /// Whether `id` is a well-formed stream id (`ms-seq` or `ms`).
 pub fn is_stream_id(id: &str) -> bool {
     let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    !ms.is_empty() && ms.len() <= 20 && ms.bytes().all(|b| b.is_ascii_digit()) && seq.bytes().all(|b| b.is_ascii_digit())
-        && !seq.is_empty() && seq.len() <= 20
+    !ms.is_empty()
+        && ms.len() <= 20
+        && ms.bytes().all(|b| b.is_ascii_digit())
+        && seq.bytes().all(|b| b.is_ascii_digit())
+        && !seq.is_empty()
+        && seq.len() <= 20
 }
 
 impl Bus {
@@ -117,9 +121,8 @@ impl Bus {
             options = options.block(BLOCK_FOR.as_millis() as usize);
         }
         let mut conn = self.conn.clone();
-        let reply: Option<StreamReadReply> = conn
-            .xread_options(&[self.keys.wa_events()], &[if pending { "0" } else { ">" }], &options)
-            .await?;
+        let reply: Option<StreamReadReply> =
+            conn.xread_options(&[self.keys.wa_events()], &[if pending { "0" } else { ">" }], &options).await?;
         Ok(reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).map(|entry| wa_delivery(&entry)).collect())
     }
 
@@ -161,7 +164,9 @@ impl Bus {
         let reply: redis::Value =
             redis::cmd("XPENDING").arg(self.keys.wa_events()).arg(group).query_async(&mut conn).await?;
         match reply {
-            redis::Value::Array(items) => Ok(items.first().and_then(|v| redis::from_redis_value(v.clone()).ok()).unwrap_or(0)),
+            redis::Value::Array(items) => {
+                Ok(items.first().and_then(|v| redis::from_redis_value(v.clone()).ok()).unwrap_or(0))
+            }
             _ => Ok(0),
         }
     }
@@ -198,8 +203,7 @@ impl Bus {
     pub async fn read_live(&self, after: &str, count: usize) -> BusResult<Vec<LiveEnvelope>> {
         let options = StreamReadOptions::default().count(count).block(BLOCK_FOR.as_millis() as usize);
         let mut conn = self.conn.clone();
-        let reply: Option<StreamReadReply> =
-            conn.xread_options(&[self.keys.live_events()], &[after], &options).await?;
+        let reply: Option<StreamReadReply> = conn.xread_options(&[self.keys.live_events()], &[after], &options).await?;
         Ok(reply
             .into_iter()
             .flat_map(|r| r.keys)

@@ -13,9 +13,9 @@
 //!   connection for the same number replaces the first).
 
 use balas_domain::{PhoneNumber, ReceiptKind, SandboxMessage, SandboxPacket, Timestamp};
+use redis::AsyncCommands;
 use redis::Script;
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
-use redis::AsyncCommands;
 
 use crate::{BLOCK_FOR, Bus, BusError, BusResult};
 
@@ -128,10 +128,19 @@ impl Bus {
         text: &str,
         now: Timestamp,
     ) -> BusResult<SandboxSent> {
-        let message =
-            SandboxPacket::Message { wa_id: wa_id.to_owned(), from: from.clone(), to: to.clone(), text: text.to_owned(), at: now };
-        let receipt =
-            SandboxPacket::Receipt { wa_id: wa_id.to_owned(), from: to.clone(), receipt: ReceiptKind::Delivered, at: now };
+        let message = SandboxPacket::Message {
+            wa_id: wa_id.to_owned(),
+            from: from.clone(),
+            to: to.clone(),
+            text: text.to_owned(),
+            at: now,
+        };
+        let receipt = SandboxPacket::Receipt {
+            wa_id: wa_id.to_owned(),
+            from: to.clone(),
+            receipt: ReceiptKind::Delivered,
+            at: now,
+        };
         let banned = SandboxPacket::Banned { at: now };
         let mut conn = self.conn.clone();
         let (outcome, until): (String, i64) = Script::new(SEND)
@@ -160,7 +169,13 @@ impl Bus {
     }
 
     /// Tells `to` that `from` started or stopped typing.
-    pub async fn sandbox_typing(&self, from: &PhoneNumber, to: &PhoneNumber, typing: bool, now: Timestamp) -> BusResult<()> {
+    pub async fn sandbox_typing(
+        &self,
+        from: &PhoneNumber,
+        to: &PhoneNumber,
+        typing: bool,
+        now: Timestamp,
+    ) -> BusResult<()> {
         self.sandbox_push(to, &SandboxPacket::Typing { from: from.clone(), typing, at: now }).await
     }
 
@@ -174,8 +189,12 @@ impl Bus {
     ) -> BusResult<()> {
         let mut pipe = redis::pipe();
         for wa_id in wa_ids {
-            let packet =
-                SandboxPacket::Receipt { wa_id: wa_id.clone(), from: reader.clone(), receipt: ReceiptKind::Read, at: now };
+            let packet = SandboxPacket::Receipt {
+                wa_id: wa_id.clone(),
+                from: reader.clone(),
+                receipt: ReceiptKind::Read,
+                at: now,
+            };
             pipe.cmd("XADD").arg(self.keys.sandbox_inbox(sender)).arg("*").arg("p").arg(packet_json(&packet)).ignore();
         }
         let mut conn = self.conn.clone();
@@ -191,7 +210,12 @@ impl Bus {
 
     /// Packets that reached `phone` after `after`, waiting up to [`BLOCK_FOR`] for the first
     /// (call on a [`Bus::dedicated`] bus).
-    pub async fn sandbox_receive(&self, phone: &PhoneNumber, after: &str, count: usize) -> BusResult<Vec<SandboxEntry>> {
+    pub async fn sandbox_receive(
+        &self,
+        phone: &PhoneNumber,
+        after: &str,
+        count: usize,
+    ) -> BusResult<Vec<SandboxEntry>> {
         let options = StreamReadOptions::default().count(count).block(BLOCK_FOR.as_millis() as usize);
         let mut conn = self.conn.clone();
         let reply: Option<StreamReadReply> =

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelId, ContactId, ConversationId, Field, FieldError, Issue, MessageId, Timestamp, UserId, WorkspaceId};
+use crate::{
+    ChannelId, ContactId, ConversationId, Field, FieldError, Issue, MessageId, Timestamp, UserId, WorkspaceId,
+};
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, no leading zero), the way WhatsApp
 /// identifies people. Spaces, dashes, dots and brackets are accepted on input and dropped; a leading
@@ -491,10 +493,26 @@ pub enum WaEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LiveEvent {
-    MessageNew { message: Box<Message>, conversation: Box<ConversationSummary> },
-    MessageStatus { message_id: MessageId, conversation_id: ConversationId, status: MessageStatus, error: Option<String> },
-    Typing { conversation_id: ConversationId, channel_id: ChannelId, typing: bool },
-    ChannelState { channel_id: ChannelId, state: ChannelState, detail: Option<String> },
+    MessageNew {
+        message: Box<Message>,
+        conversation: Box<ConversationSummary>,
+    },
+    MessageStatus {
+        message_id: MessageId,
+        conversation_id: ConversationId,
+        status: MessageStatus,
+        error: Option<String>,
+    },
+    Typing {
+        conversation_id: ConversationId,
+        channel_id: ChannelId,
+        typing: bool,
+    },
+    ChannelState {
+        channel_id: ChannelId,
+        state: ChannelState,
+        detail: Option<String>,
+    },
 }
 
 /// A live event with its place in the event log: a browser that reconnects asks for everything
@@ -511,7 +529,9 @@ pub struct LiveEnvelope {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     /// Start (or resume after `after`, the last event id seen) receiving events.
-    Subscribe { after: Option<String> },
+    Subscribe {
+        after: Option<String>,
+    },
     Ping,
 }
 
@@ -521,22 +541,46 @@ pub enum ClientFrame {
 pub enum ServerFrame {
     /// Subscribed; `missed` events follow before live ones. `gap` says the resume point was older
     /// than the kept history, so the client should reload its data.
-    Subscribed { missed: usize, gap: bool },
-    Event { event: Box<LiveEnvelope> },
+    Subscribed {
+        missed: usize,
+        gap: bool,
+    },
+    Event {
+        event: Box<LiveEnvelope>,
+    },
     Pong,
     /// The frame could not be understood; the connection stays open.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// What travels on the sandbox network between simulated phones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SandboxPacket {
-    Message { wa_id: String, from: PhoneNumber, to: PhoneNumber, text: String, at: Timestamp },
-    Receipt { wa_id: String, from: PhoneNumber, receipt: ReceiptKind, at: Timestamp },
-    Typing { from: PhoneNumber, typing: bool, at: Timestamp },
+    Message {
+        wa_id: String,
+        from: PhoneNumber,
+        to: PhoneNumber,
+        text: String,
+        at: Timestamp,
+    },
+    Receipt {
+        wa_id: String,
+        from: PhoneNumber,
+        receipt: ReceiptKind,
+        at: Timestamp,
+    },
+    Typing {
+        from: PhoneNumber,
+        typing: bool,
+        at: Timestamp,
+    },
     /// The network banned the receiving number (it sent too fast).
-    Banned { at: Timestamp },
+    Banned {
+        at: Timestamp,
+    },
 }
 
 /// One message in a simulated phone's ledger.

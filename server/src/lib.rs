@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::live::LiveHub;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,7 +21,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_app::{App, shell};
-use crate::live::LiveHub;
 use balas_backend::{AppState, Settings, accounts, ingest};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};

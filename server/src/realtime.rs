@@ -8,15 +8,15 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::live::{LiveFrame, LiveHub};
+use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use balas_app::api::{SESSION_COOKIE, cookie};
-use balas_backend::accounts::{self, Caller};
-use crate::live::{LiveFrame, LiveHub};
 use balas_backend::AppState;
+use balas_backend::accounts::{self, Caller};
 use balas_bus::{is_stream_id, stream_id_cmp};
 use balas_domain::{ClientFrame, LiveEnvelope, ServerFrame};
 use futures::SinkExt;
@@ -49,7 +49,10 @@ pub async fn socket(
     let token = cookie(&headers, SESSION_COOKIE);
     let caller = match accounts::require_caller(&realtime.state, token.as_deref()).await {
         Ok(caller) => caller,
-        Err(error) => return (StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED), error.to_string()).into_response(),
+        Err(error) => {
+            return (StatusCode::from_u16(error.status()).unwrap_or(StatusCode::UNAUTHORIZED), error.to_string())
+                .into_response();
+        }
     };
     if caller.require_active().is_err() {
         return (StatusCode::FORBIDDEN, "choose your own password first").into_response();
@@ -61,7 +64,10 @@ pub async fn socket(
     };
     // A small read buffer: tungstenite zeroes the whole buffer on every read attempt, and a
     // socket tries to read each time it sends (the default 128 KiB made that most of the CPU).
-    upgrade.read_buffer_size(READ_BUFFER).max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(realtime, caller, socket))
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(MAX_FRAME)
+        .on_upgrade(move |socket| serve(realtime, caller, socket))
 }
 
 fn text(frame: &ServerFrame) -> Message {
@@ -82,7 +88,9 @@ async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
             Ok(tail) => tail,
             Err(error) => {
                 tracing::warn!(%error, "ws: cannot read the live stream");
-                let _ = socket.send(text(&ServerFrame::Error { message: "live events are unavailable; retry".into() })).await;
+                let _ = socket
+                    .send(text(&ServerFrame::Error { message: "live events are unavailable; retry".into() }))
+                    .await;
                 return;
             }
         },
@@ -91,7 +99,8 @@ async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
         Ok(found) => found,
         Err(error) => {
             tracing::warn!(%error, "ws: cannot read missed events");
-            let _ = socket.send(text(&ServerFrame::Error { message: "live events are unavailable; retry".into() })).await;
+            let _ =
+                socket.send(text(&ServerFrame::Error { message: "live events are unavailable; retry".into() })).await;
             return;
         }
     };

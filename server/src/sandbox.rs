@@ -56,7 +56,11 @@ fn unavailable(error: impl std::fmt::Display) -> ApiError {
         balas_domain::AppError::Internal { reference } => reference,
         other => other.to_string(),
     };
-    ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("the sandbox network is unavailable (reference {reference})"), None)
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the sandbox network is unavailable (reference {reference})"),
+        None,
+    )
 }
 
 #[derive(Deserialize)]
@@ -71,7 +75,10 @@ pub struct Sent {
     pub wa_id: String,
 }
 
-async fn send(State(state): State<AppState>, body: Result<Json<SendBody>, JsonRejection>) -> Result<Json<Sent>, ApiError> {
+async fn send(
+    State(state): State<AppState>,
+    body: Result<Json<SendBody>, JsonRejection>,
+) -> Result<Json<Sent>, ApiError> {
     let Json(body) = body?;
     let from = PhoneNumber::parse(&body.from).map_err(field("from"))?;
     let to = PhoneNumber::parse(&body.to).map_err(field("to"))?;
@@ -85,7 +92,9 @@ async fn send(State(state): State<AppState>, body: Result<Json<SendBody>, JsonRe
             format!("{from} sent too fast and is banned until {} (ms since the epoch)", until.0),
             Some("from"),
         )),
-        SandboxSent::Replaced => Err(ApiError(StatusCode::CONFLICT, "this number is in use by a channel".into(), Some("from"))),
+        SandboxSent::Replaced => {
+            Err(ApiError(StatusCode::CONFLICT, "this number is in use by a channel".into(), Some("from")))
+        }
     }
 }
 
@@ -96,7 +105,10 @@ struct TypingBody {
     typing: bool,
 }
 
-async fn typing(State(state): State<AppState>, body: Result<Json<TypingBody>, JsonRejection>) -> Result<StatusCode, ApiError> {
+async fn typing(
+    State(state): State<AppState>,
+    body: Result<Json<TypingBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
     let from = PhoneNumber::parse(&body.from).map_err(field("from"))?;
     let to = PhoneNumber::parse(&body.to).map_err(field("to"))?;
@@ -111,23 +123,35 @@ struct ReadBody {
     wa_ids: Vec<String>,
 }
 
-async fn read(State(state): State<AppState>, body: Result<Json<ReadBody>, JsonRejection>) -> Result<StatusCode, ApiError> {
+async fn read(
+    State(state): State<AppState>,
+    body: Result<Json<ReadBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
     let reader = PhoneNumber::parse(&body.reader).map_err(field("reader"))?;
     let sender = PhoneNumber::parse(&body.sender).map_err(field("sender"))?;
-    if body.wa_ids.is_empty() || body.wa_ids.len() > 1000 || body.wa_ids.iter().any(|id| id.is_empty() || id.len() > 128) {
+    if body.wa_ids.is_empty()
+        || body.wa_ids.len() > 1000
+        || body.wa_ids.iter().any(|id| id.is_empty() || id.len() > 128)
+    {
         return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, "give 1 to 1000 message ids".into(), Some("wa_ids")));
     }
     state.bus.sandbox_mark_read(&reader, &sender, &body.wa_ids, now()).await.map_err(unavailable)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn messages(State(state): State<AppState>, Path(phone): Path<String>) -> Result<Json<Vec<SandboxMessage>>, ApiError> {
+async fn messages(
+    State(state): State<AppState>,
+    Path(phone): Path<String>,
+) -> Result<Json<Vec<SandboxMessage>>, ApiError> {
     let phone = PhoneNumber::parse(&phone).map_err(field("phone"))?;
     Ok(Json(state.bus.sandbox_messages(&phone).await.map_err(unavailable)?))
 }
 
-async fn ledger(State(state): State<AppState>, Path(phone): Path<String>) -> Result<Json<HashMap<String, u64>>, ApiError> {
+async fn ledger(
+    State(state): State<AppState>,
+    Path(phone): Path<String>,
+) -> Result<Json<HashMap<String, u64>>, ApiError> {
     let phone = PhoneNumber::parse(&phone).map_err(field("phone"))?;
     Ok(Json(state.bus.sandbox_ledger(&phone).await.map_err(unavailable)?))
 }

@@ -129,27 +129,27 @@ async fn insert_workspace(
     ip: Option<&str>,
     now: Timestamp,
 ) -> StoreResult<(WorkspaceId, UserId)> {
-        let workspace_id: i64 =
-            sqlx::query_scalar("INSERT INTO workspaces (name, created_at) VALUES ($1, $2) RETURNING id")
-                .bind(workspace.as_str())
-                .bind(now.0)
-                .fetch_one(&mut **tx)
-                .await?;
-        let workspace_id = WorkspaceId(workspace_id);
-        let user_id = insert_member(tx, workspace_id, admin, now).await?;
-        insert_audit(
-            &mut **tx,
-            &Audit {
-                workspace_id,
-                actor: Some(user_id),
-                action: AuditAction::WorkspaceCreated,
-                subject: workspace.as_str(),
-                detail: admin.email.as_str(),
-                ip,
-                at: now,
-            },
-        )
-        .await?;
+    let workspace_id: i64 =
+        sqlx::query_scalar("INSERT INTO workspaces (name, created_at) VALUES ($1, $2) RETURNING id")
+            .bind(workspace.as_str())
+            .bind(now.0)
+            .fetch_one(&mut **tx)
+            .await?;
+    let workspace_id = WorkspaceId(workspace_id);
+    let user_id = insert_member(tx, workspace_id, admin, now).await?;
+    insert_audit(
+        &mut **tx,
+        &Audit {
+            workspace_id,
+            actor: Some(user_id),
+            action: AuditAction::WorkspaceCreated,
+            subject: workspace.as_str(),
+            detail: admin.email.as_str(),
+            ip,
+            at: now,
+        },
+    )
+    .await?;
     Ok((workspace_id, user_id))
 }
 

@@ -44,16 +44,26 @@ fn phone(raw: &str) -> PhoneNumber {
 
 async fn workspace(store: &Store, name: &str, admin: &str) -> WorkspaceId {
     let (email, person) = (Email::parse(admin).unwrap(), PersonName::parse("Admin").unwrap());
-    let member =
-        NewMember { email: &email, name: &person, role: Role::Admin, password_hash: Some("hash"), must_change_password: false };
+    let member = NewMember {
+        email: &email,
+        name: &person,
+        role: Role::Admin,
+        password_hash: Some("hash"),
+        must_change_password: false,
+    };
     store.create_workspace(&WorkspaceName::parse(name).unwrap(), &member, T0).await.unwrap().0
 }
 
 async fn channel(store: &Store, workspace_id: WorkspaceId, number: &str) -> balas_domain::Channel {
     let name = ChannelName::parse("Sales").unwrap();
     let phone = phone(number);
-    let channel =
-        NewChannel { workspace_id, name: &name, provider: Provider::Sandbox, phone: &phone, rate: RatePerSecond::DEFAULT };
+    let channel = NewChannel {
+        workspace_id,
+        name: &name,
+        provider: Provider::Sandbox,
+        phone: &phone,
+        rate: RatePerSecond::DEFAULT,
+    };
     store.create_channel(&channel, T0).await.unwrap()
 }
 
@@ -61,7 +71,8 @@ async fn inbound_messages_are_stored_once(store: Store) {
     let ws = workspace(&store, "Toko", "a@example.com").await;
     let sales = channel(&store, ws, "+6281100000001").await;
     let customer = phone("+6281234567890");
-    let message = NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: Some("Sari"), text: "Halo 👋" };
+    let message =
+        NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: Some("Sari"), text: "Halo 👋" };
     let (stored, conversation) = store.store_inbound(&message, T0).await.unwrap().expect("first time stored");
     assert_eq!((stored.body.as_str(), stored.status), ("Halo 👋", MessageStatus::Received));
     assert_eq!((conversation.unread, conversation.contact_name.as_deref()), (1, Some("Sari")));
@@ -120,7 +131,13 @@ async fn statuses_only_move_forward(store: Store) {
     let customer = phone("+6281234567891");
     let inbound = NewInbound { channel: &sales, wa_id: "IN1", from: &customer, push_name: None, text: "hi" };
     store.store_inbound(&inbound, T0).await.unwrap();
-    assert!(store.advance_message(MessageKey::WaId(sales.id, "IN1"), MessageStatus::Read, None, T0).await.unwrap().is_none());
+    assert!(
+        store
+            .advance_message(MessageKey::WaId(sales.id, "IN1"), MessageStatus::Read, None, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn sending_is_scoped_to_the_workspace(store: Store) {
@@ -151,7 +168,13 @@ async fn channel_numbers_are_unique_and_states_recorded(store: Store) {
     let sales = channel(&store, ws, "+6281100000001").await;
     assert_eq!(sales.state, ChannelState::Idle);
     let (name, number) = (ChannelName::parse("Copy").unwrap(), phone("+6281100000001"));
-    let copy = NewChannel { workspace_id: other, name: &name, provider: Provider::Sandbox, phone: &number, rate: RatePerSecond::DEFAULT };
+    let copy = NewChannel {
+        workspace_id: other,
+        name: &name,
+        provider: Provider::Sandbox,
+        phone: &number,
+        rate: RatePerSecond::DEFAULT,
+    };
     assert!(matches!(store.create_channel(&copy, T0).await, Err(StoreError::Conflict(Conflict::PhoneTaken))));
     assert!(store.set_channel_state(sales.id, ChannelState::Connected, None).await.unwrap());
     assert!(!store.set_channel_state(sales.id, ChannelState::Connected, None).await.unwrap(), "no change");

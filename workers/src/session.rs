@@ -12,16 +12,38 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
     /// The connection changed state (with the reason in words when there is a problem).
-    State { state: ChannelState, detail: Option<String> },
+    State {
+        state: ChannelState,
+        detail: Option<String>,
+    },
     /// Linking a number: show this QR code until it expires (real WhatsApp only).
-    PairingQr { code: String, expires_at: Timestamp },
+    PairingQr {
+        code: String,
+        expires_at: Timestamp,
+    },
     /// Linking a number: type this code on the phone (real WhatsApp only).
-    PairingCode { code: String },
-    Message { wa_id: String, from: PhoneNumber, push_name: Option<String>, text: String, sent_at: Timestamp },
-    Receipt { wa_id: String, receipt: ReceiptKind },
-    Typing { from: PhoneNumber, typing: bool },
+    PairingCode {
+        code: String,
+    },
+    Message {
+        wa_id: String,
+        from: PhoneNumber,
+        push_name: Option<String>,
+        text: String,
+        sent_at: Timestamp,
+    },
+    Receipt {
+        wa_id: String,
+        receipt: ReceiptKind,
+    },
+    Typing {
+        from: PhoneNumber,
+        typing: bool,
+    },
     /// The number was banned until then; the session has closed.
-    Banned { until: Timestamp },
+    Banned {
+        until: Timestamp,
+    },
     /// Another connection for the number took over; this session has closed.
     Replaced,
     /// The link was ended from the phone; the number must be linked again.

@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balas_backend::now;
-use balas_bus::{
-    Bus, LEASE_RENEW_EVERY_MS, Lease, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms,
-};
+use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms};
 use balas_domain::{
     Channel, ChannelId, ChannelState, Provider, SendFailure, SendJob, Timestamp, WaEnvelope, WaEvent, WorkerKind,
 };
@@ -85,13 +83,8 @@ async fn rebalance(
 ) -> anyhow::Result<()> {
     running.retain(|_, handle| !handle.task.is_finished());
     given_back.retain(|_, at| at.elapsed() < GIVE_BACK_FOR);
-    let channels: Vec<Channel> = ctx
-        .store
-        .all_channels()
-        .await?
-        .into_iter()
-        .filter(|c| c.state.wants_session() && runnable(ctx, c))
-        .collect();
+    let channels: Vec<Channel> =
+        ctx.store.all_channels().await?.into_iter().filter(|c| c.state.wants_session() && runnable(ctx, c)).collect();
     let workers = ctx.bus.live_workers(now()).await?.iter().filter(|w| w.kind == WorkerKind::Whatsapp).count();
     let share = channels.len().div_ceil(workers.max(1));
     let wanted: HashMap<ChannelId, &Channel> = channels.iter().map(|c| (c.id, c)).collect();
@@ -110,7 +103,10 @@ async fn rebalance(
     }
     for fill_share in [true, false] {
         for channel in &channels {
-            if (fill_share && running.len() >= share) || running.contains_key(&channel.id) || given_back.contains_key(&channel.id) {
+            if (fill_share && running.len() >= share)
+                || running.contains_key(&channel.id)
+                || given_back.contains_key(&channel.id)
+            {
                 continue;
             }
             if let Some(lease) = ctx.bus.acquire_lease(channel.id, &ctx.holder).await? {
@@ -409,7 +405,8 @@ pub async fn process_send(
     }
     match session.send_text(&send.to, &send.wa_id, send.text.as_str()).await {
         Ok(()) => {
-            report(bus, send.channel_id, WaEvent::Sent { message_id: send.message_id, wa_id: send.wa_id.clone() }).await;
+            report(bus, send.channel_id, WaEvent::Sent { message_id: send.message_id, wa_id: send.wa_id.clone() })
+                .await;
             Ok(serde_json::json!({ "wa_id": send.wa_id }))
         }
         Err(SendError::Permanent(failure)) => {

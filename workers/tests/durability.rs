@@ -24,9 +24,8 @@ async fn a_worker_killed_mid_send_loses_and_doubles_nothing() {
     for n in 0..1000 {
         let to = &customers[n % customers.len()];
         let text = MessageText::parse(&format!("notice {n}")).unwrap();
-        let message = queue_text(&state, channel.workspace_id, channel.id, to, &text, SenderKind::Broadcast, None)
-            .await
-            .unwrap();
+        let message =
+            queue_text(&state, channel.workspace_id, channel.id, to, &text, SenderKind::Broadcast, None).await.unwrap();
         expected.insert(message.wa_id);
     }
 
@@ -155,7 +154,10 @@ async fn an_ingest_killed_mid_stream_loses_and_doubles_nothing() {
     for n in 0..300 {
         let wa_id = balas_backend::messaging::new_wa_id();
         let from = &customers[n % customers.len()];
-        h.bus.sandbox_send(rules, None, from, &channel.phone, &wa_id, &format!("question {n}"), balas_backend::now()).await.unwrap();
+        h.bus
+            .sandbox_send(rules, None, from, &channel.phone, &wa_id, &format!("question {n}"), balas_backend::now())
+            .await
+            .unwrap();
         sent.insert(wa_id);
         if n == 150 {
             // Kill the server while it is storing.
@@ -244,12 +246,17 @@ async fn a_redis_restart_loses_nothing_that_was_acknowledged() {
     for n in 0..200 {
         let text = MessageText::parse(&format!("update {n}")).unwrap();
         let message =
-            queue_text(&state, channel.workspace_id, channel.id, &customer, &text, SenderKind::Broadcast, None).await.unwrap();
+            queue_text(&state, channel.workspace_id, channel.id, &customer, &text, SenderKind::Broadcast, None)
+                .await
+                .unwrap();
         outbound.insert(message.wa_id);
     }
     for n in 0..50 {
         let wa_id = balas_backend::messaging::new_wa_id();
-        h.bus.sandbox_send(rules, None, &customer, &channel.phone, &wa_id, &format!("reply {n}"), balas_backend::now()).await.unwrap();
+        h.bus
+            .sandbox_send(rules, None, &customer, &channel.phone, &wa_id, &format!("reply {n}"), balas_backend::now())
+            .await
+            .unwrap();
         inbound.insert(wa_id);
     }
     eventually(Duration::from_secs(60), "sending to be under way", || async {
@@ -263,7 +270,18 @@ async fn a_redis_restart_loses_nothing_that_was_acknowledged() {
     for n in 50..100 {
         let wa_id = balas_backend::messaging::new_wa_id();
         let sent = eventually(Duration::from_secs(20), "the network to take a message", || async {
-            h.bus.sandbox_send(rules, None, &customer, &channel.phone, &wa_id, &format!("reply {n}"), balas_backend::now()).await.ok()
+            h.bus
+                .sandbox_send(
+                    rules,
+                    None,
+                    &customer,
+                    &channel.phone,
+                    &wa_id,
+                    &format!("reply {n}"),
+                    balas_backend::now(),
+                )
+                .await
+                .ok()
         })
         .await;
         assert_eq!(sent, balas_bus::SandboxSent::Delivered);

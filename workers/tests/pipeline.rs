@@ -104,7 +104,11 @@ async fn a_reply_reaches_the_phone_once_with_its_statuses_in_order() {
     let customer = "+6281234567002";
     let channel_id = channel.id.0.to_string();
     let (status, body) = h
-        .call(&admin, "send_message", &[("channel_id", &channel_id), ("to", customer), ("text", "Pesanan dikirim hari ini")])
+        .call(
+            &admin,
+            "send_message",
+            &[("channel_id", &channel_id), ("to", customer), ("text", "Pesanan dikirim hari ini")],
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let sent: Message = serde_json::from_value(body).unwrap();
@@ -165,6 +169,37 @@ async fn a_reply_reaches_the_phone_once_with_its_statuses_in_order() {
             break;
         }
     }
+    // A worker that stops cleanly gives its channel back at once (no waiting for the lease).
+    assert!(h.bus.lease_holder(channel.id).await.unwrap().is_some());
+    worker.stop().await;
+    assert_eq!(h.bus.lease_holder(channel.id).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn every_server_instance_delivers_every_event_to_its_own_sockets() {
+    let h = Harness::start(|_| {}).await;
+    let admin = h.admin().await;
+    let channel = h.create_channel(&admin, "Sales", "+62 811 2500 001", 5).await;
+    let second = h.another_server().await;
+    let mut on_first = h.live(&admin, None).await;
+    let mut on_second = h.live_on(&second, &admin, None).await;
+    let worker = h.worker();
+    wait_connected(&mut on_first, &channel).await;
+    wait_connected(&mut on_second, &channel).await;
+    for text in ["one", "two", "three"] {
+        h.customer_send("+6281234567025", &channel.phone, text).await;
+    }
+    for live in [&mut on_first, &mut on_second] {
+        let mut bodies = Vec::new();
+        while bodies.len() < 3 {
+            bodies.push(next_message(live).await.1.body);
+        }
+        assert_eq!(bodies, ["one", "two", "three"]);
+    }
+    // Stored once, although two ingest consumers were running.
+    let customer = PhoneNumber::parse("+6281234567025").unwrap();
+    let conversation = h.store.conversation_with(channel.id, &customer).await.unwrap().unwrap();
+    assert_eq!(h.store.messages(channel.workspace_id, conversation.id, None, 10).await.unwrap().len(), 3);
     worker.stop().await;
 }
 
@@ -244,10 +279,7 @@ async fn bad_input_gets_a_clear_error_and_queues_nothing() {
     let (status, body) =
         h.call(&admin, "create_sandbox_channel", &[("name", ""), ("phone", "+62 811 4000 001"), ("rate", "500")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        fields(&body),
-        [("name".into(), "required".into()), ("rate_limit".into(), "out_of_range".into())]
-    );
+    assert_eq!(fields(&body), [("name".into(), "required".into()), ("rate_limit".into(), "out_of_range".into())]);
     let (status, body) =
         h.call(&admin, "create_sandbox_channel", &[("name", "Again"), ("phone", "+62 811 4000 001")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -303,7 +335,8 @@ async fn no_channel_sends_more_than_its_limit_in_any_second() {
         let to = format!("+628123456{c}100");
         for n in 0..150 {
             let text = format!("promo {n}");
-            let (status, body) = h.call(&admin, "send_message", &[("channel_id", &id), ("to", &to), ("text", &text)]).await;
+            let (status, body) =
+                h.call(&admin, "send_message", &[("channel_id", &id), ("to", &to), ("text", &text)]).await;
             assert_eq!(status, StatusCode::OK, "{body}");
         }
     }
@@ -317,7 +350,8 @@ async fn no_channel_sends_more_than_its_limit_in_any_second() {
         .await;
         let mut times = times;
         times.sort_unstable();
-        let worst = times.iter().enumerate().map(|(i, t)| times[i..].iter().take_while(|u| **u < t + 1000).count()).max();
+        let worst =
+            times.iter().enumerate().map(|(i, t)| times[i..].iter().take_while(|u| **u < t + 1000).count()).max();
         assert!(worst.unwrap() <= 5, "channel {c} sent {worst:?} messages within one second");
     }
     worker.stop().await;

@@ -25,7 +25,8 @@ pub fn ChannelsPage() -> impl IntoView {
     let create = ServerAction::<CreateSandboxChannel>::new();
     let tick = RwSignal::new(0u32);
     Effect::new(move || {
-        if let Ok(handle) = set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3))
+        if let Ok(handle) =
+            set_interval_with_handle(move || tick.update(|t| *t += 1), std::time::Duration::from_secs(3))
         {
             on_cleanup(move || handle.clear());
         }

@@ -16,8 +16,8 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const ADMIN_EMAIL: &str = "ana@example.com";
@@ -88,6 +88,15 @@ impl Harness {
             let _ = stopped.await;
         }));
         self.server = Some(Server { base, stop: Some(stop), task });
+    }
+
+    /// Starts another server instance on the same database and Redis (as behind a load balancer);
+    /// it runs until the test ends.
+    pub async fn another_server(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(balas_server::launch(self.settings.clone(), listener, std::future::pending()));
+        base
     }
 
     /// Stops the server the hard way: its tasks die mid-work, as in a crash (nothing is flushed,
@@ -198,14 +207,20 @@ impl Harness {
     /// A simulated customer sends a message; returns its WhatsApp id.
     pub async fn customer_send(&self, from: &str, to: &PhoneNumber, text: &str) -> String {
         let body = serde_json::json!({ "from": from, "to": to.as_str(), "text": text });
-        let response = self.http.post(format!("{}/sandbox/api/messages", self.base())).json(&body).send().await.unwrap();
+        let response =
+            self.http.post(format!("{}/sandbox/api/messages", self.base())).json(&body).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         response.json::<Value>().await.unwrap()["wa_id"].as_str().unwrap().to_owned()
     }
 
     /// Opens the live WebSocket as `browser` and subscribes after `after`.
     pub async fn live(&self, browser: &Browser, after: Option<&str>) -> Live {
-        let url = format!("{}/ws", self.base().replace("http://", "ws://"));
+        self.live_on(self.base(), browser, after).await
+    }
+
+    /// Like [`Harness::live`], on the server at `base`.
+    pub async fn live_on(&self, base: &str, browser: &Browser, after: Option<&str>) -> Live {
+        let url = format!("{}/ws", base.replace("http://", "ws://"));
         let mut request = url.into_client_request().unwrap();
         request.headers_mut().insert("cookie", browser.cookie.parse().unwrap());
         let (mut socket, _) = tokio_tungstenite::connect_async(request).await.expect("the WebSocket opens");
