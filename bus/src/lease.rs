@@ -90,6 +90,17 @@ impl Bus {
         Ok(())
     }
 
+    /// Who holds each of `channels` now, in the same order.
+    pub async fn lease_holders(&self, channels: &[ChannelId]) -> BusResult<Vec<Option<String>>> {
+        if channels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = channels.iter().map(|c| self.keys.channel_lease(*c)).collect();
+        let mut conn = self.conn.clone();
+        let values: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
+        Ok(values.into_iter().map(|v| v.and_then(|v| v.rsplit_once('|').map(|(holder, _)| holder.to_owned()))).collect())
+    }
+
     /// Who holds the lease on `channel` now, if anyone.
     pub async fn lease_holder(&self, channel: ChannelId) -> BusResult<Option<String>> {
         let mut conn = self.conn.clone();

@@ -88,9 +88,13 @@ async fn rebalance(
     let workers = ctx.bus.live_workers(now()).await?.iter().filter(|w| w.kind == WorkerKind::Whatsapp).count();
     let share = channels.len().div_ceil(workers.max(1));
     let wanted: HashMap<ChannelId, &Channel> = channels.iter().map(|c| (c.id, c)).collect();
-    // Give back channels that are gone, and one channel per round over the fair share (a worker
-    // joined), so that the fleet evens out without everything moving at once.
-    let mut over = running.len().saturating_sub(share).min(1);
+    let ids: Vec<ChannelId> = channels.iter().map(|c| c.id).collect();
+    let unheld = ctx.bus.lease_holders(&ids).await?.iter().filter(|h| h.is_none()).count();
+    // Give back channels that are gone; and, only while every channel has a worker, one channel
+    // per round over the fair share (a worker joined), so that the fleet evens out without
+    // everything moving at once. (While some channel has no worker, perhaps one died and still
+    // counts as live for a few seconds: then nothing is given back.)
+    let mut over = if unheld == 0 { running.len().saturating_sub(share).min(1) } else { 0 };
     for (id, handle) in running.iter() {
         if !wanted.contains_key(id) {
             let _ = handle.stop.send(true);

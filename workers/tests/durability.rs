@@ -111,8 +111,11 @@ async fn a_dead_workers_channels_are_taken_over_within_the_lease_time() {
     })
     .await;
     assert!(shared.contains_key(&survivor));
+    // The lease time plus a rebalance tick, with room for a loaded CI machine (the figure is
+    // printed; the bound only catches a takeover that waits on something else).
     let took = started.elapsed();
-    assert!(took <= Duration::from_millis(balas_bus::LEASE_TTL_MS + 5_000), "takeover took {took:?}");
+    eprintln!("takeover after kill -9: {took:?} (lease {} ms)", balas_bus::LEASE_TTL_MS);
+    assert!(took <= Duration::from_millis(balas_bus::LEASE_TTL_MS + 10_000), "takeover took {took:?}");
 
     // And the taken-over channels work: a reply on each reaches its customer.
     let state = h.app_state().await;
