@@ -158,19 +158,6 @@ impl Bus {
         Ok(())
     }
 
-    /// How many worker events the group has been given and not yet acknowledged.
-    pub async fn wa_events_pending(&self, group: &str) -> BusResult<u64> {
-        let mut conn = self.conn.clone();
-        let reply: redis::Value =
-            redis::cmd("XPENDING").arg(self.keys.wa_events()).arg(group).query_async(&mut conn).await?;
-        match reply {
-            redis::Value::Array(items) => {
-                Ok(items.first().and_then(|v| redis::from_redis_value(v.clone()).ok()).unwrap_or(0))
-            }
-            _ => Ok(0),
-        }
-    }
-
     /// Publishes a live event for the dashboards of `workspace_id`; returns its id.
     pub async fn publish_live(&self, workspace_id: WorkspaceId, event: &LiveEvent) -> BusResult<String> {
         let json = serde_json::to_string(event).expect("LiveEvent serializes");

@@ -78,6 +78,17 @@ async fn a_customer_message_is_stored_once_and_reaches_only_its_workspace() {
     let bodies: Vec<_> = stored.iter().map(|m| m.body.as_str()).collect();
     assert_eq!(bodies, ["Halo, stok ada?", "marker"], "one row per WhatsApp id");
 
+    // The customer types: the dashboard sees it in that conversation.
+    let typing = serde_json::json!({ "from": "+6281234567001", "to": channel.phone.as_str(), "typing": true });
+    let response = h.http.post(format!("{}/sandbox/api/typing", h.base())).json(&typing).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    loop {
+        if let LiveEvent::Typing { conversation_id, typing, .. } = mine.event().await.event {
+            assert_eq!((conversation_id, typing), (conversation, true));
+            break;
+        }
+    }
+
     // The other workspace heard none of it: its first message event is its own.
     let their_channel = h.create_channel(&other, "Theirs", "+62 811 1000 002", 5).await;
     h.customer_send("+6281234567009", &their_channel.phone, "for the other shop").await;
