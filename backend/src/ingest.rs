@@ -25,7 +25,7 @@ const BATCH: usize = 256;
 
 /// Reads and handles worker events as `consumer` until `stop` turns true.
 pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Receiver<bool>) {
-    let mut ingest = Ingest { store, bus: bus.clone(), channels: HashMap::new() };
+    let mut ingest = Ingest::new(store, bus.clone());
     let reader = loop {
         match bus.dedicated().await {
             Ok(reader) => break reader,
@@ -104,17 +104,31 @@ pub enum IngestError {
     Bus(#[from] balas_bus::BusError),
 }
 
+impl IngestError {
+    /// Whether the database answered and refused the event (as opposed to being unreachable).
+    fn is_refusal(&self) -> bool {
+        matches!(self, IngestError::Store(error) if error.is_refusal())
+    }
+}
+
 /// Handles worker events; used by [`run`] and by tests that feed events directly.
 pub struct Ingest {
     pub store: Store,
     pub bus: Bus,
     /// Channels by id (a channel never changes workspace).
     channels: HashMap<ChannelId, Channel>,
+    /// How often each event has failed, so that one that can never be stored does not hold up
+    /// the stream forever.
+    failures: HashMap<String, u32>,
 }
+
+/// An event the database refused this many times is logged and dropped. (When the database or
+/// Redis cannot be reached, events wait however long it takes.)
+const GIVE_UP_AFTER: u32 = 5;
 
 impl Ingest {
     pub fn new(store: Store, bus: Bus) -> Self {
-        Self { store, bus, channels: HashMap::new() }
+        Self { store, bus, channels: HashMap::new(), failures: HashMap::new() }
     }
 
     /// Handles events in order, acknowledging each handled one; stops at the first that cannot be
@@ -124,12 +138,21 @@ impl Ingest {
         let mut outcome = Ok(());
         for delivery in deliveries {
             match &delivery.event {
-                Ok(envelope) => {
-                    if let Err(error) = self.handle(envelope).await {
-                        outcome = Err(error);
-                        break;
+                Ok(envelope) => match self.handle(envelope).await {
+                    Ok(()) => {
+                        self.failures.remove(&delivery.id);
                     }
-                }
+                    Err(error) => {
+                        let failures = self.failures.entry(delivery.id.clone()).or_default();
+                        *failures += 1;
+                        if !error.is_refusal() || *failures < GIVE_UP_AFTER {
+                            outcome = Err(error);
+                            break;
+                        }
+                        tracing::error!(id = %delivery.id, %error, ?envelope, "ingest: dropping an event that failed {GIVE_UP_AFTER} times");
+                        self.failures.remove(&delivery.id);
+                    }
+                },
                 Err(problem) => {
                     tracing::error!(id = %delivery.id, %problem, "ingest: dropping an event that does not parse")
                 }

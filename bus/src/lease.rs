@@ -98,7 +98,10 @@ impl Bus {
         let keys: Vec<String> = channels.iter().map(|c| self.keys.channel_lease(*c)).collect();
         let mut conn = self.conn.clone();
         let values: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
-        Ok(values.into_iter().map(|v| v.and_then(|v| v.rsplit_once('|').map(|(holder, _)| holder.to_owned()))).collect())
+        Ok(values
+            .into_iter()
+            .map(|v| v.and_then(|v| v.rsplit_once('|').map(|(holder, _)| holder.to_owned())))
+            .collect())
     }
 
     /// Who holds the lease on `channel` now, if anyone.

@@ -57,6 +57,17 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the database answered and refused (a constraint, a value it cannot take), as
+    /// opposed to not answering: trying again will not help.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Corrupt(_) | StoreError::Conflict(_) | StoreError::Database(sqlx::Error::Database(_))
+        )
+    }
+}
+
 /// Why a write was refused although the database is fine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {

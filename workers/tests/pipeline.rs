@@ -15,6 +15,7 @@ use balas_domain::{
 };
 use common::{Harness, eventually};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 async fn wait_connected(live: &mut common::Live, channel: &Channel) {
@@ -67,6 +68,17 @@ async fn a_customer_message_is_stored_once_and_reaches_only_its_workspace() {
         },
     };
     h.bus.append_wa_event(&again).await.unwrap();
+    // And an entry that is not an event at all (a bug, a foreign writer): dropped, not a blocker.
+    let client = redis::Client::open(h.settings.redis_url.expose_secret()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("XADD")
+        .arg(h.bus.keys().wa_events())
+        .arg("*")
+        .arg("e")
+        .arg("{not an event")
+        .query_async::<String>(&mut conn)
+        .await
+        .unwrap();
     let marker = h.customer_send("+6281234567001", &channel.phone, "marker").await;
     loop {
         let (_, next, _) = next_message(&mut mine).await;
