@@ -1,6 +1,5 @@
 //! Customer → every dashboard: how long until all connected browsers have a new message.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -26,6 +25,74 @@ fn bench_stamp(frame: &str) -> Option<(u32, u64)> {
     let end = rest.find('"')?;
     let (index, sent) = rest[..end].split_once(' ')?;
     Some((index.parse().ok()?, sent.parse().ok()?))
+}
+
+/// Opens `clients` subscribed WebSockets (then says so on `ready`), and records for each client
+/// every benchmark message it gets: (index, latency in µs). Stops when a client has all `total`
+/// or after `listen_for`.
+async fn run_clients(
+    url: String,
+    cookie: String,
+    clients: usize,
+    total: usize,
+    listen_for: Duration,
+    ready: tokio::sync::oneshot::Sender<Result<()>>,
+) -> Result<Vec<Vec<(u32, u32)>>> {
+    let mut sockets = Vec::with_capacity(clients);
+    for chunk in 0..clients.div_ceil(50) {
+        let opening = (chunk * 50..((chunk + 1) * 50).min(clients)).map(|_| {
+            let url = url.clone();
+            let cookie = cookie.clone();
+            async move {
+                let mut request = url.into_client_request()?;
+                request.headers_mut().insert("cookie", cookie.parse()?);
+                // Small reads, as a browser does (tungstenite zeroes its whole read buffer per read).
+                let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+                let (mut socket, _) =
+                    tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
+                socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
+                let first = socket.next().await.context("closed")??;
+                anyhow::ensure!(first.to_text()?.contains("subscribed"), "not subscribed: {first}");
+                anyhow::Ok(socket)
+            }
+        });
+        for socket in futures::future::join_all(opening).await {
+            match socket {
+                Ok(socket) => sockets.push(socket),
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                    anyhow::bail!("a client could not connect");
+                }
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + listen_for;
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|mut socket| {
+            tokio::spawn(async move {
+                let mut seen: Vec<(u32, u32)> = Vec::with_capacity(total);
+                while seen.len() < total {
+                    match tokio::time::timeout_at(deadline, socket.next()).await {
+                        Ok(Some(Ok(Message::Text(text)))) => {
+                            if let Some((index, sent)) = bench_stamp(text.as_str()) {
+                                seen.push((index, micros().saturating_sub(sent) as u32));
+                            }
+                        }
+                        Ok(Some(Ok(_))) => {}
+                        _ => break,
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let _ = ready.send(Ok(()));
+    let mut results = Vec::with_capacity(clients);
+    for reader in readers {
+        results.push(reader.await?);
+    }
+    Ok(results)
 }
 
 pub async fn run(args: &Args) -> Result<()> {
@@ -73,58 +140,17 @@ pub async fn run(args: &Args) -> Result<()> {
         .unwrap_or_default()
         .to_owned();
 
-    // Open every client and wait until each is subscribed.
+    // The clients run on one thread of their own, as the Socket.io peer's clients share one Node
+    // event loop: the server keeps the rest of the machine.
     println!("opening {clients} WebSockets…");
     let url = format!("{}/ws", base.replace("http://", "ws://"));
-    let mut sockets = Vec::with_capacity(clients);
-    for chunk in 0..clients.div_ceil(50) {
-        let opening = (chunk * 50..((chunk + 1) * 50).min(clients)).map(|_| {
-            let url = url.clone();
-            let cookie = cookie.clone();
-            async move {
-                let mut request = url.into_client_request()?;
-                request.headers_mut().insert("cookie", cookie.parse()?);
-                // Small reads, as a browser does (tungstenite zeroes its whole read buffer per read).
-                let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-                let (mut socket, _) =
-                    tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
-                socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
-                let first = socket.next().await.context("closed")??;
-                anyhow::ensure!(first.to_text()?.contains("subscribed"), "not subscribed: {first}");
-                anyhow::Ok(socket)
-            }
-        });
-        for socket in futures::future::join_all(opening).await {
-            sockets.push(socket?);
-        }
-    }
-    let done = Arc::new(tokio::sync::Notify::new());
-    let mut readers = Vec::with_capacity(clients);
-    for mut socket in sockets {
-        let done = done.clone();
-        readers.push(tokio::spawn(async move {
-            let mut seen: Vec<(u32, u32)> = Vec::with_capacity(total);
-            loop {
-                tokio::select! {
-                    () = done.notified() => break,
-                    frame = socket.next() => match frame {
-                        Some(Ok(Message::Text(text))) => {
-                            if let Some((index, sent)) = bench_stamp(text.as_str()) {
-                                seen.push((index, micros().saturating_sub(sent) as u32));
-                                if seen.len() >= total {
-                                    break;
-                                }
-                            }
-                        }
-                        Some(Ok(_)) => {}
-                        _ => break,
-                    },
-                }
-            }
-            seen
-        }));
-    }
-
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let listen_for = Duration::from_secs(seconds + 30);
+    let client_thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(run_clients(url, cookie, clients, total, listen_for, ready_tx))
+    });
+    ready.await.context("the client thread stopped")??;
     println!("{} customers send {rate} messages/s for {seconds} s…", customers);
     let phones: Vec<PhoneNumber> =
         (0..customers).map(|i| PhoneNumber::parse(&format!("+62813{i:07}"))).collect::<Result<_, _>>()?;
@@ -138,20 +164,9 @@ pub async fn run(args: &Args) -> Result<()> {
         let from = &phones[index % phones.len()];
         bench.state.bus.sandbox_send(rules, None, from, &channel.phone, &wa_id, &text, balas_backend::now()).await?;
     }
-    // Give the last messages time to arrive everywhere, then collect.
-    let mut results = Vec::with_capacity(clients);
-    let collect_deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let notifier = tokio::spawn({
-        let done = done.clone();
-        async move {
-            tokio::time::sleep_until(collect_deadline).await;
-            done.notify_waiters();
-        }
-    });
-    for reader in readers {
-        results.push(reader.await?);
-    }
-    notifier.abort();
+    let results = tokio::task::spawn_blocking(move || client_thread.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
     let _ = worker.kill().await;
     let _ = server.kill().await;
 
