@@ -255,15 +255,21 @@ pub async fn run_channel(ctx: Arc<WaContext>, channel: Channel, lease: Lease, mu
                     break ended;
                 }
             }
-            // Keep the lease (so no other worker tries) until someone links the number again.
-            Ended::LoggedOut => break hold(&ctx, &lease, &mut stop, None).await.unwrap_or(Ended::Stop),
+            // Keep the lease (so no other worker tries) until the channel is given up; its state
+            // stays "logged out" until someone links the number again.
+            Ended::LoggedOut => {
+                let _ = hold(&ctx, &lease, &mut stop, None).await;
+                break Ended::LoggedOut;
+            }
             other => break other,
         }
     };
-    if matches!(ended, Ended::Stop) {
-        // Report before releasing: the next holder's reports come after this one.
-        let detail = Some("waiting for a WhatsApp worker".to_owned());
-        report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Idle, detail }).await;
+    if matches!(ended, Ended::Stop | Ended::LoggedOut) {
+        if matches!(ended, Ended::Stop) {
+            // Report before releasing: the next holder's reports come after this one.
+            let detail = Some("waiting for a WhatsApp worker".to_owned());
+            report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Idle, detail }).await;
+        }
         if let Err(error) = ctx.bus.release_lease(&lease, &ctx.holder).await {
             tracing::warn!(%error, channel = %channel.id, "could not release the lease; it will expire");
         }
