@@ -1,19 +1,22 @@
 //! Ingest: turns what the WhatsApp workers report into stored rows and live events.
 //!
-//! Every server instance runs one consumer of the `ingest` group on the worker event stream. An
-//! event is acknowledged only after it is stored and announced, so a crash loses nothing: the
-//! restarted consumer reads its own unacknowledged events again, and events left by a consumer
-//! that never came back are claimed by the others after [`CLAIM_AFTER_MS`]. Storing is idempotent
+//! Every server instance runs a consumer of the `ingest` group on the worker event stream; the one
+//! that holds the ingest lease reads, so events are stored and announced in order, and another
+//! takes over within the lease time. An event is acknowledged only after it is stored and
+//! announced, so a crash loses nothing: the restarted consumer reads its own unacknowledged
+//! events again, and events left by a consumer that never came back are claimed after
+//! [`CLAIM_AFTER_MS`]. Storing is idempotent
 //! (a WhatsApp id is stored once; statuses only move forward), so handling an event twice is
 //! harmless.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use balas_bus::{Bus, WaDelivery};
+use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, LeaseSubject, WaDelivery};
 use balas_domain::{Channel, ChannelId, LiveEvent, WaEnvelope, WaEvent};
 use balas_storage::{MessageKey, NewInbound, StatusChange, Store, StoreError};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::now;
 
@@ -23,7 +26,9 @@ pub const INGEST_GROUP: &str = "ingest";
 pub const CLAIM_AFTER_MS: u64 = 10_000;
 const BATCH: usize = 256;
 
-/// Reads and handles worker events as `consumer` until `stop` turns true.
+/// Reads and handles worker events as `consumer` until `stop` turns true. Only the instance that
+/// holds the ingest lease reads (so that events are stored and announced in the order they
+/// happened); the others stand by and take over within the lease time when it stops or dies.
 pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Receiver<bool>) {
     let mut ingest = Ingest::new(store, bus.clone());
     let reader = loop {
@@ -38,18 +43,55 @@ pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Rece
             }
         }
     };
+    let mut lease: Option<Lease> = None;
+    let mut renewed = Instant::now();
     // Start with what this consumer was given before a restart and did not finish.
     let mut own_pending = true;
-    let mut last_claim = tokio::time::Instant::now();
+    let mut last_claim = Instant::now();
     let mut failures = 0u32;
-    loop {
-        if *stop.borrow() {
-            return;
+    while !*stop.borrow() {
+        match &lease {
+            None => match reader.acquire_lease(LeaseSubject::Ingest, &consumer).await {
+                Ok(Some(taken)) => {
+                    tracing::info!(%consumer, fence = taken.fence, "ingest: this instance reads the worker events");
+                    lease = Some(taken);
+                    renewed = Instant::now();
+                    own_pending = true;
+                    // A consumer that stopped may have left events: look for them at once.
+                    last_claim = Instant::now() - Duration::from_millis(CLAIM_AFTER_MS);
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        () = tokio::time::sleep(STAND_BY_CHECK) => {}
+                    }
+                    continue;
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "ingest: cannot reach Redis; retrying");
+                    backoff(failures, &mut stop).await;
+                    continue;
+                }
+            },
+            Some(held) if renewed.elapsed() >= Duration::from_millis(LEASE_RENEW_EVERY_MS) => {
+                match reader.renew_lease(held, &consumer).await {
+                    Ok(true) => renewed = Instant::now(),
+                    Ok(false) => {
+                        tracing::warn!(%consumer, "ingest: another instance took over reading the worker events");
+                        lease = None;
+                        continue;
+                    }
+                    // Redis is away: the read below fails too, and we try again.
+                    Err(error) => tracing::warn!(%error, "ingest: could not renew the lease"),
+                }
+            }
+            Some(_) => {}
         }
         let read = async {
             reader.ensure_wa_group(INGEST_GROUP).await?;
             if last_claim.elapsed() >= Duration::from_millis(CLAIM_AFTER_MS / 2) {
-                last_claim = tokio::time::Instant::now();
+                last_claim = Instant::now();
                 let claimed = reader.claim_stale_wa_events(INGEST_GROUP, &consumer, CLAIM_AFTER_MS, BATCH).await?;
                 if !claimed.is_empty() {
                     tracing::info!(count = claimed.len(), "ingest: took over events a stopped consumer left");
@@ -59,7 +101,7 @@ pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Rece
             reader.read_wa_events(INGEST_GROUP, &consumer, BATCH, own_pending).await
         };
         let deliveries = tokio::select! {
-            _ = stop.changed() => return,
+            _ = stop.changed() => break,
             read = read => read,
         };
         let deliveries = match deliveries {
@@ -86,7 +128,16 @@ pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Rece
             }
         }
     }
+    // Hand over at once to another instance, if there is one.
+    if let Some(held) = lease
+        && let Err(error) = reader.release_lease(&held, &consumer).await
+    {
+        tracing::warn!(%error, "ingest: could not release the lease; it will expire");
+    }
 }
+
+/// How often a standing-by instance checks whether the ingest lease is free.
+const STAND_BY_CHECK: Duration = Duration::from_secs(1);
 
 async fn backoff(failures: u32, stop: &mut watch::Receiver<bool>) {
     let wait = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));

@@ -16,10 +16,29 @@ pub const LEASE_TTL_MS: u64 = 10_000;
 /// How often a holder renews its leases.
 pub const LEASE_RENEW_EVERY_MS: u64 = 3_000;
 
-/// A lease held on a channel.
+/// What a lease is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseSubject {
+    /// Running a channel's session.
+    Channel(ChannelId),
+    /// Reading the worker event stream (one server instance at a time, so that events are stored
+    /// and announced in the order they happened).
+    Ingest,
+}
+
+impl std::fmt::Display for LeaseSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LeaseSubject::Channel(id) => write!(f, "channel {id}"),
+            LeaseSubject::Ingest => f.write_str("ingest"),
+        }
+    }
+}
+
+/// A lease held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
-    pub channel: ChannelId,
+    pub subject: LeaseSubject,
     pub fence: u64,
 }
 
@@ -54,24 +73,24 @@ return 0
 ";
 
 impl Bus {
-    /// Takes the lease on `channel` for `holder` if it is free (or already `holder`'s).
-    pub async fn acquire_lease(&self, channel: ChannelId, holder: &str) -> BusResult<Option<Lease>> {
+    /// Takes the lease on `subject` for `holder` if it is free (or already `holder`'s).
+    pub async fn acquire_lease(&self, subject: LeaseSubject, holder: &str) -> BusResult<Option<Lease>> {
         let mut conn = self.conn.clone();
         let fence: Option<u64> = Script::new(ACQUIRE)
-            .key(self.keys.channel_lease(channel))
-            .key(self.keys.channel_fence(channel))
+            .key(self.keys.lease(subject))
+            .key(self.keys.lease_fence(subject))
             .arg(holder)
             .arg(LEASE_TTL_MS)
             .invoke_async(&mut conn)
             .await?;
-        Ok(fence.map(|fence| Lease { channel, fence }))
+        Ok(fence.map(|fence| Lease { subject, fence }))
     }
 
     /// Extends a lease; false when it was lost (expired, or taken by another holder).
     pub async fn renew_lease(&self, lease: &Lease, holder: &str) -> BusResult<bool> {
         let mut conn = self.conn.clone();
         let renewed: i64 = Script::new(RENEW)
-            .key(self.keys.channel_lease(lease.channel))
+            .key(self.keys.lease(lease.subject))
             .arg(format!("{holder}|{}", lease.fence))
             .arg(LEASE_TTL_MS)
             .invoke_async(&mut conn)
@@ -79,11 +98,11 @@ impl Bus {
         Ok(renewed == 1)
     }
 
-    /// Gives a lease up at once, so another worker can take the channel without waiting.
+    /// Gives a lease up at once, so another process can take it without waiting.
     pub async fn release_lease(&self, lease: &Lease, holder: &str) -> BusResult<()> {
         let mut conn = self.conn.clone();
         Script::new(RELEASE)
-            .key(self.keys.channel_lease(lease.channel))
+            .key(self.keys.lease(lease.subject))
             .arg(format!("{holder}|{}", lease.fence))
             .invoke_async::<i64>(&mut conn)
             .await?;
@@ -95,7 +114,7 @@ impl Bus {
         if channels.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = channels.iter().map(|c| self.keys.channel_lease(*c)).collect();
+        let keys: Vec<String> = channels.iter().map(|c| self.keys.lease(LeaseSubject::Channel(*c))).collect();
         let mut conn = self.conn.clone();
         let values: Vec<Option<String>> = redis::cmd("MGET").arg(keys).query_async(&mut conn).await?;
         Ok(values
@@ -108,7 +127,7 @@ impl Bus {
     pub async fn lease_holder(&self, channel: ChannelId) -> BusResult<Option<String>> {
         let mut conn = self.conn.clone();
         let value: Option<String> =
-            redis::cmd("GET").arg(self.keys.channel_lease(channel)).query_async(&mut conn).await?;
+            redis::cmd("GET").arg(self.keys.lease(LeaseSubject::Channel(channel))).query_async(&mut conn).await?;
         Ok(value.and_then(|v| v.rsplit_once('|').map(|(holder, _)| holder.to_owned())))
     }
 }

@@ -75,14 +75,17 @@ impl Keys {
         format!("{}:live", self.prefix)
     }
 
-    /// Who runs a channel's session (a string: `holder|fence`, with a time to live).
-    pub fn channel_lease(&self, channel: ChannelId) -> String {
-        format!("{}:lease:channel:{}", self.prefix, channel)
+    /// Who holds a lease (a string: `holder|fence`, with a time to live).
+    pub fn lease(&self, subject: LeaseSubject) -> String {
+        match subject {
+            LeaseSubject::Channel(channel) => format!("{}:lease:channel:{}", self.prefix, channel),
+            LeaseSubject::Ingest => format!("{}:lease:ingest", self.prefix),
+        }
     }
 
-    /// The last fencing token handed out for a channel (a counter).
-    pub fn channel_fence(&self, channel: ChannelId) -> String {
-        format!("{}:lease:channel:{}:fence", self.prefix, channel)
+    /// The last fencing token handed out for a lease (a counter).
+    pub fn lease_fence(&self, subject: LeaseSubject) -> String {
+        format!("{}:fence", self.lease(subject))
     }
 
     /// BullMQ's own prefix for our queues (BullMQ forbids `:` in it).

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balas_backend::now;
-use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms};
+use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, LeaseSubject, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms};
 use balas_domain::{
     Channel, ChannelId, ChannelState, Provider, SendFailure, SendJob, Timestamp, WaEnvelope, WaEvent, WorkerKind,
 };
@@ -113,7 +113,7 @@ async fn rebalance(
             {
                 continue;
             }
-            if let Some(lease) = ctx.bus.acquire_lease(channel.id, &ctx.holder).await? {
+            if let Some(lease) = ctx.bus.acquire_lease(LeaseSubject::Channel(channel.id), &ctx.holder).await? {
                 tracing::info!(channel = %channel.id, fence = lease.fence, "took the channel");
                 let (stop, stopped) = watch::channel(false);
                 let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped));
@@ -176,7 +176,7 @@ async fn renew_lease(ctx: &WaContext, lease: &Lease) -> bool {
         Ok(held) => held,
         // Redis is away: keep going; the network refuses stale senders by their fencing token.
         Err(error) => {
-            tracing::warn!(%error, channel = %lease.channel, "could not renew the lease");
+            tracing::warn!(%error, lease = %lease.subject, "could not renew the lease");
             true
         }
     }
