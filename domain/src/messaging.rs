@@ -55,24 +55,7 @@ impl PhoneNumber {
     }
 }
 
-impl TryFrom<String> for PhoneNumber {
-    type Error = FieldError;
-    fn try_from(raw: String) -> Result<Self, FieldError> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<PhoneNumber> for String {
-    fn from(value: PhoneNumber) -> String {
-        value.0
-    }
-}
-
-impl std::fmt::Display for PhoneNumber {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(PhoneNumber);
 
 /// The text of a message: not blank, at most 4,096 characters (WhatsApp's limit), line breaks and
 /// tabs allowed, other control characters not.
@@ -101,18 +84,7 @@ impl MessageText {
     }
 }
 
-impl TryFrom<String> for MessageText {
-    type Error = FieldError;
-    fn try_from(raw: String) -> Result<Self, FieldError> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<MessageText> for String {
-    fn from(value: MessageText) -> String {
-        value.0
-    }
-}
+string_newtype!(MessageText);
 
 /// How many messages a channel may send per second. WhatsApp tolerates little more than a few per
 /// second from an ordinary number; 80 is the Cloud API's own ceiling.

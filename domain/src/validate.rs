@@ -95,24 +95,7 @@ macro_rules! text_type {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = FieldError;
-            fn try_from(raw: String) -> Result<Self, FieldError> {
-                Self::parse(&raw)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> String {
-                value.0
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
+        string_newtype!($name);
     };
 }
 
@@ -164,24 +147,7 @@ impl Email {
     }
 }
 
-impl TryFrom<String> for Email {
-    type Error = FieldError;
-    fn try_from(raw: String) -> Result<Self, FieldError> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Email> for String {
-    fn from(value: Email) -> String {
-        value.0
-    }
-}
-
-impl std::fmt::Display for Email {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_newtype!(Email);
 
 /// A password that meets the policy: 10 to 128 characters, no control characters. Never printed.
 #[derive(Clone, PartialEq, Eq)]

@@ -179,7 +179,7 @@ impl Store {
             .bind(now.0)
             .execute(&mut *tx)
             .await?;
-        let summary = conversation_in(&mut tx, conversation).await?;
+        let summary = conversation_by_id(&mut *tx, conversation).await?;
         tx.commit().await?;
         Ok((stored, summary))
     }
@@ -222,7 +222,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        let summary = conversation_in(&mut tx, conversation).await?;
+        let summary = conversation_by_id(&mut *tx, conversation).await?;
         tx.commit().await?;
         Ok(Some((stored, summary)))
     }
@@ -312,9 +312,8 @@ impl Store {
             return Ok(None);
         };
         let message = message_from_row(&row)?;
-        let sql = format!("{CONVERSATION_SELECT} WHERE v.id = $1");
-        let row = sqlx::query(&sql).bind(message.conversation_id.0).fetch_one(&self.pool).await?;
-        Ok(Some((message, conversation_from_row(&row)?)))
+        let conversation = conversation_by_id(&self.pool, message.conversation_id).await?;
+        Ok(Some((message, conversation)))
     }
 
     /// One message, within a workspace.
@@ -366,9 +365,12 @@ async fn upsert_conversation(
     Ok(ConversationId(id))
 }
 
-async fn conversation_in(tx: &mut Transaction<'_, Any>, id: ConversationId) -> StoreResult<ConversationSummary> {
+async fn conversation_by_id<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    id: ConversationId,
+) -> StoreResult<ConversationSummary> {
     let sql = format!("{CONVERSATION_SELECT} WHERE v.id = $1");
-    let row = sqlx::query(&sql).bind(id.0).fetch_one(&mut **tx).await?;
+    let row = sqlx::query(&sql).bind(id.0).fetch_one(executor).await?;
     conversation_from_row(&row)
 }
 

@@ -6,25 +6,7 @@ use balas_domain::{
 };
 use balas_storage::{Audit, Conflict, NewInvite, NewMember, NewSession, Store, StoreError};
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let db = balas_testkit::sqlite();
-                let store = balas_storage::Store::open(&db.url, 4).await.expect("open SQLite");
-                super::$name(store).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let db = balas_testkit::postgres().await;
-                let store = balas_storage::Store::open(&db.url, 4).await.expect("open PostgreSQL");
-                super::$name(store).await;
-            }
-        }
-    )*};
-}
+use balas_testkit::conformance;
 
 conformance!(
     setup_happens_exactly_once,

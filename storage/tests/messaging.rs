@@ -8,25 +8,7 @@ use balas_domain::{
 };
 use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewMember, NewOutbound, Store, StoreError};
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test]
-            async fn sqlite() {
-                let db = balas_testkit::sqlite();
-                let store = balas_storage::Store::open(&db.url, 4).await.expect("open SQLite");
-                super::$name(store).await;
-            }
-
-            #[tokio::test]
-            async fn postgres() {
-                let db = balas_testkit::postgres().await;
-                let store = balas_storage::Store::open(&db.url, 4).await.expect("open PostgreSQL");
-                super::$name(store).await;
-            }
-        }
-    )*};
-}
+use balas_testkit::conformance;
 
 conformance!(
     inbound_messages_are_stored_once,

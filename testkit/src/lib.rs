@@ -51,3 +51,26 @@ pub async fn postgres() -> TestDatabase {
     let (base, _) = admin_url.rsplit_once('/').expect("PostgreSQL URL ends with /database");
     TestDatabase { url: format!("{base}/{name}"), _dir: None }
 }
+
+/// Runs each named `async fn(Store)` of the calling test file twice, as `NAME::sqlite` and
+/// `NAME::postgres`, each on a fresh database: the storage conformance suite's shape.
+#[macro_export]
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let db = $crate::sqlite();
+                let store = balas_storage::Store::open(&db.url, 4).await.expect("open SQLite");
+                super::$name(store).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let db = $crate::postgres().await;
+                let store = balas_storage::Store::open(&db.url, 4).await.expect("open PostgreSQL");
+                super::$name(store).await;
+            }
+        }
+    )*};
+}
