@@ -2,8 +2,11 @@
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
 use balas_domain::{
-    AddedMember, AppError, AuditEntry, Channel, InviteInfo, Me, Message, Onboarding, SystemStatus, TeamMember,
+    AddedMember, Agent, AppError, AuditEntry, CannedResponse, Channel, ConversationSummary, ConversationView,
+    InboxFilter, InboxPage, InviteInfo, Me, Message, MessagePage, Onboarding, SandboxChannel, SystemStatus, TeamMember,
 };
+#[cfg(feature = "ssr")]
+use balas_domain::{ConversationId, MessageId};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -338,4 +341,156 @@ pub async fn sandbox_enabled() -> Result<bool, AppError> {
         }
         .await,
     )
+}
+
+/// A page of the caller's conversations that match the filter, newest activity first; `after` is
+/// the last one of the previous page, as (last message time, id).
+#[server(prefix = "/api", endpoint = "inbox")]
+pub async fn load_inbox(filter: InboxFilter, after: Option<(i64, i64)>) -> Result<InboxPage, AppError> {
+    ssr::respond(
+        async { balas_backend::inbox::inbox(&ssr::state()?, &ssr::caller().await?, &filter, after).await }.await,
+    )
+}
+
+/// Opens a conversation (and marks it read).
+#[server(prefix = "/api", endpoint = "conversation")]
+pub async fn open_conversation(id: i64) -> Result<ConversationView, AppError> {
+    ssr::respond(
+        async { balas_backend::inbox::open(&ssr::state()?, &ssr::caller().await?, ConversationId(id)).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "older_messages")]
+pub async fn older_messages(conversation: i64, before: i64) -> Result<MessagePage, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::inbox::older_messages(&state, &caller, ConversationId(conversation), MessageId(before))
+                .await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "mark_read")]
+pub async fn mark_read(conversation: i64) -> Result<(), AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::inbox::mark_read(&state, &caller, ConversationId(conversation)).await.map(|_| ())
+        }
+        .await,
+    )
+}
+
+/// Sends the agent's reply, or adds a private note with `note`.
+#[server(prefix = "/api", endpoint = "reply")]
+pub async fn reply(conversation: i64, text: String, note: bool) -> Result<Message, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            let id = ConversationId(conversation);
+            if note {
+                balas_backend::inbox::add_note(&state, &caller, id, &text).await
+            } else {
+                balas_backend::inbox::reply(&state, &caller, id, &text).await
+            }
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "assign")]
+pub async fn assign(conversation: i64, assignee: Option<i64>) -> Result<ConversationSummary, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::inbox::assign(&state, &caller, ConversationId(conversation), assignee).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "set_status")]
+pub async fn set_status(conversation: i64, status: String) -> Result<ConversationSummary, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::inbox::set_status(&state, &caller, ConversationId(conversation), &status).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "retry")]
+pub async fn retry_message(message: i64) -> Result<Message, AppError> {
+    ssr::respond(
+        async { balas_backend::inbox::retry(&ssr::state()?, &ssr::caller().await?, MessageId(message)).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "agents")]
+pub async fn list_agents() -> Result<Vec<Agent>, AppError> {
+    ssr::respond(async { balas_backend::inbox::agents(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "canned")]
+pub async fn list_canned() -> Result<Vec<CannedResponse>, AppError> {
+    ssr::respond(async { balas_backend::inbox::canned_responses(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "add_canned")]
+pub async fn add_canned(shortcut: String, body: String) -> Result<CannedResponse, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::inbox::create_canned_response(&state, &caller, &shortcut, &body).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "delete_canned")]
+pub async fn delete_canned(id: i64) -> Result<(), AppError> {
+    ssr::respond(
+        async { balas_backend::inbox::delete_canned_response(&ssr::state()?, &ssr::caller().await?, id).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "set_read_receipts")]
+pub async fn set_read_receipts(channel: i64, on: bool) -> Result<(), AppError> {
+    ssr::respond(
+        async { balas_backend::inbox::set_read_receipts(&ssr::state()?, &ssr::caller().await?, channel, on).await }
+            .await,
+    )
+}
+
+/// The sandbox channels a simulated customer can write to (no login: the customer-phone page is a
+/// tool for trying Balas and for tests, and exists only when the sandbox is enabled).
+#[server(prefix = "/api", endpoint = "phone_channels")]
+pub async fn phone_channels() -> Result<Vec<SandboxChannel>, AppError> {
+    ssr::respond(async { balas_backend::sandbox::channels(&ssr::state()?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "phone_send")]
+pub async fn phone_send(from: String, to: String, text: String) -> Result<String, AppError> {
+    ssr::respond(async { balas_backend::sandbox::customer_send(&ssr::state()?, &from, &to, &text).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "phone_typing")]
+pub async fn phone_typing(from: String, to: String, typing: bool) -> Result<(), AppError> {
+    ssr::respond(async { balas_backend::sandbox::customer_typing(&ssr::state()?, &from, &to, typing).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "phone_read")]
+pub async fn phone_read(reader: String, sender: String, wa_ids: Vec<String>) -> Result<(), AppError> {
+    ssr::respond(
+        async { balas_backend::sandbox::customer_read(&ssr::state()?, &reader, &sender, &wa_ids).await }.await,
+    )
+}
+
+/// Unread customer messages over the caller's whole workspace.
+#[server(prefix = "/api", endpoint = "unread_total")]
+pub async fn unread_total() -> Result<i64, AppError> {
+    ssr::respond(async { balas_backend::inbox::unread_total(&ssr::state()?, &ssr::caller().await?).await }.await)
 }

@@ -6,6 +6,7 @@
 include!(concat!(env!("OUT_DIR"), "/i18n/mod.rs"));
 
 pub mod api;
+mod live;
 mod pages;
 mod ui;
 
@@ -17,7 +18,9 @@ use leptos_router::{SsrMode, path};
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
 use crate::pages::channels::ChannelsPage;
-use crate::pages::settings::{AccountSettings, Audit, SettingsLayout, System, Team};
+use crate::pages::inbox::InboxPage;
+use crate::pages::phone::PhonePage;
+use crate::pages::settings::{AccountSettings, Audit, CannedResponses, SettingsLayout, System, Team};
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.
@@ -63,9 +66,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/setup") view=SetupPage />
                     <Route path=path!("/login") view=LoginPage />
                     <Route path=path!("/invite/:token") view=InvitePage />
+                    <Route path=path!("/phone") view=PhonePage />
                     <ParentRoute path=path!("") view=Shell>
                         <Route path=path!("") view=|| view! { <Redirect path="/inbox" /> } />
-                        <Route path=path!("inbox") view=|| view! { <SoonPage page=Soon::Inbox /> } />
+                        <Route path=path!("inbox/:id?") view=InboxPage />
                         <Route path=path!("contacts") view=|| view! { <SoonPage page=Soon::Contacts /> } />
                         <Route path=path!("broadcasts") view=|| view! { <SoonPage page=Soon::Broadcasts /> } />
                         <Route
@@ -81,6 +85,7 @@ pub fn App() -> impl IntoView {
                         <ParentRoute path=path!("settings") view=SettingsLayout>
                             <Route path=path!("") view=AccountSettings />
                             <Route path=path!("team") view=|| view! { <AdminOnly><Team /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("canned") view=|| view! { <AdminOnly><CannedResponses /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("audit") view=|| view! { <AdminOnly><Audit /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("system") view=|| view! { <AdminOnly><System /></AdminOnly> } ssr=SsrMode::Async />
                         </ParentRoute>

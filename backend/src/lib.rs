@@ -2,8 +2,10 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod inbox;
 pub mod ingest;
 pub mod messaging;
+pub mod sandbox;
 mod secrets;
 pub mod settings;
 
@@ -122,6 +124,9 @@ pub fn from_store(error: StoreError) -> AppError {
         StoreError::Conflict(Conflict::LastAdmin) => AppError::LastAdmin,
         StoreError::Conflict(Conflict::EmailTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Email, balas_domain::Issue::Taken))
+        }
+        StoreError::Conflict(Conflict::ShortcutTaken) => {
+            AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Shortcut, balas_domain::Issue::Taken))
         }
         StoreError::Conflict(Conflict::PhoneTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Phone, balas_domain::Issue::Taken))

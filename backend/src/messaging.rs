@@ -107,7 +107,15 @@ pub async fn queue_text(
     if let Err(error) = state.bus.publish_live(workspace_id, &event).await {
         tracing::warn!(%error, "a queued message was not announced live");
     }
-    let job = SendJob { workspace_id, channel_id, message_id: message.id, to: to.clone(), wa_id, text: text.clone() };
+    let job = SendJob {
+        workspace_id,
+        channel_id,
+        message_id: message.id,
+        to: to.clone(),
+        wa_id,
+        text: text.clone(),
+        retry: 0,
+    };
     if let Err(error) = state.bus.enqueue_send(&job, sender.priority()).await {
         let reason = "the send queue could not be reached; try again";
         let failed =

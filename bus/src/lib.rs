@@ -2,6 +2,7 @@
 //! one prefix (so that several installations, or many tests, can share a Redis without touching
 //! each other's keys).
 
+mod commands;
 mod lease;
 mod pipeline;
 mod queue;
@@ -73,6 +74,12 @@ impl Keys {
     /// Live events for the dashboards (a stream every server instance reads in full).
     pub fn live_events(&self) -> String {
         format!("{}:live", self.prefix)
+    }
+
+    /// What the server asks of the workers that hold channels' sessions (a stream every
+    /// WhatsApp worker reads from the moment it starts; see [`crate::commands`]).
+    pub fn session_commands(&self) -> String {
+        format!("{}:wa:commands", self.prefix)
     }
 
     /// Who holds a lease (a string: `holder|fence`, with a time to live).

@@ -22,9 +22,13 @@ pub fn send_backoff_ms(attempts_made: u32) -> u64 {
     ceiling / 2 + rand::random_range(0..=ceiling / 2)
 }
 
-/// The BullMQ job id of a message's send: one job per message, whoever queues it and how often.
+/// The BullMQ job id of a message's send: one job per message and retry, whoever queues it and
+/// how often.
 pub fn send_job_id(job: &SendJob) -> String {
-    format!("m{}", job.message_id)
+    match job.retry {
+        0 => format!("m{}", job.message_id),
+        retry => format!("m{}-r{retry}", job.message_id),
+    }
 }
 
 impl Bus {

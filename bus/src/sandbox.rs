@@ -58,7 +58,8 @@ const SEND: &str = r"
 -- KEYS: 1 sender's ban, 2 sender's session, 3 sender's rate, 4 recipient's ledger,
 --       5 recipient's inbox, 6 sender's inbox
 -- ARGV: 1 fence ('' for a simulated customer), 2 now ms, 3 wa id, 4 message packet,
---       5 delivery receipt packet, 6 ban threshold, 7 ban ms, 8 banned packet
+--       5 delivery receipt packet, 6 ban threshold, 7 ban ms, 8 banned packet,
+--       9 the sender's copy ('' for none)
 local ban = redis.call('PTTL', KEYS[1])
 if ban > 0 then return {'banned', tonumber(ARGV[2]) + ban} end
 if ARGV[1] ~= '' then
@@ -77,6 +78,7 @@ end
 local count = redis.call('HINCRBY', KEYS[4], ARGV[3], 1)
 if count > 1 then return {'duplicate', 0} end
 redis.call('XADD', KEYS[5], '*', 'p', ARGV[4])
+if ARGV[9] ~= '' then redis.call('XADD', KEYS[6], '*', 'p', ARGV[9]) end
 redis.call('XADD', KEYS[6], '*', 'p', ARGV[5])
 return {'delivered', 0}
 ";
@@ -142,6 +144,13 @@ impl Bus {
             at: now,
         };
         let banned = SandboxPacket::Banned { at: now };
+        // A simulated customer keeps a copy of what it sent, so its phone shows the whole chat.
+        let copy = fence.is_none().then(|| SandboxPacket::Sent {
+            wa_id: wa_id.to_owned(),
+            to: to.clone(),
+            text: text.to_owned(),
+            at: now,
+        });
         let mut conn = self.conn.clone();
         let (outcome, until): (String, i64) = Script::new(SEND)
             .key(self.keys.sandbox_ban(from))
@@ -158,6 +167,7 @@ impl Bus {
             .arg(rules.ban_above_per_sec)
             .arg(rules.ban_ms)
             .arg(packet_json(&banned))
+            .arg(copy.as_ref().map(packet_json).unwrap_or_default())
             .invoke_async(&mut conn)
             .await?;
         Ok(match outcome.as_str() {

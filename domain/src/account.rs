@@ -144,10 +144,13 @@ pub enum AuditAction {
     PasswordChanged,
     AccountLocked,
     ChannelCreated,
+    CannedResponseCreated,
+    CannedResponseDeleted,
+    ReadReceiptsChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 8] = [
+    pub const ALL: [AuditAction; 11] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -156,6 +159,9 @@ impl AuditAction {
         AuditAction::PasswordChanged,
         AuditAction::AccountLocked,
         AuditAction::ChannelCreated,
+        AuditAction::CannedResponseCreated,
+        AuditAction::CannedResponseDeleted,
+        AuditAction::ReadReceiptsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +174,9 @@ impl AuditAction {
             AuditAction::PasswordChanged => "password_changed",
             AuditAction::AccountLocked => "account_locked",
             AuditAction::ChannelCreated => "channel_created",
+            AuditAction::CannedResponseCreated => "canned_response_created",
+            AuditAction::CannedResponseDeleted => "canned_response_deleted",
+            AuditAction::ReadReceiptsChanged => "read_receipts_changed",
         }
     }
 

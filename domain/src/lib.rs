@@ -32,6 +32,7 @@ macro_rules! string_newtype {
 mod account;
 mod error;
 mod ids;
+mod inbox;
 mod messaging;
 mod system;
 mod validate;
@@ -39,6 +40,7 @@ mod validate;
 pub use account::*;
 pub use error::*;
 pub use ids::*;
+pub use inbox::*;
 pub use messaging::*;
 pub use system::*;
 pub use validate::*;

@@ -207,6 +207,8 @@ pub struct Channel {
     pub state: ChannelState,
     /// The last problem in words, when there is one.
     pub state_detail: Option<String>,
+    /// Whether customers get read receipts when an agent opens their conversation.
+    pub read_receipts: bool,
     pub created_at: Timestamp,
 }
 
@@ -352,6 +354,8 @@ pub struct Message {
     pub status: MessageStatus,
     /// Why it failed, in words, when it did.
     pub error: Option<String>,
+    /// A private note: agents see it in the conversation, the customer never does.
+    pub note: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -368,6 +372,8 @@ pub struct ConversationSummary {
     pub assignee: Option<UserId>,
     pub unread: i64,
     pub last_message_at: Timestamp,
+    /// The start of the latest message (or note), for the conversation list.
+    pub last_preview: Option<String>,
 }
 
 /// Why a send failed, in a form a person can act on.
@@ -416,6 +422,10 @@ pub struct SendJob {
     pub to: PhoneNumber,
     pub wa_id: String,
     pub text: MessageText,
+    /// How many times a person asked to send it again after it failed (0 at first): each retry is
+    /// a new BullMQ job of the same message.
+    #[serde(default)]
+    pub retry: u32,
 }
 
 /// A read or delivery receipt.
@@ -485,6 +495,18 @@ pub enum LiveEvent {
         state: ChannelState,
         detail: Option<String>,
     },
+    /// A conversation was assigned, changed status or was read.
+    ConversationUpdated {
+        conversation: Box<ConversationSummary>,
+    },
+    /// What an agent is doing in a conversation, until `until` unless told again.
+    AgentActivity {
+        conversation_id: ConversationId,
+        user_id: UserId,
+        name: String,
+        activity: crate::Activity,
+        until: Timestamp,
+    },
 }
 
 /// A live event with its place in the event log: a browser that reconnects asks for everything
@@ -503,6 +525,12 @@ pub enum ClientFrame {
     /// Start (or resume after `after`, the last event id seen) receiving events.
     Subscribe {
         after: Option<String>,
+    },
+    /// The agent is viewing, typing in or leaving a conversation (shown to the other agents; typing
+    /// is shown to the customer too).
+    Activity {
+        conversation_id: ConversationId,
+        activity: crate::Activity,
     },
     Ping,
 }
@@ -549,10 +577,25 @@ pub enum SandboxPacket {
         typing: bool,
         at: Timestamp,
     },
+    /// A copy of what a simulated customer sent, kept in its own inbox so its phone shows the
+    /// whole chat (channels' sessions never get these).
+    Sent {
+        wa_id: String,
+        to: PhoneNumber,
+        text: String,
+        at: Timestamp,
+    },
     /// The network banned the receiving number (it sent too fast).
     Banned {
         at: Timestamp,
     },
+}
+
+/// A sandbox channel, as a simulated customer picks whom to write to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SandboxChannel {
+    pub name: String,
+    pub phone: PhoneNumber,
 }
 
 /// One message in a simulated phone's ledger.

@@ -17,6 +17,10 @@ pub enum Field {
     Text,
     Channel,
     RateLimit,
+    Search,
+    Shortcut,
+    Assignee,
+    Status,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.

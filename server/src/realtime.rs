@@ -6,7 +6,7 @@
 //! events as they happen. Frames that do not parse get an `error` frame; the connection stays.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::live::{LiveFrame, LiveHub};
 use axum::extract::State;
@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_backend::AppState;
 use balas_backend::accounts::{self, Caller};
+use balas_backend::inbox;
 use balas_bus::{is_stream_id, stream_id_cmp};
 use balas_domain::{ClientFrame, LiveEnvelope, ServerFrame};
 use futures::SinkExt;
@@ -30,6 +31,8 @@ const READ_BUFFER: usize = 1024;
 const SUBSCRIBE_WITHIN: Duration = Duration::from_secs(30);
 /// Missed events are read from Redis in pages of this many.
 const PAGE: usize = 1000;
+/// A socket may report an agent's activity this often at most.
+const ACTIVITY_EVERY: Duration = Duration::from_millis(250);
 
 #[derive(Clone)]
 pub struct Realtime {
@@ -116,6 +119,7 @@ async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
     if socket.flush().await.is_err() {
         return;
     }
+    let mut last_activity: Option<Instant> = None;
     loop {
         tokio::select! {
             event = live.recv() => match event {
@@ -155,11 +159,26 @@ async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
             incoming = socket.recv() => match incoming {
                 Some(Ok(Message::Text(body))) => {
                     let reply = match serde_json::from_str::<ClientFrame>(body.as_str()) {
-                        Ok(ClientFrame::Ping) => ServerFrame::Pong,
-                        Ok(ClientFrame::Subscribe { .. }) => ServerFrame::Error { message: "already subscribed".into() },
-                        Err(error) => ServerFrame::Error { message: format!("frame not understood: {error}") },
+                        Ok(ClientFrame::Ping) => Some(ServerFrame::Pong),
+                        Ok(ClientFrame::Subscribe { .. }) => {
+                            Some(ServerFrame::Error { message: "already subscribed".into() })
+                        }
+                        Ok(ClientFrame::Activity { conversation_id, activity }) => {
+                            if last_activity.is_some_and(|at| at.elapsed() < ACTIVITY_EVERY) {
+                                Some(ServerFrame::Error { message: "activity frames come too fast; at most 4 a second".into() })
+                            } else {
+                                last_activity = Some(Instant::now());
+                                inbox::activity(&realtime.state, &caller, conversation_id, activity)
+                                    .await
+                                    .err()
+                                    .map(|error| ServerFrame::Error { message: format!("activity refused: {error}") })
+                            }
+                        }
+                        Err(error) => Some(ServerFrame::Error { message: format!("frame not understood: {error}") }),
                     };
-                    if socket.send(text(&reply)).await.is_err() {
+                    if let Some(reply) = reply
+                        && socket.send(text(&reply)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -200,6 +219,7 @@ async fn wait_for_subscribe(socket: &mut WebSocket) -> Option<Option<String>> {
                 ServerFrame::Error { message: "`after` must be an event id like 1700000000000-0".into() }
             }
             Ok(ClientFrame::Ping) => ServerFrame::Pong,
+            Ok(ClientFrame::Activity { .. }) => ServerFrame::Error { message: "subscribe first".into() },
             Err(error) => ServerFrame::Error { message: format!("frame not understood: {error}") },
         };
         socket.send(text(&reply)).await.ok()?;

@@ -6,21 +6,24 @@
 //! - `GET /sandbox/api/phones/{phone}/ledger`: how often each message was delivered to it.
 //! - `POST /sandbox/api/typing` `{from, to, typing}`.
 //! - `POST /sandbox/api/read` `{reader, sender, wa_ids}`: the reader read the sender's messages.
+//! - `GET /sandbox/api/phones/{phone}/events`: everything that reaches a phone, as server-sent
+//!   events (resumable with `Last-Event-ID`); the customer-phone page listens to it.
 //!
 //! Errors are JSON `{"error": "...", "field": "..."}` with a 4xx status.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use balas_backend::messaging::new_wa_id;
-use balas_backend::{AppState, internal, now};
-use balas_bus::SandboxSent;
-use balas_domain::{FieldError, MessageText, PhoneNumber, SandboxMessage};
+use balas_backend::{AppState, internal, sandbox};
+use balas_domain::{AppError, Field, FieldError, PhoneNumber, SandboxMessage};
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
 pub fn routes(state: AppState) -> Router {
@@ -30,6 +33,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/sandbox/api/read", post(read))
         .route("/sandbox/api/phones/{phone}/messages", get(messages))
         .route("/sandbox/api/phones/{phone}/ledger", get(ledger))
+        .route("/sandbox/api/phones/{phone}/events", get(events))
         .with_state(state)
 }
 
@@ -47,21 +51,38 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// The API's own error for a shared failure, naming fields as this API calls them (`names` maps
+/// the shared field names to ours).
+fn api_error(names: &'static [(Field, &'static str)]) -> impl Fn(AppError) -> ApiError {
+    move |error| {
+        let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        match &error {
+            AppError::Invalid { errors } => {
+                let first = errors.first();
+                let field = first.and_then(|e| names.iter().find(|(f, _)| *f == e.field).map(|(_, name)| *name));
+                let issue = first.map(|e| format!("{:?}", e.issue)).unwrap_or_default();
+                ApiError(status, format!("{}: {issue}", field.unwrap_or("request")), field)
+            }
+            AppError::TooManyAttempts { retry_after_secs, .. } => ApiError(
+                status,
+                format!("this number sent too fast and is banned for {retry_after_secs} s more"),
+                Some(names[0].1),
+            ),
+            other => ApiError(status, other.to_string(), None),
+        }
+    }
+}
+
 fn field(name: &'static str) -> impl FnOnce(FieldError) -> ApiError {
     move |error| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{name}: {:?}", error.issue), Some(name))
 }
 
 fn unavailable(error: impl std::fmt::Display) -> ApiError {
-    let reference = match internal(error) {
-        balas_domain::AppError::Internal { reference } => reference,
-        other => other.to_string(),
-    };
-    ApiError(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!("the sandbox network is unavailable (reference {reference})"),
-        None,
-    )
+    api_error(&[])(internal(error))
 }
+
+const SEND_FIELDS: &[(Field, &str)] = &[(Field::Phone, "from"), (Field::Channel, "to"), (Field::Text, "text")];
+const READ_FIELDS: &[(Field, &str)] = &[(Field::Phone, "reader"), (Field::Channel, "sender"), (Field::Text, "wa_ids")];
 
 #[derive(Deserialize)]
 struct SendBody {
@@ -80,22 +101,8 @@ async fn send(
     body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<Json<Sent>, ApiError> {
     let Json(body) = body?;
-    let from = PhoneNumber::parse(&body.from).map_err(field("from"))?;
-    let to = PhoneNumber::parse(&body.to).map_err(field("to"))?;
-    let text = MessageText::parse(&body.text).map_err(field("text"))?;
-    let wa_id = new_wa_id();
-    let rules = state.settings.sandbox_rules();
-    match state.bus.sandbox_send(rules, None, &from, &to, &wa_id, text.as_str(), now()).await.map_err(unavailable)? {
-        SandboxSent::Delivered | SandboxSent::Duplicate => Ok(Json(Sent { wa_id })),
-        SandboxSent::Banned { until } => Err(ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("{from} sent too fast and is banned until {} (ms since the epoch)", until.0),
-            Some("from"),
-        )),
-        SandboxSent::Replaced => {
-            Err(ApiError(StatusCode::CONFLICT, "this number is in use by a channel".into(), Some("from")))
-        }
-    }
+    let wa_id = sandbox::customer_send(&state, &body.from, &body.to, &body.text).await.map_err(api_error(SEND_FIELDS))?;
+    Ok(Json(Sent { wa_id }))
 }
 
 #[derive(Deserialize)]
@@ -110,9 +117,7 @@ async fn typing(
     body: Result<Json<TypingBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
-    let from = PhoneNumber::parse(&body.from).map_err(field("from"))?;
-    let to = PhoneNumber::parse(&body.to).map_err(field("to"))?;
-    state.bus.sandbox_typing(&from, &to, body.typing, now()).await.map_err(unavailable)?;
+    sandbox::customer_typing(&state, &body.from, &body.to, body.typing).await.map_err(api_error(SEND_FIELDS))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -128,16 +133,48 @@ async fn read(
     body: Result<Json<ReadBody>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(body) = body?;
-    let reader = PhoneNumber::parse(&body.reader).map_err(field("reader"))?;
-    let sender = PhoneNumber::parse(&body.sender).map_err(field("sender"))?;
-    if body.wa_ids.is_empty()
-        || body.wa_ids.len() > 1000
-        || body.wa_ids.iter().any(|id| id.is_empty() || id.len() > 128)
-    {
-        return Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, "give 1 to 1000 message ids".into(), Some("wa_ids")));
-    }
-    state.bus.sandbox_mark_read(&reader, &sender, &body.wa_ids, now()).await.map_err(unavailable)?;
+    sandbox::customer_read(&state, &body.reader, &body.sender, &body.wa_ids).await.map_err(api_error(READ_FIELDS))?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Everything that reaches a phone (messages, receipts, typing, and copies of what it sent), as
+/// server-sent events from the start of its inbox or after `Last-Event-ID`, then live.
+async fn events(
+    State(state): State<AppState>,
+    Path(phone): Path<String>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let phone = PhoneNumber::parse(&phone).map_err(field("phone"))?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| balas_bus::is_stream_id(id))
+        .unwrap_or("0-0")
+        .to_owned();
+    let reader = state.bus.dedicated().await.map_err(unavailable)?;
+    let stream = futures::stream::unfold((reader, phone, after), |(reader, phone, after)| async move {
+        loop {
+            match reader.sandbox_receive(&phone, &after, 500).await {
+                Ok(entries) if entries.is_empty() => continue,
+                Ok(entries) => {
+                    let last = entries.last().map_or_else(|| after.clone(), |e| e.id.clone());
+                    let events: Vec<Result<Event, Infallible>> = entries
+                        .into_iter()
+                        .map(|entry| {
+                            let json = serde_json::to_string(&entry.packet).unwrap_or_default();
+                            Ok(Event::default().id(entry.id).data(json))
+                        })
+                        .collect();
+                    return Some((futures::stream::iter(events), (reader, phone, last)));
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "sandbox events: the phone's inbox cannot be read");
+                    return None;
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
 }
 
 async fn messages(

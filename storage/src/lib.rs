@@ -8,6 +8,7 @@
 //! The conformance suite in `tests/` runs every behaviour against both.
 
 mod accounts;
+mod inbox;
 mod messaging;
 
 use std::str::FromStr;
@@ -17,6 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::*;
+pub use inbox::*;
 pub use messaging::*;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -79,6 +81,8 @@ pub enum Conflict {
     LastAdmin,
     /// Another channel already uses this phone number.
     PhoneTaken,
+    /// Another canned response of the workspace has this shortcut.
+    ShortcutTaken,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -66,12 +66,14 @@ pub struct StatusChange {
     pub error: Option<String>,
 }
 
-const CHANNEL_COLUMNS: &str = "id, workspace_id, name, provider, phone, rate_per_sec, state, state_detail, created_at";
-const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, channel_id, direction, sender, sender_user, body, \
-                               wa_id, status, error, created_at, updated_at";
-const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, c.name, \
-                                   v.status, v.assignee, v.unread, v.last_message_at \
-                                   FROM conversations v JOIN contacts c ON c.id = v.contact_id";
+pub(crate) const CHANNEL_COLUMNS: &str =
+    "id, workspace_id, name, provider, phone, rate_per_sec, state, state_detail, created_at, read_receipts";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, channel_id, direction, sender, \
+                                          sender_user, body, wa_id, status, error, created_at, updated_at, note";
+pub(crate) const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, \
+                                              c.name, v.status, v.assignee, v.unread, v.last_message_at, \
+                                              v.last_preview FROM conversations v \
+                                              JOIN contacts c ON c.id = v.contact_id";
 
 /// The SQL rank of a stored status, matching [`MessageStatus::rank`].
 const STATUS_RANK: &str = "CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'failed' THEN 1 \
@@ -174,9 +176,10 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let stored = message_from_row(&row)?;
-        sqlx::query("UPDATE conversations SET last_message_at = $2 WHERE id = $1")
+        sqlx::query("UPDATE conversations SET last_message_at = $2, last_preview = $3 WHERE id = $1")
             .bind(conversation.0)
             .bind(now.0)
+            .bind(preview(message.text.as_str()))
             .execute(&mut *tx)
             .await?;
         let summary = conversation_by_id(&mut *tx, conversation).await?;
@@ -215,11 +218,12 @@ impl Store {
         };
         let stored = message_from_row(&row)?;
         sqlx::query(
-            "UPDATE conversations SET unread = unread + 1, last_message_at = $2, \
+            "UPDATE conversations SET unread = unread + 1, last_message_at = $2, last_preview = $3, \
              status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END WHERE id = $1",
         )
         .bind(conversation.0)
         .bind(now.0)
+        .bind(preview(inbound.text))
         .execute(&mut *tx)
         .await?;
         let summary = conversation_by_id(&mut *tx, conversation).await?;
@@ -365,7 +369,7 @@ async fn upsert_conversation(
     Ok(ConversationId(id))
 }
 
-async fn conversation_by_id<'e>(
+pub(crate) async fn conversation_by_id<'e>(
     executor: impl sqlx::Executor<'e, Database = Any>,
     id: ConversationId,
 ) -> StoreResult<ConversationSummary> {
@@ -374,7 +378,13 @@ async fn conversation_by_id<'e>(
     conversation_from_row(&row)
 }
 
-fn channel_from_row(row: &AnyRow) -> StoreResult<Channel> {
+/// The start of a message, as the conversation list shows it.
+pub(crate) fn preview(body: &str) -> String {
+    const PREVIEW_CHARS: usize = 120;
+    body.chars().take(PREVIEW_CHARS).collect()
+}
+
+pub(crate) fn channel_from_row(row: &AnyRow) -> StoreResult<Channel> {
     Ok(Channel {
         id: ChannelId(row.try_get(0)?),
         workspace_id: WorkspaceId(row.try_get(1)?),
@@ -385,10 +395,11 @@ fn channel_from_row(row: &AnyRow) -> StoreResult<Channel> {
         state: ChannelState::parse(&row.try_get::<String, _>(6)?).ok_or_else(|| corrupt("channel state"))?,
         state_detail: row.try_get(7)?,
         created_at: Timestamp(row.try_get(8)?),
+        read_receipts: row.try_get::<i64, _>(9)? != 0,
     })
 }
 
-fn message_from_row(row: &AnyRow) -> StoreResult<Message> {
+pub(crate) fn message_from_row(row: &AnyRow) -> StoreResult<Message> {
     let direction = match row.try_get::<String, _>(4)?.as_str() {
         "inbound" => Direction::Inbound,
         "outbound" => Direction::Outbound,
@@ -408,10 +419,11 @@ fn message_from_row(row: &AnyRow) -> StoreResult<Message> {
         error: row.try_get(10)?,
         created_at: Timestamp(row.try_get(11)?),
         updated_at: Timestamp(row.try_get(12)?),
+        note: row.try_get::<i64, _>(13)? != 0,
     })
 }
 
-fn conversation_from_row(row: &AnyRow) -> StoreResult<ConversationSummary> {
+pub(crate) fn conversation_from_row(row: &AnyRow) -> StoreResult<ConversationSummary> {
     Ok(ConversationSummary {
         id: ConversationId(row.try_get(0)?),
         workspace_id: WorkspaceId(row.try_get(1)?),
@@ -424,5 +436,6 @@ fn conversation_from_row(row: &AnyRow) -> StoreResult<ConversationSummary> {
         assignee: row.try_get::<Option<i64>, _>(7)?.map(UserId),
         unread: row.try_get(8)?,
         last_message_at: Timestamp(row.try_get(9)?),
+        last_preview: row.try_get(10)?,
     })
 }

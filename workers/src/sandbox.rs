@@ -121,6 +121,8 @@ async fn read_inbox(
                 }
                 SandboxPacket::Receipt { wa_id, receipt, at, .. } => (at, SessionEvent::Receipt { wa_id, receipt }),
                 SandboxPacket::Typing { from, typing, at } => (at, SessionEvent::Typing { from, typing }),
+                // Only simulated customers keep copies of what they sent.
+                SandboxPacket::Sent { .. } => continue,
                 SandboxPacket::Banned { at } => {
                     let until = bus.sandbox_banned_until(&phone, now()).await.ok().flatten().unwrap_or(at);
                     let _ = tx.send(Incoming { event: SessionEvent::Banned { until }, ack: Some(entry.id) }).await;

@@ -15,7 +15,8 @@ use std::time::Duration;
 use balas_backend::now;
 use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, LeaseSubject, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms};
 use balas_domain::{
-    Channel, ChannelId, ChannelState, Provider, SendFailure, SendJob, Timestamp, WaEnvelope, WaEvent, WorkerKind,
+    Channel, ChannelId, ChannelState, Command, Provider, SendFailure, SendJob, SessionCommand, Timestamp, WaEnvelope,
+    WaEvent, WorkerKind,
 };
 use balas_storage::Store;
 use bullmq::{Job, RateLimiterOptions, Worker as QueueWorker};
@@ -32,6 +33,8 @@ const REBALANCE_EVERY: Duration = Duration::from_secs(2);
 const GIVE_BACK_FOR: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the send in flight.
 const FINISH_SEND_MS: u64 = 10_000;
+/// A session command older than this is dropped (a typing indicator from long ago means nothing).
+const COMMAND_FRESH_MS: i64 = 10_000;
 
 /// What every channel task of one worker shares.
 pub struct WaContext {
@@ -45,6 +48,7 @@ pub struct WaContext {
 struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    commands: mpsc::Sender<SessionCommand>,
 }
 
 /// Runs the worker's share of channels until `stop` turns true, then stops them all cleanly.
@@ -53,9 +57,18 @@ pub async fn run(ctx: Arc<WaContext>, mut stop: watch::Receiver<bool>) {
     let mut given_back: HashMap<ChannelId, Instant> = HashMap::new();
     let mut tick = interval(REBALANCE_EVERY);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let (command_tx, mut commands) = mpsc::channel(256);
+    let reader = tokio::spawn(read_commands(ctx.bus.clone(), command_tx, stop.clone()));
     loop {
         tokio::select! {
             _ = stop.changed() => break,
+            Some(command) = commands.recv() => {
+                if let Some(handle) = running.get(&command.channel_id) {
+                    // A channel busy reconnecting misses a typing hint or two rather than
+                    // holding up the others.
+                    let _ = handle.commands.try_send(command);
+                }
+            }
             _ = tick.tick() => {
                 if let Err(error) = rebalance(&ctx, &mut running, &mut given_back).await {
                     tracing::warn!(%error, "could not share out the channels; trying again");
@@ -63,6 +76,7 @@ pub async fn run(ctx: Arc<WaContext>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+    reader.abort();
     for handle in running.values() {
         let _ = handle.stop.send(true);
     }
@@ -116,8 +130,9 @@ async fn rebalance(
             if let Some(lease) = ctx.bus.acquire_lease(LeaseSubject::Channel(channel.id), &ctx.holder).await? {
                 tracing::info!(channel = %channel.id, fence = lease.fence, "took the channel");
                 let (stop, stopped) = watch::channel(false);
-                let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped));
-                running.insert(channel.id, Running { stop, task });
+                let (commands, received) = mpsc::channel(64);
+                let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped, received));
+                running.insert(channel.id, Running { stop, task, commands });
             }
         }
     }
@@ -183,7 +198,13 @@ async fn renew_lease(ctx: &WaContext, lease: &Lease) -> bool {
 }
 
 /// Runs one channel while this worker holds its lease.
-pub async fn run_channel(ctx: Arc<WaContext>, channel: Channel, lease: Lease, mut stop: watch::Receiver<bool>) {
+pub async fn run_channel(
+    ctx: Arc<WaContext>,
+    channel: Channel,
+    lease: Lease,
+    mut stop: watch::Receiver<bool>,
+    mut commands: mpsc::Receiver<SessionCommand>,
+) {
     let Some(provider) = ctx.sandbox.clone() else { return };
     let mut backoff = Duration::from_millis(500);
     let ended = loop {
@@ -226,6 +247,7 @@ pub async fn run_channel(ctx: Arc<WaContext>, channel: Channel, lease: Lease, mu
                         }
                     }
                     ended = controls.recv() => break ended.unwrap_or(Ended::Dropped("the session closed".to_owned())),
+                    Some(command) = commands.recv() => execute(session.as_ref(), command).await,
                 }
             }
         };
@@ -275,6 +297,61 @@ pub async fn run_channel(ctx: Arc<WaContext>, channel: Channel, lease: Lease, mu
         }
     }
     tracing::info!(channel = %channel.id, "stopped running the channel");
+}
+
+/// Reads the session commands from now on and hands them to [`run`], reconnecting while Redis
+/// is away.
+async fn read_commands(bus: Bus, out: mpsc::Sender<SessionCommand>, stop: watch::Receiver<bool>) {
+    let mut after: Option<String> = None;
+    while !*stop.borrow() {
+        let reader = match bus.dedicated().await {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read session commands; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if after.is_none() {
+            match reader.session_commands_tail().await {
+                Ok(tail) => after = Some(tail),
+                Err(_) => continue,
+            }
+        }
+        while let Some(from) = after.clone() {
+            match reader.read_session_commands(&from, 100).await {
+                Ok((commands, last)) => {
+                    for command in commands {
+                        if out.send(command).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(last) = last {
+                        after = Some(last);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "lost the session commands' stream; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Carries out a command on the channel's session (stale ones are dropped).
+async fn execute(session: &dyn Session, command: SessionCommand) {
+    if now().0 - command.at.0 > COMMAND_FRESH_MS {
+        return;
+    }
+    let done = match &command.command {
+        Command::Typing { to, typing } => session.set_typing(to, *typing).await,
+        Command::MarkRead { from, wa_ids } => session.mark_read(from, wa_ids).await,
+    };
+    if let Err(error) = done {
+        tracing::warn!(%error, channel = %command.channel_id, "could not carry out a session command");
+    }
 }
 
 /// Appends an event to the durable stream, retrying while Redis is away: an event is never

@@ -4,7 +4,7 @@
 use balas_domain::{Channel, ChannelState, Field};
 use leptos::prelude::*;
 
-use crate::api::{CreateSandboxChannel, list_channels, sandbox_enabled};
+use crate::api::{CreateSandboxChannel, list_channels, sandbox_enabled, set_read_receipts};
 use crate::i18n::*;
 use crate::ui::{ErrorBanner, FieldErrors, FormError, outcome};
 
@@ -41,6 +41,7 @@ pub fn ChannelsPage() -> impl IntoView {
         }
     });
     let row = move |c: Channel| {
+        let id = c.id;
         let state_class = match c.state {
             ChannelState::Connected => "status status-ok",
             ChannelState::Connecting | ChannelState::Reconnecting | ChannelState::Idle => "status status-wait",
@@ -56,6 +57,22 @@ pub fn ChannelsPage() -> impl IntoView {
                     {c.state_detail.clone().map(|d| view! { <div class="muted">{d}</div> })}
                 </td>
                 <td>{c.rate.get()} " / s"</td>
+                <td>
+                    <label class="toggle" title=move || t_string!(i18n, channels.read_receipts_hint).to_string()>
+                        <input
+                            type="checkbox"
+                            data-testid="read-receipts"
+                            checked=c.read_receipts
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                leptos::task::spawn_local(async move {
+                                    let _ = set_read_receipts(id.0, on).await;
+                                });
+                            }
+                        />
+                        <span class="visually-hidden">{t!(i18n, channels.read_receipts)}</span>
+                    </label>
+                </td>
             </tr>
         }
     };
@@ -79,6 +96,7 @@ pub fn ChannelsPage() -> impl IntoView {
                                             <th>{t!(i18n, channels.provider)}</th>
                                             <th>{t!(i18n, channels.state)}</th>
                                             <th>{t!(i18n, channels.rate)}</th>
+                                            <th>{t!(i18n, channels.read_receipts)}</th>
                                         </tr>
                                     </thead>
                                     <tbody>{list.into_iter().map(row).collect_view()}</tbody>

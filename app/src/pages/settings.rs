@@ -5,7 +5,10 @@ use leptos::prelude::*;
 use leptos_i18n::I18nContext;
 use leptos_router::components::{A, Outlet};
 
-use crate::api::{AddMember, ChangePassword, LogOutEverywhere, SetRole, audit_log, get_system_status, list_members};
+use crate::api::{
+    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, audit_log, get_system_status,
+    list_canned, list_members,
+};
 use crate::i18n::*;
 use crate::pages::shell::use_me;
 use crate::ui::{ErrorBanner, FieldErrors, FormError, LanguageSelect, format_time, outcome, reload_to};
@@ -21,6 +24,7 @@ pub fn SettingsLayout() -> impl IntoView {
                 <A href="/settings" exact=true>{t!(i18n, settings.account)}</A>
                 {admin.then(|| view! {
                     <A href="/settings/team">{t!(i18n, settings.team)}</A>
+                    <A href="/settings/canned">{t!(i18n, settings.canned)}</A>
                     <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
                     <A href="/settings/system">{t!(i18n, settings.system)}</A>
                 })}
@@ -278,6 +282,9 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::PasswordChanged => t_string!(i18n, audit.password_changed).to_string(),
         AuditAction::AccountLocked => t_string!(i18n, audit.account_locked).to_string(),
         AuditAction::ChannelCreated => t_string!(i18n, audit.channel_created).to_string(),
+        AuditAction::CannedResponseCreated => t_string!(i18n, audit.canned_response_created).to_string(),
+        AuditAction::CannedResponseDeleted => t_string!(i18n, audit.canned_response_deleted).to_string(),
+        AuditAction::ReadReceiptsChanged => t_string!(i18n, audit.read_receipts_changed).to_string(),
     }
 }
 
@@ -403,5 +410,61 @@ pub fn System() -> impl IntoView {
                 }
             })}
         </Transition>
+    }
+}
+
+/// Canned responses: agents insert them by typing `/` and the shortcut. Admins only.
+#[component]
+pub fn CannedResponses() -> impl IntoView {
+    let i18n = use_i18n();
+    let add = ServerAction::<AddCanned>::new();
+    let delete = ServerAction::<DeleteCanned>::new();
+    let list = Resource::new(move || (add.version().get(), delete.version().get()), |_| list_canned());
+    let outcome = outcome(add.value());
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move || {
+        if let (true, Some(form)) = (outcome.with(|v| matches!(v, Some(Ok(_)))), form.get_untracked()) {
+            form.reset();
+        }
+    });
+    view! {
+        <div class="card">
+            <h2>{t!(i18n, canned.title)}</h2>
+            <p class="muted">{t!(i18n, canned.intro)}</p>
+            <Transition fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
+                {move || Suspend::new(async move {
+                    match list.await {
+                        Ok(items) if items.is_empty() => view! {
+                            <p class="empty-state" data-testid="no-canned">{t!(i18n, canned.empty)}</p>
+                        }.into_any(),
+                        Ok(items) => view! {
+                            <ul class="plain canned-list" data-testid="canned-list">
+                                {items.into_iter().map(|c| view! {
+                                    <li>
+                                        <strong>"/" {c.shortcut.to_string()}</strong>
+                                        <span class="canned-body">{c.body.clone()}</span>
+                                        <ActionForm action=delete attr:class="inline">
+                                            <input type="hidden" name="id" value=c.id />
+                                            <button type="submit" class="link-button">{t!(i18n, canned.delete)}</button>
+                                        </ActionForm>
+                                    </li>
+                                }).collect_view()}
+                            </ul>
+                        }.into_any(),
+                        Err(error) => view! { <ErrorBanner error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <ActionForm action=add node_ref=form attr:novalidate=true attr:class="form">
+                <label for="canned_shortcut">{t!(i18n, canned.shortcut)}</label>
+                <input id="canned_shortcut" name="shortcut" autocomplete="off" placeholder="thanks" />
+                <FieldErrors outcome field=Field::Shortcut />
+                <label for="canned_body">{t!(i18n, canned.body)}</label>
+                <textarea id="canned_body" name="body" rows="3"></textarea>
+                <FieldErrors outcome field=Field::Text />
+                <FormError outcome />
+                <button type="submit" class="primary">{t!(i18n, canned.add)}</button>
+            </ActionForm>
+        </div>
     }
 }

@@ -7,6 +7,7 @@ use leptos_router::components::{A, Outlet, Redirect};
 
 use crate::api::{LogOut, get_me};
 use crate::i18n::*;
+use crate::live::LiveStatus;
 use crate::ui::{ErrorBanner, LanguageSelect, reload_to};
 
 /// The logged-in user, loaded once by the frame and given to every page under it (as a plain value:
@@ -61,6 +62,10 @@ fn Frame(me: Me) -> impl IntoView {
         }
     });
     let admin = me.is_admin();
+    // One live connection for every page of the frame; pages listen to it.
+    let live = RwSignal::new(LiveStatus::Connecting);
+    provide_context(live);
+    Effect::new(move || crate::live::start(live));
     let link = |href: &'static str, label: Signal<String>, icon: &'static str| {
         view! {
             <A href=href attr:class="nav-link">
@@ -98,6 +103,12 @@ fn Frame(me: Me) -> impl IntoView {
                 {link("/settings", label(|i| t_string!(i, nav.settings).to_string()), icons::SETTINGS)}
             </nav>
             <main class="content">
+                <Show when=move || live.get() == LiveStatus::Reconnecting>
+                    <p class="banner banner-warn live-banner" role="status" data-testid="reconnecting">
+                        {t!(i18n, inbox.reconnecting)}
+                    </p>
+                </Show>
+                <span hidden data-testid="live-status" data-state=move || live.get().as_str()></span>
                 <Outlet />
             </main>
         </div>
@@ -130,7 +141,6 @@ pub fn Forbidden() -> impl IntoView {
 /// What a page not built yet shows: plainly that it is not there.
 #[derive(Clone, Copy)]
 pub enum Soon {
-    Inbox,
     Contacts,
     Broadcasts,
     AiAgent,
@@ -140,13 +150,11 @@ pub enum Soon {
 pub fn SoonPage(page: Soon) -> impl IntoView {
     let i18n = use_i18n();
     let title = move || match page {
-        Soon::Inbox => t_string!(i18n, nav.inbox).to_string(),
         Soon::Contacts => t_string!(i18n, nav.contacts).to_string(),
         Soon::Broadcasts => t_string!(i18n, nav.broadcasts).to_string(),
         Soon::AiAgent => t_string!(i18n, nav.ai_agent).to_string(),
     };
     let body = move || match page {
-        Soon::Inbox => t_string!(i18n, soon.inbox).to_string(),
         Soon::Contacts => t_string!(i18n, soon.contacts).to_string(),
         Soon::Broadcasts => t_string!(i18n, soon.broadcasts).to_string(),
         Soon::AiAgent => t_string!(i18n, soon.ai_agent).to_string(),

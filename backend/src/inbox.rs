@@ -1,0 +1,316 @@
+//! The shared inbox: what agents may see and do with their workspace's conversations. Every call
+//! checks the caller's session and scopes to their workspace; a conversation of another workspace
+//! is answered exactly like one that does not exist (403, nothing about it leaks).
+
+use balas_domain::{
+    Activity, Agent, AppError, AuditAction, CHAT_PAGE, CannedResponse, ChannelId, Command, ConversationId,
+    ConversationStatus, ConversationSummary, ConversationView, Field, FieldError, INBOX_PAGE, InboxFilter, InboxPage,
+    Issue, LiveEvent, Message, MessageId, MessagePage, MessageText, SendJob, SenderKind, SessionCommand, Shortcut,
+    Timestamp, UserId,
+};
+use balas_storage::{Audit, ListCursor, StoreError};
+
+use crate::accounts::Caller;
+use crate::messaging::{new_wa_id, queue_text};
+use crate::{AppState, from_store, internal, now};
+
+/// A conversation of the caller's workspace, or `Forbidden` (for another workspace's and for one
+/// that does not exist alike).
+async fn owned(state: &AppState, caller: &Caller, id: ConversationId) -> Result<ConversationSummary, AppError> {
+    caller.require_active()?;
+    state.store.conversation(caller.me.workspace_id, id).await.map_err(from_store)?.ok_or(AppError::Forbidden)
+}
+
+fn scoped(error: StoreError) -> AppError {
+    match error {
+        StoreError::NotFound => AppError::Forbidden,
+        other => from_store(other),
+    }
+}
+
+/// Publishes a live event to the caller's workspace; a failure is logged (the change is stored,
+/// and browsers that miss it reload what they show when they reconnect).
+async fn announce(state: &AppState, caller: &Caller, event: LiveEvent) {
+    if let Err(error) = state.bus.publish_live(caller.me.workspace_id, &event).await {
+        tracing::warn!(%error, "a change was not announced live");
+    }
+}
+
+async fn command(state: &AppState, channel_id: ChannelId, command: Command) {
+    let command = SessionCommand { channel_id, at: now(), command };
+    if let Err(error) = state.bus.send_session_command(&command).await {
+        tracing::warn!(%error, "a session command was not sent");
+    }
+}
+
+/// A page of the caller's workspace's conversations that match `filter`, newest first.
+pub async fn inbox(
+    state: &AppState,
+    caller: &Caller,
+    filter: &InboxFilter,
+    after: Option<(i64, i64)>,
+) -> Result<InboxPage, AppError> {
+    caller.require_active()?;
+    filter.search_text().map_err(AppError::invalid)?;
+    let after = after.map(|(at, id)| ListCursor { last_message_at: Timestamp(at), id: ConversationId(id) });
+    let workspace = caller.me.workspace_id;
+    let (conversations, more) = state
+        .store
+        .conversations(workspace, caller.me.user_id, filter, after, INBOX_PAGE)
+        .await
+        .map_err(from_store)?;
+    let total_unread = state.store.total_unread(workspace).await.map_err(from_store)?;
+    Ok(InboxPage { conversations, more, total_unread })
+}
+
+/// Opens a conversation: its latest messages, its channel and the contact's other conversations.
+/// Opening marks it read (see [`mark_read`]).
+pub async fn open(state: &AppState, caller: &Caller, id: ConversationId) -> Result<ConversationView, AppError> {
+    let mut conversation = owned(state, caller, id).await?;
+    if let Some(read) = mark_read(state, caller, id).await? {
+        conversation = read;
+    }
+    let workspace = caller.me.workspace_id;
+    let channel = state.store.channel(conversation.channel_id).await.map_err(from_store)?.ok_or(AppError::Forbidden)?;
+    let mut messages = state.store.messages(workspace, id, None, CHAT_PAGE + 1).await.map_err(from_store)?;
+    let more = messages.len() > CHAT_PAGE as usize;
+    if more {
+        messages.remove(0);
+    }
+    let other_conversations = state
+        .store
+        .contact_conversations(workspace, conversation.contact_id)
+        .await
+        .map_err(from_store)?
+        .into_iter()
+        .filter(|c| c.id != id)
+        .collect();
+    Ok(ConversationView { conversation, channel, messages, more, other_conversations })
+}
+
+/// Messages of a conversation older than `before`.
+pub async fn older_messages(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    before: MessageId,
+) -> Result<MessagePage, AppError> {
+    owned(state, caller, id).await?;
+    let mut messages =
+        state.store.messages(caller.me.workspace_id, id, Some(before), CHAT_PAGE + 1).await.map_err(from_store)?;
+    let more = messages.len() > CHAT_PAGE as usize;
+    if more {
+        messages.remove(0);
+    }
+    Ok(MessagePage { messages, more })
+}
+
+/// Marks a conversation read by the team and, when its channel sends read receipts, tells the
+/// customer. Returns the conversation when its unread count changed (the other agents are told).
+pub async fn mark_read(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+) -> Result<Option<ConversationSummary>, AppError> {
+    caller.require_active()?;
+    let Some(read) = state.store.mark_conversation_read(caller.me.workspace_id, id).await.map_err(from_store)? else {
+        return Err(AppError::Forbidden);
+    };
+    if !read.wa_ids.is_empty() {
+        let channel = state.store.channel(read.conversation.channel_id).await.map_err(from_store)?;
+        if channel.is_some_and(|c| c.read_receipts) {
+            command(state, read.conversation.channel_id, Command::MarkRead { from: read.phone, wa_ids: read.wa_ids })
+                .await;
+        }
+    }
+    if !read.was_unread {
+        return Ok(None);
+    }
+    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(read.conversation.clone()) })
+        .await;
+    Ok(Some(read.conversation))
+}
+
+/// An agent's reply to the customer of a conversation.
+pub async fn reply(state: &AppState, caller: &Caller, id: ConversationId, text: &str) -> Result<Message, AppError> {
+    let conversation = owned(state, caller, id).await?;
+    let text = MessageText::parse(text).map_err(AppError::invalid)?;
+    queue_text(
+        state,
+        caller.me.workspace_id,
+        conversation.channel_id,
+        &conversation.contact_phone,
+        &text,
+        SenderKind::Agent,
+        Some(caller.me.user_id),
+    )
+    .await
+}
+
+/// A private note: shown to the workspace's agents, never sent to the customer.
+pub async fn add_note(state: &AppState, caller: &Caller, id: ConversationId, text: &str) -> Result<Message, AppError> {
+    owned(state, caller, id).await?;
+    let text = MessageText::parse(text).map_err(AppError::invalid)?;
+    let note_id = format!("note-{}", new_wa_id());
+    let (message, conversation) = state
+        .store
+        .add_note(caller.me.workspace_id, id, caller.me.user_id, &text, &note_id, now())
+        .await
+        .map_err(scoped)?;
+    let event = LiveEvent::MessageNew { message: Box::new(message.clone()), conversation: Box::new(conversation) };
+    announce(state, caller, event).await;
+    Ok(message)
+}
+
+/// Assigns a conversation to a member of the workspace, or to nobody.
+pub async fn assign(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    assignee: Option<i64>,
+) -> Result<ConversationSummary, AppError> {
+    owned(state, caller, id).await?;
+    let assignee = assignee.map(UserId);
+    let conversation = state.store.assign(caller.me.workspace_id, id, assignee).await.map_err(|error| match error {
+        StoreError::NotFound => AppError::invalid(FieldError::new(Field::Assignee, Issue::NotAllowed)),
+        other => from_store(other),
+    })?;
+    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(conversation.clone()) }).await;
+    Ok(conversation)
+}
+
+pub async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    status: &str,
+) -> Result<ConversationSummary, AppError> {
+    owned(state, caller, id).await?;
+    let status = ConversationStatus::parse(status)
+        .ok_or_else(|| AppError::invalid(FieldError::new(Field::Status, Issue::NotAllowed)))?;
+    let conversation =
+        state.store.set_conversation_status(caller.me.workspace_id, id, status).await.map_err(scoped)?;
+    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(conversation.clone()) }).await;
+    Ok(conversation)
+}
+
+/// Sends a failed message again (as a new job of the same message, so the customer gets it once).
+pub async fn retry(state: &AppState, caller: &Caller, id: MessageId) -> Result<Message, AppError> {
+    caller.require_active()?;
+    let workspace_id = caller.me.workspace_id;
+    let requeued = state.store.requeue_failed(workspace_id, id, now()).await.map_err(scoped)?;
+    let message = requeued.message;
+    let text = MessageText::parse(&message.body).map_err(internal)?;
+    let event = LiveEvent::MessageStatus {
+        message_id: message.id,
+        conversation_id: message.conversation_id,
+        status: message.status,
+        error: None,
+    };
+    announce(state, caller, event).await;
+    let job = SendJob {
+        workspace_id,
+        channel_id: message.channel_id,
+        message_id: message.id,
+        to: requeued.to,
+        wa_id: message.wa_id.clone(),
+        text,
+        retry: requeued.retry,
+    };
+    state.bus.enqueue_send(&job, SenderKind::Agent.priority()).await.map_err(internal)?;
+    Ok(message)
+}
+
+/// What an agent does in a conversation, told to the other agents; typing also shows "typing…"
+/// to the customer.
+pub async fn activity(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    activity: Activity,
+) -> Result<(), AppError> {
+    let conversation = owned(state, caller, id).await?;
+    let event = LiveEvent::AgentActivity {
+        conversation_id: id,
+        user_id: caller.me.user_id,
+        name: caller.me.name.clone(),
+        activity,
+        until: now().plus_millis(activity.lasts_ms()),
+    };
+    announce(state, caller, event).await;
+    if activity != Activity::Viewing {
+        let typing = activity == Activity::Typing;
+        command(state, conversation.channel_id, Command::Typing { to: conversation.contact_phone, typing }).await;
+    }
+    Ok(())
+}
+
+/// The members of the caller's workspace (to assign to, and to name who wrote what).
+pub async fn agents(state: &AppState, caller: &Caller) -> Result<Vec<Agent>, AppError> {
+    caller.require_active()?;
+    state.store.agents(caller.me.workspace_id).await.map_err(from_store)
+}
+
+pub async fn canned_responses(state: &AppState, caller: &Caller) -> Result<Vec<CannedResponse>, AppError> {
+    caller.require_active()?;
+    state.store.canned_responses(caller.me.workspace_id).await.map_err(from_store)
+}
+
+async fn audit(state: &AppState, caller: &Caller, action: AuditAction, subject: &str, detail: &str) {
+    let entry = Audit {
+        workspace_id: caller.me.workspace_id,
+        actor: Some(caller.me.user_id),
+        action,
+        subject,
+        detail,
+        ip: None,
+        at: now(),
+    };
+    if let Err(error) = state.store.append_audit(&entry).await {
+        tracing::error!(%error, "an admin action was not written to the audit log");
+    }
+}
+
+/// Adds a canned response (admins).
+pub async fn create_canned_response(
+    state: &AppState,
+    caller: &Caller,
+    shortcut: &str,
+    body: &str,
+) -> Result<CannedResponse, AppError> {
+    caller.require_admin()?;
+    let mut errors = Vec::new();
+    let shortcut = Shortcut::parse(shortcut).map_err(|e| errors.push(e)).ok();
+    let body = MessageText::parse(body).map_err(|e| errors.push(e)).ok();
+    let (Some(shortcut), Some(body)) = (shortcut, body) else {
+        return Err(AppError::Invalid { errors });
+    };
+    let created = state
+        .store
+        .create_canned_response(caller.me.workspace_id, &shortcut, &body, now())
+        .await
+        .map_err(from_store)?;
+    audit(state, caller, AuditAction::CannedResponseCreated, shortcut.as_str(), "").await;
+    Ok(created)
+}
+
+pub async fn delete_canned_response(state: &AppState, caller: &Caller, id: i64) -> Result<(), AppError> {
+    caller.require_admin()?;
+    state.store.delete_canned_response(caller.me.workspace_id, id).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::CannedResponseDeleted, &id.to_string(), "").await;
+    Ok(())
+}
+
+/// Turns read receipts of a channel on or off (admins).
+pub async fn set_read_receipts(state: &AppState, caller: &Caller, channel: i64, on: bool) -> Result<(), AppError> {
+    caller.require_admin()?;
+    state.store.set_read_receipts(caller.me.workspace_id, ChannelId(channel), on).await.map_err(from_store)?;
+    let detail = if on { "on" } else { "off" };
+    audit(state, caller, AuditAction::ReadReceiptsChanged, &channel.to_string(), detail).await;
+    Ok(())
+}
+
+pub async fn unread_total(state: &AppState, caller: &Caller) -> Result<i64, AppError> {
+    caller.require_active()?;
+    state.store.total_unread(caller.me.workspace_id).await.map_err(from_store)
+}
