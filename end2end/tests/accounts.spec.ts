@@ -26,7 +26,9 @@ test("first run: setup creates the workspace and lands on the dashboard", async 
   await expect(page).toHaveURL(/\/inbox$/);
   await hydrated(page);
   await expect(page.getByTestId("who")).toHaveText(admin.name);
-  await expect(page.getByRole("heading", { name: /Inbox/ })).toContainText("Not built yet");
+  // A new workspace's inbox says what to do next.
+  await expect(page.getByTestId("inbox-empty")).toContainText("No channels yet: add one in Channels");
+  await expect(page.getByTestId("inbox-empty").getByRole("link", { name: "Open Channels" })).toBeVisible();
   for (const item of ["Inbox", "Contacts", "Broadcasts", "AI agent", "Channels", "Settings"]) {
     await expect(page.getByRole("navigation", { name: "Main navigation" }).getByRole("link", { name: item })).toBeVisible();
   }

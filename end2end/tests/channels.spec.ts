@@ -5,7 +5,7 @@ test("an admin adds a sandbox channel and sees it connect", async ({ page }) => 
   const noErrors = failOnPageErrors(page);
   await logIn(page, admin.email, admin.password);
   await hydrated(page);
-  await page.getByRole("link", { name: "Channels" }).click();
+  await page.getByRole("link", { name: "Channels", exact: true }).click();
   await expect(page.getByRole("heading", { name: "Channels" })).toBeVisible();
   await expect(page.getByTestId("no-channels")).toContainText("No channels yet");
 

@@ -3,12 +3,13 @@
 //! concurrent ingest of one contact's first messages makes one contact and one conversation.
 
 use balas_domain::{
-    ChannelName, ChannelState, ConversationStatus, Email, MessageStatus, MessageText, PersonName, PhoneNumber,
-    Provider, RatePerSecond, Role, SenderKind, Timestamp, WorkspaceId, WorkspaceName,
+    ChannelName, ChannelState, ConversationStatus, MessageStatus, MessageText, Provider, RatePerSecond, SenderKind,
 };
-use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewMember, NewOutbound, Store, StoreError};
+use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewOutbound, Store, StoreError};
 
 use balas_testkit::conformance;
+
+mod common;
 
 conformance!(
     inbound_messages_are_stored_once,
@@ -18,36 +19,7 @@ conformance!(
     concurrent_first_messages_make_one_conversation,
 );
 
-const T0: Timestamp = Timestamp(1_700_000_000_000);
-
-fn phone(raw: &str) -> PhoneNumber {
-    PhoneNumber::parse(raw).unwrap()
-}
-
-async fn workspace(store: &Store, name: &str, admin: &str) -> WorkspaceId {
-    let (email, person) = (Email::parse(admin).unwrap(), PersonName::parse("Admin").unwrap());
-    let member = NewMember {
-        email: &email,
-        name: &person,
-        role: Role::Admin,
-        password_hash: Some("hash"),
-        must_change_password: false,
-    };
-    store.create_workspace(&WorkspaceName::parse(name).unwrap(), &member, T0).await.unwrap().0
-}
-
-async fn channel(store: &Store, workspace_id: WorkspaceId, number: &str) -> balas_domain::Channel {
-    let name = ChannelName::parse("Sales").unwrap();
-    let phone = phone(number);
-    let channel = NewChannel {
-        workspace_id,
-        name: &name,
-        provider: Provider::Sandbox,
-        phone: &phone,
-        rate: RatePerSecond::DEFAULT,
-    };
-    store.create_channel(&channel, T0).await.unwrap()
-}
+use common::{T0, channel, phone, workspace};
 
 async fn inbound_messages_are_stored_once(store: Store) {
     let ws = workspace(&store, "Toko", "a@example.com").await;

@@ -10,33 +10,13 @@ use std::time::Duration;
 
 use balas_bus::stream_id_cmp;
 use balas_domain::{
-    Channel, ConversationId, Direction, LiveEvent, Message, MessageStatus, PhoneNumber, ServerFrame, WaEnvelope,
+    Direction, LiveEvent, Message, MessageStatus, PhoneNumber, ServerFrame, WaEnvelope,
     WaEvent,
 };
-use common::{Harness, eventually};
+use common::{Harness, eventually, next_message, wait_connected};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;
 use serde_json::Value;
-
-async fn wait_connected(live: &mut common::Live, channel: &Channel) {
-    loop {
-        let event = live.event().await;
-        if let LiveEvent::ChannelState { channel_id, state: balas_domain::ChannelState::Connected, .. } = event.event
-            && channel_id == channel.id
-        {
-            return;
-        }
-    }
-}
-
-async fn next_message(live: &mut common::Live) -> (String, Message, ConversationId) {
-    loop {
-        let envelope = live.event().await;
-        if let LiveEvent::MessageNew { message, conversation } = envelope.event {
-            return (envelope.id, *message, conversation.id);
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_customer_message_is_stored_once_and_reaches_only_its_workspace() {

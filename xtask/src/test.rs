@@ -124,21 +124,33 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
     let dir = tmp.0.join("e2e");
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("server.log");
-    let mut server = Guard::spawn(
-        "balas-server",
-        Command::new(project.binary(Profile::Dev, "balas-server"))
-            .env("BALAS_LISTEN", format!("127.0.0.1:{port}"))
-            .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
-            .env("BALAS_REDIS_URL", redis_url)
-            .env("BALAS_REDIS_PREFIX", "e2e")
-            .env("BALAS_SANDBOX", "true")
-            .env("BALAS_SITE_ROOT", project.site_root())
-            .env("RUST_LOG", "info")
-            .current_dir(&dir)
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(Stdio::inherit()),
-    )?;
+    std::fs::File::create(&log)?;
+    let pid_file = dir.join("server.pid");
+    let server_command = {
+        let (binary, site_root, dir, log) =
+            (project.binary(Profile::Dev, "balas-server"), project.site_root(), dir.clone(), log.clone());
+        let redis_url = redis_url.to_owned();
+        move || -> Result<Command> {
+            let mut command = Command::new(&binary);
+            command
+                .env("BALAS_LISTEN", format!("127.0.0.1:{port}"))
+                .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
+                .env("BALAS_REDIS_URL", &redis_url)
+                .env("BALAS_REDIS_PREFIX", "e2e")
+                .env("BALAS_SANDBOX", "true")
+                .env("BALAS_SITE_ROOT", &site_root)
+                .env("RUST_LOG", "info")
+                .current_dir(&dir)
+                .stdout(std::fs::File::options().append(true).open(&log)?)
+                .stderr(Stdio::inherit());
+            Ok(command)
+        }
+    };
+    let mut server = Guard::spawn("balas-server", &mut server_command()?)?;
     proc::wait_until("balas-server", &mut server, Duration::from_secs(60), || proc::http_ok(port, "/readyz"))?;
+    // Supervise the server like a process manager would: a spec may kill it (its id is in
+    // BALAS_E2E_SERVER_PID_FILE) to prove that browsers reconnect and catch up; it comes back.
+    let supervisor = Supervisor::start(server, server_command, pid_file.clone())?;
     let mut workers = Vec::new();
     for bin in ["balas-wa-worker", "balas-ai-worker"] {
         let mut worker = Guard::spawn(
@@ -165,13 +177,14 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
             .args(["playwright", "test"])
             .current_dir(project.root.join("end2end"))
             .env("BALAS_E2E_URL", format!("http://127.0.0.1:{port}"))
+            .env("BALAS_E2E_SERVER_PID_FILE", &pid_file)
             .env("PLAYWRIGHT_JSON_OUTPUT_FILE", &report),
     )?
     .wait()?;
     for mut worker in workers {
         worker.stop();
     }
-    server.stop();
+    supervisor.stop();
     let counts = std::fs::read_to_string(&report)
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
@@ -192,5 +205,53 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
             Ok(counts)
         }
         _ => bail!("playwright failed without a report ({status})"),
+    }
+}
+
+/// Keeps a server running: starts it again whenever it exits, until stopped.
+struct Supervisor {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Supervisor {
+    fn start(
+        first: Guard,
+        command: impl Fn() -> Result<Command> + Send + 'static,
+        pid_file: std::path::PathBuf,
+    ) -> Result<Self> {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        std::fs::write(&pid_file, first.id().map(|id| id.to_string()).unwrap_or_default())?;
+        let thread = std::thread::spawn(move || {
+            let mut server = first;
+            loop {
+                while !stopping.load(Ordering::SeqCst) && server.exited().is_none() {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if stopping.load(Ordering::SeqCst) {
+                    server.stop();
+                    return;
+                }
+                eprintln!("xtask: balas-server exited; starting it again");
+                match command().and_then(|mut command| Guard::spawn("balas-server", &mut command)) {
+                    Ok(next) => {
+                        let _ = std::fs::write(&pid_file, next.id().map(|id| id.to_string()).unwrap_or_default());
+                        server = next;
+                    }
+                    Err(error) => {
+                        eprintln!("xtask: cannot start balas-server again: {error:#}");
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.thread.join();
     }
 }

@@ -88,7 +88,7 @@ impl Inbox {
         let filter = self.filter.get_untracked();
         spawn_local(async move {
             let result = load_inbox(filter, None).await;
-            if self.generation.get_value() != generation {
+            if self.generation.try_get_value() != Some(generation) {
                 return;
             }
             match result {
@@ -115,7 +115,7 @@ impl Inbox {
         let filter = self.filter.get_untracked();
         spawn_local(async move {
             let result = load_inbox(filter, Some(last)).await;
-            if self.generation.get_value() != generation {
+            if self.generation.try_get_value() != Some(generation) {
                 return;
             }
             match result {
@@ -141,7 +141,7 @@ impl Inbox {
     fn refresh_total(self) {
         spawn_local(async move {
             if let Ok(total) = unread_total().await {
-                self.total_unread.set(total);
+                self.total_unread.try_set(total);
             }
         });
     }
@@ -317,6 +317,7 @@ pub fn InboxPage() -> impl IntoView {
             </section>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -329,8 +330,8 @@ fn Filters(inbox: Inbox) -> impl IntoView {
         search_generation.set_value(generation);
         set_timeout(
             move || {
-                if search_generation.get_value() == generation {
-                    inbox.filter.update(|f| f.search = value);
+                if search_generation.try_get_value() == Some(generation) {
+                    inbox.filter.try_update(|f| f.search = value);
                 }
             },
             std::time::Duration::from_millis(250),
@@ -402,6 +403,7 @@ fn Filters(inbox: Inbox) -> impl IntoView {
             </div>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -494,6 +496,7 @@ fn ConversationList(inbox: Inbox, selected: Memo<Option<ConversationId>>, admin:
             </Show>
         </div>
     }
+    .into_any()
 }
 
 /// Another agent's presence in the open conversation.
@@ -533,7 +536,12 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
     };
     let load = move || {
         spawn_local(async move {
-            match open_conversation(id.0).await {
+            let opened = open_conversation(id.0).await;
+            // Another conversation may have been opened meanwhile.
+            if messages.is_disposed() {
+                return;
+            }
+            match opened {
                 Ok(view) => {
                     inbox.apply(&view.conversation, None);
                     conversation.set(Some(view.conversation));
@@ -571,10 +579,15 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
     Effect::new(move || {
         let here = move || send_frame(&ClientFrame::Activity { conversation_id: id, activity: Activity::Viewing });
         here();
+        // The clock expires others' presence; this agent's own is told again every 10 s.
+        let ticks = StoredValue::new(0u32);
         let beat = set_interval_with_handle(
             move || {
-                here();
                 clock.set(now_ms());
+                ticks.update_value(|t| *t += 1);
+                if ticks.get_value() % 5 == 0 {
+                    here();
+                }
             },
             std::time::Duration::from_secs(2),
         )
@@ -630,8 +643,8 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
                     // WhatsApp repeats "typing" while it lasts; a lost "stopped" must not stick.
                     set_timeout(
                         move || {
-                            if typing_generation.get_value() == generation {
-                                customer_typing.set(false);
+                            if typing_generation.try_get_value() == Some(generation) {
+                                customer_typing.try_set(false);
                             }
                         },
                         std::time::Duration::from_secs(8),
@@ -656,7 +669,9 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
     let load_older = move || {
         let Some(first) = messages.with_untracked(|list| list.first().map(|m| m.id)) else { return };
         spawn_local(async move {
-            if let Ok(page) = older_messages(id.0, first.0).await {
+            if let Ok(page) = older_messages(id.0, first.0).await
+                && !messages.is_disposed()
+            {
                 // The browser keeps what is on screen in place when content is added above it.
                 messages.update(|list| {
                     let mut older = page.messages;
@@ -713,10 +728,13 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
                     <p class="typing" data-testid="customer-typing">{t!(i18n, inbox.customer_typing)}</p>
                 </Show>
             </div>
-            {move || conversation.get().is_some().then(|| view! { <Composer id inbox add_message /> })}
+            <Show when=move || conversation.with(Option::is_some)>
+                <Composer id inbox add_message />
+            </Show>
             {move || conversation.get().map(|c| view! { <ContactPanel conversation=c others channel /> })}
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -801,6 +819,7 @@ fn ChatHeader(
             {move || problem.get().map(|p| view! { <p class="field-error" role="alert">{p}</p> })}
         </header>
     }
+    .into_any()
 }
 
 #[component]
@@ -883,6 +902,7 @@ fn Bubble(message: Message, inbox: Inbox, conversation: RwSignal<Option<Conversa
             })}
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -912,7 +932,7 @@ fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Co
 
     let activity = move |activity: Activity| send_frame(&ClientFrame::Activity { conversation_id: id, activity });
     let stop_typing = move || {
-        if last_typing.get_value() > 0.0 {
+        if last_typing.try_get_value().unwrap_or(0.0) > 0.0 {
             last_typing.set_value(0.0);
             activity(Activity::Idle);
         }
@@ -931,7 +951,8 @@ fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Co
         idle_generation.set_value(generation);
         set_timeout(
             move || {
-                if idle_generation.get_value() == generation {
+                // The composer may be gone by then (another conversation opened).
+                if idle_generation.try_get_value() == Some(generation) {
                     stop_typing();
                 }
             },
@@ -960,7 +981,12 @@ fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Co
         let as_note = note.get_untracked();
         sending.set(true);
         spawn_local(async move {
-            match reply(id.0, body, as_note).await {
+            let outcome = reply(id.0, body, as_note).await;
+            // The agent may have moved to another conversation meanwhile.
+            if sending.try_set(false).is_some() {
+                return;
+            }
+            match outcome {
                 Ok(message) => {
                     text.set(String::new());
                     problem.set(None);
@@ -972,7 +998,6 @@ fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Co
                     problem.set(field.or_else(|| error_text(i18n, &error)));
                 }
             }
-            sending.set(false);
             if let Some(area) = area.get_untracked() {
                 let _ = area.focus();
             }
@@ -1068,6 +1093,7 @@ fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Co
             </div>
         </form>
     }
+    .into_any()
 }
 
 #[component]
@@ -1110,4 +1136,5 @@ fn ContactPanel(
             }}
         </aside>
     }
+    .into_any()
 }

@@ -54,12 +54,14 @@ pub fn PhonePage() -> impl IntoView {
             }}
         </main>
     }
+    .into_any()
 }
 
 #[component]
 fn PhoneSetup() -> impl IntoView {
     let i18n = use_i18n();
-    let channels = LocalResource::new(phone_channels);
+    let channels = RwSignal::new(None::<Result<Vec<SandboxChannel>, balas_domain::AppError>>);
+    Effect::new(move || spawn_local(async move { channels.set(Some(phone_channels().await)) }));
     let me = RwSignal::new(String::new());
     let to = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
@@ -89,17 +91,18 @@ fn PhoneSetup() -> impl IntoView {
         <section class="card phone-setup">
             <h1>{t!(i18n, phone.title)}</h1>
             <p class="muted">{t!(i18n, phone.intro)}</p>
-            <Suspense fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
-                {move || { let open = open.clone(); Suspend::new(async move {
-                    match channels.await {
-                        Err(balas_domain::AppError::NotFound) => view! {
+                {move || { let open = open.clone();
+                    match channels.get() {
+                        None => view! { <p>{t!(i18n, loading)}</p> }.into_any(),
+                        Some(Err(balas_domain::AppError::NotFound)) => view! {
+
                             <p class="empty-state" data-testid="phone-disabled">{t!(i18n, phone.disabled)}</p>
                         }.into_any(),
-                        Err(error) => view! { <ErrorBanner error /> }.into_any(),
-                        Ok(list) if list.is_empty() => view! {
+                        Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
+                        Some(Ok(list)) if list.is_empty() => view! {
                             <p class="empty-state" data-testid="phone-no-channels">{t!(i18n, phone.no_channels)}</p>
                         }.into_any(),
-                        Ok(list) => {
+                        Some(Ok(list)) => {
                             if to.get_untracked().is_empty()
                                 && let Some(first) = list.first()
                             {
@@ -124,10 +127,10 @@ fn PhoneSetup() -> impl IntoView {
                             }.into_any()
                         }
                     }
-                })}}
-            </Suspense>
+                }}
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -145,11 +148,13 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
     let last_typing = StoredValue::new(0f64);
     let idle_generation = StoredValue::new(0u64);
     let scroller = NodeRef::<leptos::html::Div>::new();
-    let channel_name = LocalResource::new(move || {
+    let channel_name = RwSignal::new(None::<String>);
+    Effect::new(move || {
         let to = to.get_value();
-        async move {
-            phone_channels().await.ok().and_then(|list| list.into_iter().find(|c| c.phone == to).map(|c| c.name))
-        }
+        spawn_local(async move {
+            let found = phone_channels().await.ok().and_then(|list| list.into_iter().find(|c| c.phone == to));
+            channel_name.set(found.map(|c| c.name));
+        });
     });
 
     // Reads what the channel sent (blue ticks for the agent) while the page is in view.
@@ -221,8 +226,8 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
                     if typing {
                         set_timeout(
                             move || {
-                                if typing_generation.get_value() == generation {
-                                    agent_typing.set(false);
+                                if typing_generation.try_get_value() == Some(generation) {
+                                    agent_typing.try_set(false);
                                 }
                             },
                             std::time::Duration::from_secs(8),
@@ -266,7 +271,7 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
         idle_generation.set_value(generation);
         set_timeout(
             move || {
-                if idle_generation.get_value() == generation {
+                if idle_generation.try_get_value() == Some(generation) {
                     stop_typing();
                 }
             },
@@ -302,7 +307,7 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
                 <a href="/phone" class="back">"←"</a>
                 <div>
                     <strong data-testid="phone-channel">
-                        {move || channel_name.get().flatten().unwrap_or_else(|| to_text.clone())}
+                        {move || channel_name.get().unwrap_or_else(|| to_text.clone())}
                     </strong>
                     <div class="small phone-status">
                         {move || if agent_typing.get() {
@@ -354,6 +359,7 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
             </form>
         </section>
     }
+    .into_any()
 }
 
 fn phone_time(at: Timestamp) -> String {

@@ -359,3 +359,25 @@ pub async fn kill_9(child: &mut tokio::process::Child) {
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
+
+/// Waits for the channel to report itself connected.
+pub async fn wait_connected(live: &mut Live, channel: &Channel) {
+    loop {
+        let event = live.event().await;
+        if let balas_domain::LiveEvent::ChannelState { channel_id, state: balas_domain::ChannelState::Connected, .. } = event.event
+            && channel_id == channel.id
+        {
+            return;
+        }
+    }
+}
+
+/// The next new message on the live socket, with its event id and conversation.
+pub async fn next_message(live: &mut Live) -> (String, balas_domain::Message, balas_domain::ConversationId) {
+    loop {
+        let envelope = live.event().await;
+        if let balas_domain::LiveEvent::MessageNew { message, conversation } = envelope.event {
+            return (envelope.id, *message, conversation.id);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+import { expect, test, type Browser, type Page } from "@playwright/test";
+import * as fs from "node:fs";
+import { admin, agent, failOnPageErrors, hydrated, logIn, open } from "./helpers";
+
+// The channel the channels spec added, and the customers these tests play.
+const channel = "+628112222333";
+const customer = "+628139990001";
+
+async function agentPage(browser: Browser, who: { email: string; password: string }): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await logIn(page, who.email, who.password);
+  await expect(page).toHaveURL(/\/inbox/);
+  await hydrated(page);
+  await expect(page.getByTestId("live-status")).toHaveAttribute("data-state", "live");
+  return page;
+}
+
+async function phonePage(browser: Browser, me: string): Promise<Page> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await open(page, "/phone");
+  await page.getByLabel("Your number (as the customer)").fill(me);
+  await page.getByLabel("Write to channel").selectOption(channel);
+  await page.getByRole("button", { name: "Open chat" }).click();
+  await expect(page.getByTestId("phone")).toBeVisible();
+  return page;
+}
+
+async function phoneSays(phone: Page, text: string) {
+  await phone.getByTestId("phone-input").fill(text);
+  await phone.getByTestId("phone-input").press("Enter");
+  await expect(phone.getByTestId("phone-message").filter({ hasText: text }).first()).toBeVisible();
+}
+
+function row(page: Page, who: string) {
+  return page.getByTestId("conversation").filter({ hasText: who });
+}
+
+async function openConversation(page: Page, who: string) {
+  await row(page, who).click();
+  await expect(page.getByTestId("chat-name")).toHaveText(who);
+}
+
+test("a customer writes from the phone; the inbox shows it live; replies, ticks and typing go both ways", async ({ browser }) => {
+  const ana = await agentPage(browser, admin);
+  const noErrors = failOnPageErrors(ana);
+  await expect(ana).toHaveTitle("Inbox · Balas");
+  const phone = await phonePage(browser, customer);
+
+  await phoneSays(phone, "Halo, apakah sepatu ini ada ukuran 42?");
+  // Live, without a reload: the conversation appears, unread, and the tab title counts it.
+  await expect(row(ana, customer)).toHaveAttribute("data-unread", "1");
+  await expect(ana.getByTestId("total-unread")).toHaveAttribute("data-count", "1");
+  await expect(ana).toHaveTitle("(1) Inbox · Balas");
+
+  // j opens the first conversation from the keyboard; opening marks it read.
+  await ana.locator("body").press("j");
+  await expect(ana.getByTestId("chat-name")).toHaveText(customer);
+  await expect(ana.getByTestId("message").filter({ hasText: "ukuran 42" })).toBeVisible();
+  await expect(ana).toHaveTitle("Inbox · Balas");
+  await expect(row(ana, customer)).toHaveAttribute("data-unread", "0");
+  // …and the customer's message shows blue ticks on the phone (read receipts are on by default).
+  await expect(phone.getByTestId("phone-message").filter({ hasText: "ukuran 42" })).toHaveAttribute("data-state", "read");
+
+  // The customer types: the agent sees it, and it goes away when the customer stops.
+  await phone.getByTestId("phone-input").pressSequentially("sebentar", { delay: 20 });
+  await expect(ana.getByTestId("customer-typing")).toBeVisible();
+  await expect(ana.getByTestId("customer-typing")).toBeHidden({ timeout: 15_000 });
+  await phone.getByTestId("phone-input").fill("");
+
+  // The agent types: the phone shows "typing…", until the agent stops.
+  const composer = ana.getByTestId("composer");
+  await composer.pressSequentially("Ada kak", { delay: 20 });
+  await expect(phone.getByTestId("agent-typing")).toBeVisible();
+  await expect(phone.getByTestId("agent-typing")).toBeHidden({ timeout: 15_000 });
+
+  // Enter sends (Shift+Enter is a new line); the ticks go to delivered, then read on the phone.
+  await composer.press("Shift+Enter");
+  await composer.pressSequentially("ukuran 42 ready");
+  await composer.press("Enter");
+  await expect(composer).toHaveValue("");
+  const reply = ana.getByTestId("message").filter({ hasText: "ukuran 42 ready" });
+  await expect(phone.getByTestId("phone-message").filter({ hasText: "ukuran 42 ready" })).toBeVisible();
+  await expect(reply).toHaveAttribute("data-status", "read");
+
+  // Bad input: nothing empty, nothing over the limit, and no HTML is interpreted.
+  await expect(ana.getByRole("button", { name: "Send" })).toBeDisabled();
+  const outbound = await ana.locator(".bubble.outbound").count();
+  await composer.fill("x".repeat(4097));
+  await composer.press("Enter");
+  await expect(ana.getByTestId("composer-error")).toContainText("WhatsApp allows at most 4096");
+  await composer.fill("");
+  await expect(ana.locator(".bubble.outbound")).toHaveCount(outbound);
+  await phoneSays(phone, "<b>bold</b><img src=x onerror=\"window.__pwned=1\">");
+  const html = ana.getByTestId("message").filter({ hasText: "<b>bold</b>" });
+  await expect(html).toBeVisible();
+  await expect(html.locator("b, img")).toHaveCount(0);
+  expect(await ana.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+  noErrors();
+});
+
+test("two agents see each other's assignment, status, replies and notes live; notes never reach the phone", async ({ browser }) => {
+  const ana = await agentPage(browser, admin);
+  const budi = await agentPage(browser, agent);
+  const phone = await phonePage(browser, customer);
+  await openConversation(ana, customer);
+  await openConversation(budi, customer);
+
+  // Each sees that the other is here (collision warning).
+  await expect(budi.getByTestId("collision")).toContainText("Ana Admin is viewing");
+  await expect(ana.getByTestId("collision")).toContainText("Budi Agent is viewing");
+
+  await ana.getByTestId("assignee-select").selectOption({ label: "Budi Agent" });
+  await expect(budi.getByTestId("assignee-select").locator("option:checked")).toHaveText("Budi Agent");
+  await budi.getByRole("button", { name: "Mine" }).click();
+  await expect(row(budi, customer)).toBeVisible();
+
+  await ana.getByTestId("status-select").selectOption("pending");
+  await expect(budi.getByTestId("status-select").locator("option:checked")).toHaveText("Pending");
+
+  await budi.getByTestId("composer").fill("Saya bantu cek ya kak");
+  await budi.getByTestId("composer").press("Enter");
+  await expect(ana.getByTestId("message").filter({ hasText: "Saya bantu cek ya kak" })).toBeVisible();
+
+  await ana.getByTestId("note-tab").click();
+  await ana.getByTestId("composer").fill("VIP customer, give the discount");
+  await ana.getByTestId("composer").press("Enter");
+  const note = budi.getByTestId("message").filter({ hasText: "VIP customer" });
+  await expect(note).toHaveAttribute("data-note", "true");
+  await expect(note).toContainText("Private note · Ana Admin");
+
+  // A reply after the note reaches the phone; the note never does.
+  await ana.getByRole("tab", { name: "Reply" }).click();
+  await ana.getByTestId("composer").fill("Diskon 10% untuk kakak");
+  await ana.getByTestId("composer").press("Enter");
+  await expect(phone.getByTestId("phone-message").filter({ hasText: "Diskon 10%" })).toBeVisible();
+  await expect(phone.getByTestId("phone-messages")).not.toContainText("VIP customer");
+
+  await ana.getByTestId("status-select").selectOption("open");
+  await expect(budi.getByTestId("status-select").locator("option:checked")).toHaveText("Open");
+});
+
+test("after a server restart the inbox reconnects and shows what it missed, in order, once", async ({ browser, request }) => {
+  const pidFile = process.env.BALAS_E2E_SERVER_PID_FILE;
+  expect(pidFile, "run with `cargo xtask test`, which supervises the server").toBeTruthy();
+  const ana = await agentPage(browser, admin);
+  const phone = await phonePage(browser, customer);
+  await openConversation(ana, customer);
+
+  process.kill(Number(fs.readFileSync(pidFile!, "utf8")), "SIGKILL");
+  await expect(ana.getByTestId("reconnecting")).toBeVisible();
+  await expect.poll(async () => (await request.get("/readyz").catch(() => null))?.status(), { timeout: 30_000 }).toBe(200);
+
+  for (const text of ["restart one", "restart two", "restart three"]) {
+    await phoneSays(phone, text);
+  }
+  const texts = ana.getByTestId("message").filter({ hasText: /^.*restart (one|two|three).*$/ });
+  await expect(texts).toHaveCount(3, { timeout: 30_000 });
+  await expect(ana.getByTestId("reconnecting")).toBeHidden();
+  const bodies = await texts.locator(".bubble-body").allTextContents();
+  expect(bodies).toEqual(["restart one", "restart two", "restart three"]);
+});
+
+test("canned responses: admins manage them, agents insert them with /", async ({ browser }) => {
+  const ana = await agentPage(browser, admin);
+  const noErrors = failOnPageErrors(ana);
+  await open(ana, "/settings/canned");
+  await expect(ana.getByTestId("no-canned")).toBeVisible();
+  await ana.getByLabel("Shortcut").fill("a b");
+  await ana.getByLabel("Text").fill("hello");
+  await ana.getByRole("button", { name: "Add canned response" }).click();
+  await expect(ana.locator("[data-field=Shortcut]")).toBeVisible();
+  await ana.getByLabel("Shortcut").fill("thanks");
+  await ana.getByLabel("Text").fill("Terima kasih sudah menghubungi Toko Maju!");
+  await ana.getByRole("button", { name: "Add canned response" }).click();
+  await expect(ana.getByTestId("canned-list")).toContainText("/thanks");
+
+  await open(ana, "/inbox");
+  await openConversation(ana, customer);
+  const composer = ana.getByTestId("composer");
+  await composer.pressSequentially("/tha");
+  await expect(ana.getByTestId("canned")).toContainText("/thanks");
+  await composer.press("Enter");
+  await expect(composer).toHaveValue("Terima kasih sudah menghubungi Toko Maju!");
+  await composer.fill("");
+  noErrors();
+});
+
+test("editing the URL does not open a conversation the agent may not see", async ({ browser }) => {
+  const budi = await agentPage(browser, agent);
+  const answer = budi.waitForResponse((r) => r.url().includes("/api/conversation"));
+  await budi.goto("/inbox/987654");
+  expect((await answer).status()).toBe(403);
+  await expect(budi.getByTestId("chat-error")).toContainText("does not allow");
+  await expect(budi.getByTestId("chat-name")).toHaveCount(0);
+});
