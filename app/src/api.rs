@@ -365,8 +365,7 @@ pub async fn older_messages(conversation: i64, before: i64) -> Result<MessagePag
     ssr::respond(
         async {
             let (state, caller) = (ssr::state()?, ssr::caller().await?);
-            balas_backend::inbox::older_messages(&state, &caller, ConversationId(conversation), MessageId(before))
-                .await
+            balas_backend::inbox::older_messages(&state, &caller, ConversationId(conversation), MessageId(before)).await
         }
         .await,
     )
@@ -484,9 +483,7 @@ pub async fn phone_typing(from: String, to: String, typing: bool) -> Result<(), 
 
 #[server(prefix = "/api", endpoint = "phone_read")]
 pub async fn phone_read(reader: String, sender: String, wa_ids: Vec<String>) -> Result<(), AppError> {
-    ssr::respond(
-        async { balas_backend::sandbox::customer_read(&ssr::state()?, &reader, &sender, &wa_ids).await }.await,
-    )
+    ssr::respond(async { balas_backend::sandbox::customer_read(&ssr::state()?, &reader, &sender, &wa_ids).await }.await)
 }
 
 /// Unread customer messages over the caller's whole workspace.

@@ -91,12 +91,8 @@ struct Connection {
 
 /// Starts the live connection (once per page).
 pub fn start(status: RwSignal<LiveStatus>) {
-    let connection = Rc::new(Connection {
-        status,
-        last: RefCell::new(None),
-        attempt: Cell::new(0),
-        heard: Cell::new(now_ms()),
-    });
+    let connection =
+        Rc::new(Connection { status, last: RefCell::new(None), attempt: Cell::new(0), heard: Cell::new(now_ms()) });
     connect(connection.clone());
     // Ping now and then; a socket that stays silent well past that is dead without knowing it
     // (a network drop without a reset): close it, which reconnects.

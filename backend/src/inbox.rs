@@ -54,11 +54,8 @@ pub async fn inbox(
     filter.search_text().map_err(AppError::invalid)?;
     let after = after.map(|(at, id)| ListCursor { last_message_at: Timestamp(at), id: ConversationId(id) });
     let workspace = caller.me.workspace_id;
-    let (conversations, more) = state
-        .store
-        .conversations(workspace, caller.me.user_id, filter, after, INBOX_PAGE)
-        .await
-        .map_err(from_store)?;
+    let (conversations, more) =
+        state.store.conversations(workspace, caller.me.user_id, filter, after, INBOX_PAGE).await.map_err(from_store)?;
     let total_unread = state.store.total_unread(workspace).await.map_err(from_store)?;
     Ok(InboxPage { conversations, more, total_unread })
 }
@@ -126,8 +123,7 @@ pub async fn mark_read(
     if !read.was_unread {
         return Ok(None);
     }
-    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(read.conversation.clone()) })
-        .await;
+    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(read.conversation.clone()) }).await;
     Ok(Some(read.conversation))
 }
 
@@ -188,8 +184,7 @@ pub async fn set_status(
     owned(state, caller, id).await?;
     let status = ConversationStatus::parse(status)
         .ok_or_else(|| AppError::invalid(FieldError::new(Field::Status, Issue::NotAllowed)))?;
-    let conversation =
-        state.store.set_conversation_status(caller.me.workspace_id, id, status).await.map_err(scoped)?;
+    let conversation = state.store.set_conversation_status(caller.me.workspace_id, id, status).await.map_err(scoped)?;
     announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(conversation.clone()) }).await;
     Ok(conversation)
 }

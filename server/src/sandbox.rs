@@ -101,7 +101,8 @@ async fn send(
     body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<Json<Sent>, ApiError> {
     let Json(body) = body?;
-    let wa_id = sandbox::customer_send(&state, &body.from, &body.to, &body.text).await.map_err(api_error(SEND_FIELDS))?;
+    let wa_id =
+        sandbox::customer_send(&state, &body.from, &body.to, &body.text).await.map_err(api_error(SEND_FIELDS))?;
     Ok(Json(Sent { wa_id }))
 }
 

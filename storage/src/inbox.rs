@@ -182,12 +182,13 @@ impl Store {
     ) -> StoreResult<Option<ReadMark>> {
         let mut tx = self.pool.begin().await?;
         // Write first (see `queue_message`): this also takes the row for the rest of the transaction.
-        let before: Option<i64> =
-            sqlx::query_scalar("UPDATE conversations SET unread = 0 WHERE workspace_id = $1 AND id = $2 RETURNING read_upto")
-                .bind(workspace_id.0)
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let before: Option<i64> = sqlx::query_scalar(
+            "UPDATE conversations SET unread = 0 WHERE workspace_id = $1 AND id = $2 RETURNING read_upto",
+        )
+        .bind(workspace_id.0)
+        .bind(id.0)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(read_upto) = before else {
             tx.rollback().await?;
             return Ok(None);
@@ -267,8 +268,7 @@ impl Store {
              WHERE workspace_id = $1 AND id = $2 AND status = 'failed' AND direction = 'outbound' AND note = 0 \
              RETURNING {MESSAGE_COLUMNS}, retry"
         );
-        let row =
-            sqlx::query(&sql).bind(workspace_id.0).bind(id.0).bind(now.0).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(workspace_id.0).bind(id.0).bind(now.0).fetch_optional(&self.pool).await?;
         let row = row.ok_or(StoreError::NotFound)?;
         let message = message_from_row(&row)?;
         let retry = u32::try_from(row.try_get::<i64, _>(14)?).unwrap_or(u32::MAX);

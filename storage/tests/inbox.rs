@@ -3,8 +3,8 @@
 //! message gets one read receipt), private notes, retries of failed sends and canned responses.
 
 use balas_domain::{
-    Assignment, AuditAction, ConversationStatus, Email, InboxFilter, MessageStatus, MessageText, PersonName, Role, SenderKind,
-    Shortcut, UserId,
+    Assignment, AuditAction, ConversationStatus, Email, InboxFilter, MessageStatus, MessageText, PersonName, Role,
+    SenderKind, Shortcut, UserId,
 };
 use balas_storage::{Audit, Conflict, ListCursor, MessageKey, NewInbound, NewMember, NewOutbound, Store, StoreError};
 use balas_testkit::conformance;
@@ -45,7 +45,17 @@ async fn the_list_filters_searches_and_pages(store: Store) {
     assert_eq!(store.total_unread(ws).await.unwrap(), 4);
 
     let search = |text: &str| InboxFilter { search: text.into(), ..InboxFilter::default() };
-    for (text, expected) in [("siti", 1), ("RAHMA", 1), ("560003", 1), ("+62 812 3456", 3), ("100%", 1), ("%", 1), ("_", 1), ("i%", 0), ("zz", 0)] {
+    for (text, expected) in [
+        ("siti", 1),
+        ("RAHMA", 1),
+        ("560003", 1),
+        ("+62 812 3456", 3),
+        ("100%", 1),
+        ("%", 1),
+        ("_", 1),
+        ("i%", 0),
+        ("zz", 0),
+    ] {
         let found = store.conversations(ws, me, &search(text), None, 10).await.unwrap().0;
         assert_eq!(found.len(), expected, "search {text:?}");
         assert!(found.iter().all(|c| search(text).matches(c, me)), "the browser's filter agrees for {text:?}");
@@ -89,7 +99,8 @@ async fn assignment_stays_in_the_workspace(store: Store) {
     inbound(&store, &sales, "+6281234560001", None, "A1", 1).await;
     let conversation = store.conversations(ws, UserId(0), &InboxFilter::default(), None, 1).await.unwrap().0[0].clone();
     let (email, name) = (Email::parse("budi@example.com").unwrap(), PersonName::parse("Budi").unwrap());
-    let agent = NewMember { email: &email, name: &name, role: Role::Agent, password_hash: None, must_change_password: false };
+    let agent =
+        NewMember { email: &email, name: &name, role: Role::Agent, password_hash: None, must_change_password: false };
     let audit = Audit {
         workspace_id: ws,
         actor: None,

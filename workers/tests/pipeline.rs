@@ -9,10 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use balas_bus::stream_id_cmp;
-use balas_domain::{
-    Direction, LiveEvent, Message, MessageStatus, PhoneNumber, ServerFrame, WaEnvelope,
-    WaEvent,
-};
+use balas_domain::{Direction, LiveEvent, Message, MessageStatus, PhoneNumber, ServerFrame, WaEnvelope, WaEvent};
 use common::{Harness, eventually, next_message, wait_connected};
 use reqwest::StatusCode;
 use secrecy::ExposeSecret;

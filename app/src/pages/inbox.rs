@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use balas_domain::{
     Activity, Agent, AppError, Assignment, CannedResponse, Channel, ClientFrame, ConversationId, ConversationStatus,
-    ConversationSummary, Direction, InboxFilter, LiveEvent, Message, MessageStatus, MessageText, SenderKind,
-    Timestamp, UserId,
+    ConversationSummary, Direction, InboxFilter, LiveEvent, Message, MessageStatus, MessageText, SenderKind, Timestamp,
+    UserId,
 };
 use leptos::ev;
 use leptos::prelude::*;
@@ -259,9 +259,10 @@ pub fn InboxPage() -> impl IntoView {
     Effect::new(move || {
         let navigate = navigate.clone();
         let handle = window_event_listener(ev::keydown, move |event: web_sys::KeyboardEvent| {
-            let in_field = event.target().and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok()).is_some_and(
-                |el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"),
-            );
+            let in_field = event
+                .target()
+                .and_then(|t| wasm_bindgen::JsCast::dyn_into::<web_sys::Element>(t).ok())
+                .is_some_and(|el| matches!(el.tag_name().as_str(), "INPUT" | "TEXTAREA" | "SELECT"));
             let step = match event.key().as_str() {
                 "ArrowDown" if event.alt_key() => 1,
                 "ArrowUp" if event.alt_key() => -1,
@@ -451,7 +452,9 @@ fn ConversationList(inbox: Inbox, selected: Memo<Option<ConversationId>>, admin:
             </li>
         }
     };
-    let is_default = move || inbox.filter.with(|f| f.search.trim().is_empty() && f.channel.is_none() && f.assignment == Assignment::All);
+    let is_default = move || {
+        inbox.filter.with(|f| f.search.trim().is_empty() && f.channel.is_none() && f.assignment == Assignment::All)
+    };
     view! {
         <div class="conv-scroll">
             {move || inbox.error.get().map(|error| view! { <ErrorBanner error /> })}
@@ -830,7 +833,8 @@ fn Bubble(message: Message, inbox: Inbox, conversation: RwSignal<Option<Conversa
             .with_untracked(|c| c.as_ref().and_then(|c| c.contact_name.clone()))
             .unwrap_or_else(|| t_string!(i18n, inbox.customer).to_string()),
         (note, SenderKind::Agent) => {
-            let name = inbox.agent_name(message.sender_user).unwrap_or_else(|| t_string!(i18n, inbox.agent).to_string());
+            let name =
+                inbox.agent_name(message.sender_user).unwrap_or_else(|| t_string!(i18n, inbox.agent).to_string());
             if note { format!("{} · {name}", t_string!(i18n, inbox.note)) } else { name }
         }
         (_, SenderKind::Ai) => t_string!(i18n, inbox.ai).to_string(),
@@ -906,7 +910,11 @@ fn Bubble(message: Message, inbox: Inbox, conversation: RwSignal<Option<Conversa
 }
 
 #[component]
-fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Copy + Send + Sync + 'static) -> impl IntoView {
+fn Composer(
+    id: ConversationId,
+    inbox: Inbox,
+    add_message: impl Fn(Message) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     let i18n = use_i18n();
     let text = RwSignal::new(String::new());
     let note = RwSignal::new(false);
@@ -972,9 +980,7 @@ fn Composer(id: ConversationId, inbox: Inbox, add_message: impl Fn(Message) + Co
         }
         if too_long() {
             let count = length();
-            problem.set(Some(
-                t_string!(i18n, inbox.too_long, count = count, max = MessageText::MAX_CHARS).to_string(),
-            ));
+            problem.set(Some(t_string!(i18n, inbox.too_long, count = count, max = MessageText::MAX_CHARS).to_string()));
             return;
         }
         let body = text.get_untracked();

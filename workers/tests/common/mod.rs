@@ -364,7 +364,9 @@ pub async fn kill_9(child: &mut tokio::process::Child) {
 pub async fn wait_connected(live: &mut Live, channel: &Channel) {
     loop {
         let event = live.event().await;
-        if let balas_domain::LiveEvent::ChannelState { channel_id, state: balas_domain::ChannelState::Connected, .. } = event.event
+        if let balas_domain::LiveEvent::ChannelState {
+            channel_id, state: balas_domain::ChannelState::Connected, ..
+        } = event.event
             && channel_id == channel.id
         {
             return;
