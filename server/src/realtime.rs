@@ -4,6 +4,11 @@
 //! `{"type":"subscribe","after":LAST_ID}` (or `null` for "from now"); the server answers
 //! `subscribed`, then every event of the workspace it missed after `LAST_ID`, in order, then live
 //! events as they happen. Frames that do not parse get an `error` frame; the connection stays.
+//!
+//! Once subscribed, the browser may report what its agent does in a conversation
+//! (`{"type":"activity","conversation_id":7,"activity":"typing"}`, at most 4 a second): the other
+//! agents of the workspace hear it, and typing is passed on to the customer. A conversation of
+//! another workspace is refused with an `error` frame.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -49,7 +49,7 @@ pub fn run(profile: Profile) -> Result<()> {
             Ok(started) => {
                 children = started;
                 println!(
-                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    sandbox    http://127.0.0.1:{http_port}/sandbox/api (simulated customers' phones)\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
+                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    phone      http://127.0.0.1:{http_port}/phone (play a customer on the sandbox network)\n    sandbox    http://127.0.0.1:{http_port}/sandbox/api (simulated customers' phones, over HTTP)\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
                     data.display(),
                     env.redis_url
                 );
