@@ -130,6 +130,7 @@ pub async fn run(args: &Args) -> Result<()> {
                     to: PhoneNumber::parse(&format!("+62812{:07}1", n % 1000))?,
                     wa_id: format!("3EB0{n:020X}"),
                     text: MessageText::parse("Your order has shipped.")?,
+                    retry: 0,
                 };
                 bus.enqueue_send(&job, SendPriority::Bulk).await?;
             }

@@ -251,7 +251,7 @@ mod tests {
         let filter = |search: &str, assignment| InboxFilter { search: search.into(), assignment, ..Default::default() };
         assert!(filter("siti", Assignment::Mine).matches(&siti, me));
         assert!(filter("RAHMA", Assignment::All).matches(&siti, me));
-        assert!(filter("0812 345", Assignment::All).matches(&siti, me) == false);
+        assert!(!filter("0812 345", Assignment::All).matches(&siti, me));
         assert!(filter("812 345", Assignment::All).matches(&siti, me));
         assert!(!filter("siti", Assignment::Unassigned).matches(&siti, me));
         assert!(!filter("", Assignment::Mine).matches(&siti, UserId(4)));

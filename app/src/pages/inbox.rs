@@ -32,7 +32,7 @@ use crate::ui::{ErrorBanner, error_text, issue_text};
 
 /// Newest activity first, as the server orders them.
 fn sort(list: &mut [ConversationSummary]) {
-    list.sort_by(|a, b| (b.last_message_at, b.id).cmp(&(a.last_message_at, a.id)));
+    list.sort_by_key(|c| std::cmp::Reverse((c.last_message_at, c.id)));
 }
 
 fn contact_label(c: &ConversationSummary) -> String {
@@ -576,7 +576,7 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
             let _ = mark_read(id.0).await;
         });
     };
-    Effect::new(move || load());
+    Effect::new(load);
 
     // Tell the others that this agent is here, again before it expires, and when leaving.
     Effect::new(move || {
@@ -588,7 +588,7 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
             move || {
                 clock.set(now_ms());
                 ticks.update_value(|t| *t += 1);
-                if ticks.get_value() % 5 == 0 {
+                if ticks.get_value().is_multiple_of(5) {
                     here();
                 }
             },
