@@ -195,3 +195,19 @@ test("editing the URL does not open a conversation the agent may not see", async
   await expect(budi.getByTestId("chat-error")).toContainText("does not allow");
   await expect(budi.getByTestId("chat-name")).toHaveCount(0);
 });
+
+test("on a phone-sized screen the list and the chat take turns", async ({ browser }) => {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  const page = await context.newPage();
+  await logIn(page, admin.email, admin.password);
+  await hydrated(page);
+  await expect(row(page, customer)).toBeVisible();
+  await row(page, customer).click();
+  await expect(page.getByTestId("chat-name")).toHaveText(customer);
+  await expect(row(page, customer)).toBeHidden();
+  await expect(page.getByTestId("composer")).toBeVisible();
+  await page.getByRole("link", { name: "← Conversations" }).click();
+  await expect(row(page, customer)).toBeVisible();
+  await expect(page.getByTestId("chat-name")).toHaveCount(0);
+  await context.close();
+});
