@@ -1,4 +1,5 @@
 import { defineConfig } from "@playwright/test";
+import { launchOptions } from "./chromium.cjs";
 
 // `cargo xtask test` starts a Balas server on a fresh database and passes its address here.
 const baseURL = process.env.BALAS_E2E_URL;
@@ -18,19 +19,6 @@ export default defineConfig({
   use: {
     baseURL,
     trace: "retain-on-failure",
-    launchOptions: {
-      // Debian's Chromium; Playwright's own browser download cannot be reached from here.
-      executablePath: "/usr/bin/chromium",
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    },
+    launchOptions,
   },
 });

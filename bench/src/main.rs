@@ -11,9 +11,16 @@
 //!   event appended).
 //! - `ratelimit [--channels 20] [--rate 5] [--seconds 60]`: every channel kept busy at its
 //!   limit; the worst count of sends in any sliding second, and the achieved share of the limit.
+//! - `inbox [--probes 120] [--interval 300] [--timeout 15000] [--rate 200] [--clients 1000]
+//!   [--customers 200] [--conversations 5000] [--messages 100000] [--logins 5]`: in Chromium on
+//!   the release site, the time from a customer's send until the agent's inbox shows it (p50/p99/max
+//!   over `probes` messages, idle, then under the pipeline benchmark's load); the time from login
+//!   until the inbox is interactive with `conversations` and `messages` stored; the wasm, JS and
+//!   CSS sizes.
 //!
 //! Figures print as a table; with `--json` the last line is one JSON object.
 
+mod inbox;
 mod pipeline;
 mod queue;
 mod ratelimit;
@@ -32,7 +39,7 @@ impl Args {
     fn parse() -> Result<Self> {
         let mut all: Vec<String> = std::env::args().skip(1).collect();
         if all.is_empty() {
-            bail!("usage: balas-bench pipeline|queue|ratelimit [--json] [--option value ...]");
+            bail!("usage: balas-bench pipeline|queue|ratelimit|inbox [--json] [--option value ...]");
         }
         let name = all.remove(0);
         Ok(Self { name, pairs: all })
@@ -102,6 +109,7 @@ async fn main() -> Result<()> {
         "pipeline" => pipeline::run(&args).await,
         "queue" => queue::run(&args).await,
         "ratelimit" => ratelimit::run(&args).await,
-        other => bail!("no benchmark named {other:?}; choose pipeline, queue or ratelimit"),
+        "inbox" => inbox::run(&args).await,
+        other => bail!("no benchmark named {other:?}; choose pipeline, queue, ratelimit or inbox"),
     }
 }

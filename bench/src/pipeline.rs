@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::setup::{ADMIN_EMAIL, ADMIN_PASSWORD, Bench};
+use crate::setup::{Bench, log_in};
 use crate::{Args, percentile, report, run_peer};
 
 fn micros() -> u64 {
@@ -25,6 +25,23 @@ fn bench_stamp(frame: &str) -> Option<(u32, u64)> {
     let end = rest.find('"')?;
     let (index, sent) = rest[..end].split_once(' ')?;
     Some((index.parse().ok()?, sent.parse().ok()?))
+}
+
+/// The customers `phones` (in turn) send `total` messages to the channel `to`, `rate` per second,
+/// each reading `bench <index> <sent micros>` (what [`run_clients`] times). The inbox benchmark
+/// runs it as its background load.
+pub async fn send_load(bench: &Bench, to: &PhoneNumber, phones: &[PhoneNumber], rate: u64, total: usize) -> Result<()> {
+    let rules = bench.settings.sandbox_rules();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    for index in 0..total {
+        tick.tick().await;
+        let wa_id = balas_backend::messaging::new_wa_id();
+        let text = format!("bench {index} {}", micros());
+        let from = &phones[index % phones.len()];
+        bench.state.bus.sandbox_send(rules, None, from, to, &wa_id, &text, balas_backend::now()).await?;
+    }
+    Ok(())
 }
 
 /// Opens `clients` subscribed WebSockets (then says so on `ready`), and records for each client
@@ -123,22 +140,7 @@ pub async fn run(args: &Args) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let login = reqwest::Client::new()
-        .post(format!("{base}/api/login"))
-        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
-        .send()
-        .await?;
-    let cookie = login
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("balas_session="))
-        .context("login gave no session cookie")?
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let cookie = log_in(&base).await?;
 
     // The clients run on one thread of their own, as the Socket.io peer's clients share one Node
     // event loop: the server keeps the rest of the machine.
@@ -154,16 +156,7 @@ pub async fn run(args: &Args) -> Result<()> {
     println!("{} customers send {rate} messages/s for {seconds} s…", customers);
     let phones: Vec<PhoneNumber> =
         (0..customers).map(|i| PhoneNumber::parse(&format!("+62813{i:07}"))).collect::<Result<_, _>>()?;
-    let rules = bench.settings.sandbox_rules();
-    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    for index in 0..total {
-        tick.tick().await;
-        let wa_id = balas_backend::messaging::new_wa_id();
-        let text = format!("bench {index} {}", micros());
-        let from = &phones[index % phones.len()];
-        bench.state.bus.sandbox_send(rules, None, from, &channel.phone, &wa_id, &text, balas_backend::now()).await?;
-    }
+    send_load(&bench, &channel.phone, &phones, rate, total).await?;
     let results = tokio::task::spawn_blocking(move || client_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;

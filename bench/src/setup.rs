@@ -97,3 +97,20 @@ impl Bench {
         self.settings.redis_url.expose_secret().to_owned()
     }
 }
+
+/// The admin's session cookie, from the login API.
+pub async fn log_in(base: &str) -> Result<String> {
+    let login = reqwest::Client::new()
+        .post(format!("{base}/api/login"))
+        .form(&[("email", ADMIN_EMAIL), ("password", ADMIN_PASSWORD)])
+        .send()
+        .await?;
+    let cookie = login
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("balas_session="))
+        .context("login gave no session cookie")?;
+    Ok(cookie.split(';').next().unwrap_or_default().to_owned())
+}

@@ -5,7 +5,7 @@
 //! - `cargo xtask test [--no-e2e]`: every test (unit, integration against a real Redis, SQLite and
 //!   PostgreSQL that it starts, Playwright in Chromium), then one summary line.
 //! - `cargo xtask build [--release]`: the site (wasm, JS, CSS) and the server binaries.
-//! - `cargo xtask bench NAME [--json] [options]`: run a benchmark (pipeline, queue, ratelimit)
+//! - `cargo xtask bench NAME [--json] [options]`: run a benchmark (pipeline, queue, ratelimit, inbox)
 //!   beside its peer.
 
 mod dev;
@@ -49,7 +49,7 @@ fn run() -> Result<()> {
 }
 
 /// Benchmarks: the names `balas-bench` knows (see `bench/src/main.rs` for each one's options).
-const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit"];
+const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox"];
 
 /// Builds the benchmarks in release mode, starts a Redis of their own (no persistence, as in
 /// `../shared/BASELINES.md`), installs the Node peers, and runs `balas-bench NAME ARGS…`.
@@ -64,6 +64,15 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
     let tmp = services::TempDir::new("balas-bench")?;
     let port = proc::free_port()?;
     let _redis = services::redis(&tmp.0.join("redis"), port, false)?;
+    if name == "inbox" {
+        // The inbox benchmark drives the release site in Chromium through the end-to-end tests'
+        // Playwright. (The site goes where every build puts it: a running `dev` or test server gets
+        // the release bundle.)
+        tools::ensure_build_tools(&project, true)?;
+        tools::ensure_chromium()?;
+        tools::ensure_e2e_packages(&project)?;
+        site::build_site(&project, site::Profile::Release)?;
+    }
     // The pipeline benchmark runs the server and the worker as processes of their own.
     proc::run(project.cargo().args(["build", "--release", "-p", "balas-server", "-p", "balas-workers", "--bins"]))?;
     proc::run(
@@ -71,7 +80,9 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
             .cargo()
             .args(["run", "--release", "-p", "balas-bench", "--bin", "balas-bench", "--", name])
             .args(rest)
-            .env("BALAS_BENCH_REDIS_URL", format!("redis://127.0.0.1:{port}")),
+            .env("BALAS_BENCH_REDIS_URL", format!("redis://127.0.0.1:{port}"))
+            // The servers that benchmarks start serve the built site from here.
+            .env("BALAS_SITE_ROOT", project.site_root()),
     )
 }
 
