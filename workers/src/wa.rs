@@ -315,7 +315,11 @@ async fn read_commands(bus: Bus, out: mpsc::Sender<SessionCommand>, stop: watch:
         if after.is_none() {
             match reader.session_commands_tail().await {
                 Ok(tail) => after = Some(tail),
-                Err(_) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read session commands; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
         }
         while let Some(from) = after.clone() {
