@@ -376,7 +376,7 @@ pub async fn mark_read(conversation: i64) -> Result<(), AppError> {
     ssr::respond(
         async {
             let (state, caller) = (ssr::state()?, ssr::caller().await?);
-            balas_backend::inbox::mark_read(&state, &caller, ConversationId(conversation)).await.map(|_| ())
+            balas_backend::inbox::mark_read(&state, &caller, ConversationId(conversation)).await
         }
         .await,
     )

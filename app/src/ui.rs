@@ -156,6 +156,52 @@ pub fn LanguageSelect(#[prop(optional)] remember: bool) -> impl IntoView {
     }
 }
 
+/// "Typing…" told to someone else while a person types: `tell(true)` at most every 3 s, and
+/// `tell(false)` once after 4 s without a keystroke, or at [`Typing::stop`] (a message was sent).
+#[derive(Clone, Copy)]
+pub struct Typing<F: Fn(bool) + Copy + 'static> {
+    tell: F,
+    /// When "typing" was last told (0 while not typing).
+    last: StoredValue<f64>,
+    /// Bumped by every keystroke, so that only the last one's quiet timer stops.
+    generation: StoredValue<u64>,
+}
+
+impl<F: Fn(bool) + Copy + 'static> Typing<F> {
+    pub fn new(tell: F) -> Self {
+        Self { tell, last: StoredValue::new(0.0), generation: StoredValue::new(0) }
+    }
+
+    /// A keystroke: tells "typing" if `announce` and not told in the last 3 s, and (re)starts the
+    /// quiet timer either way.
+    pub fn keystroke(self, announce: bool) {
+        let now = crate::live::now_ms();
+        if announce && now - self.last.get_value() > 3000.0 {
+            self.last.set_value(now);
+            (self.tell)(true);
+        }
+        let generation = self.generation.get_value() + 1;
+        self.generation.set_value(generation);
+        set_timeout(
+            move || {
+                // The component may be gone by then.
+                if self.generation.try_get_value() == Some(generation) {
+                    self.stop();
+                }
+            },
+            std::time::Duration::from_secs(4),
+        );
+    }
+
+    /// Tells "stopped", if "typing" was told.
+    pub fn stop(self) {
+        if self.last.try_get_value().unwrap_or(0.0) > 0.0 {
+            self.last.set_value(0.0);
+            (self.tell)(false);
+        }
+    }
+}
+
 /// Formats a timestamp as date and time in UTC: the same text on the server and in the browser, so
 /// hydration finds what it expects.
 pub fn format_time(millis: i64) -> String {

@@ -8,7 +8,7 @@ use balas_domain::{
     Issue, LiveEvent, Message, MessageId, MessagePage, MessageText, SendJob, SenderKind, SessionCommand, Shortcut,
     Timestamp, UserId,
 };
-use balas_storage::{Audit, ListCursor, StoreError};
+use balas_storage::{Audit, ListCursor, ReadMark, StoreError};
 
 use crate::accounts::Caller;
 use crate::messaging::{new_wa_id, queue_text};
@@ -61,14 +61,13 @@ pub async fn inbox(
 }
 
 /// Opens a conversation: its latest messages, its channel and the contact's other conversations.
-/// Opening marks it read (see [`mark_read`]).
+/// Opening marks it read (as [`mark_read`] does).
 pub async fn open(state: &AppState, caller: &Caller, id: ConversationId) -> Result<ConversationView, AppError> {
-    let mut conversation = owned(state, caller, id).await?;
-    if let Some(read) = mark_read(state, caller, id).await? {
-        conversation = read;
-    }
+    let read = read(state, caller, id).await?;
+    let channel =
+        state.store.channel(read.conversation.channel_id).await.map_err(from_store)?.ok_or(AppError::Forbidden)?;
+    let conversation = after_read(state, caller, read, channel.read_receipts).await;
     let workspace = caller.me.workspace_id;
-    let channel = state.store.channel(conversation.channel_id).await.map_err(from_store)?.ok_or(AppError::Forbidden)?;
     let mut messages = state.store.messages(workspace, id, None, CHAT_PAGE + 1).await.map_err(from_store)?;
     let more = messages.len() > CHAT_PAGE as usize;
     if more {
@@ -103,28 +102,37 @@ pub async fn older_messages(
 }
 
 /// Marks a conversation read by the team and, when its channel sends read receipts, tells the
-/// customer. Returns the conversation when its unread count changed (the other agents are told).
-pub async fn mark_read(
-    state: &AppState,
-    caller: &Caller,
-    id: ConversationId,
-) -> Result<Option<ConversationSummary>, AppError> {
+/// customer. The other agents are told when its unread count changed.
+pub async fn mark_read(state: &AppState, caller: &Caller, id: ConversationId) -> Result<(), AppError> {
+    let read = read(state, caller, id).await?;
+    // The channel is looked up only when there is something to send receipts for.
+    let receipts = !read.wa_ids.is_empty()
+        && state
+            .store
+            .channel(read.conversation.channel_id)
+            .await
+            .map_err(from_store)?
+            .is_some_and(|c| c.read_receipts);
+    after_read(state, caller, read, receipts).await;
+    Ok(())
+}
+
+/// Marks a conversation of the caller's workspace read (`Forbidden` for any other).
+async fn read(state: &AppState, caller: &Caller, id: ConversationId) -> Result<ReadMark, AppError> {
     caller.require_active()?;
-    let Some(read) = state.store.mark_conversation_read(caller.me.workspace_id, id).await.map_err(from_store)? else {
-        return Err(AppError::Forbidden);
-    };
-    if !read.wa_ids.is_empty() {
-        let channel = state.store.channel(read.conversation.channel_id).await.map_err(from_store)?;
-        if channel.is_some_and(|c| c.read_receipts) {
-            command(state, read.conversation.channel_id, Command::MarkRead { from: read.phone, wa_ids: read.wa_ids })
-                .await;
-        }
+    state.store.mark_conversation_read(caller.me.workspace_id, id).await.map_err(from_store)?.ok_or(AppError::Forbidden)
+}
+
+/// Sends the read receipts (with `receipts`) and tells the other agents; returns the conversation.
+async fn after_read(state: &AppState, caller: &Caller, read: ReadMark, receipts: bool) -> ConversationSummary {
+    if receipts && !read.wa_ids.is_empty() {
+        command(state, read.conversation.channel_id, Command::MarkRead { from: read.phone, wa_ids: read.wa_ids }).await;
     }
-    if !read.was_unread {
-        return Ok(None);
+    if read.was_unread {
+        announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(read.conversation.clone()) })
+            .await;
     }
-    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(read.conversation.clone()) }).await;
-    Ok(Some(read.conversation))
+    read.conversation
 }
 
 /// An agent's reply to the customer of a conversation.

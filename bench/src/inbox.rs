@@ -12,10 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use balas_domain::{Channel, ChannelState, PhoneNumber};
+use balas_domain::{Channel, PhoneNumber};
 use futures::{SinkExt, StreamExt};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -24,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::setup::{ADMIN_EMAIL, ADMIN_PASSWORD, Bench, log_in};
+use crate::setup::{ADMIN_EMAIL, ADMIN_PASSWORD, Bench, Processes, log_in};
 use crate::{Args, percentile, pipeline, report};
 
 /// The customers that send the probe messages, in turn (each well under the sandbox's ban rate).
@@ -52,7 +51,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let bench = Bench::start().await?;
     let load_channel = bench.channel(1, 5).await?;
     let probe_channel = bench.channel(2, 5).await?;
-    let balas = Balas::start(&bench, &[&load_channel, &probe_channel]).await?;
+    let balas = start_balas(&bench, &[&load_channel, &probe_channel]).await?;
     let from: Vec<String> = (0..PROBE_PHONES).map(|i| format!("+62816{i:07}")).collect();
     let live_args = |probes: u64| -> Vec<String> {
         [
@@ -141,7 +140,7 @@ pub async fn run(args: &Args) -> Result<()> {
     }
     println!("seeding {conversations} conversations and {messages} messages…");
     let (seeded_conversations, seeded_messages) = seed(&bench, &channels, conversations, messages).await?;
-    let balas = Balas::start(&bench, &channels.iter().collect::<Vec<_>>()).await?;
+    let balas = start_balas(&bench, &channels.iter().collect::<Vec<_>>()).await?;
     println!("{logins} logins…");
     let login = browser(
         &["login", "--url", &balas.base, "--email", ADMIN_EMAIL, "--password", ADMIN_PASSWORD, "--runs"]
@@ -259,39 +258,12 @@ async fn browser(args: &[String]) -> Result<Value> {
     Ok(serde_json::from_str(last)?)
 }
 
-/// The server and the WhatsApp worker as processes of their own, ready, with `channels` connected.
-struct Balas {
-    base: String,
-    server: tokio::process::Child,
-    worker: tokio::process::Child,
-}
-
-impl Balas {
-    async fn start(bench: &Bench, channels: &[&Channel]) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let base = format!("http://127.0.0.1:{port}");
-        let server = bench.process("balas-server", port)?;
-        let worker = bench.process("balas-wa-worker", 0)?;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        for channel in channels {
-            while bench.state.store.channel(channel.id).await?.map(|c| c.state) != Some(ChannelState::Connected) {
-                ensure!(tokio::time::Instant::now() < deadline, "the sandbox channels did not connect within 30 s");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        while !reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status().is_success()) {
-            ensure!(tokio::time::Instant::now() < deadline, "the server did not start within 30 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let page = reqwest::get(format!("{base}/pkg/balas.js")).await?;
-        ensure!(page.status().is_success(), "the server does not serve the site: is BALAS_SITE_ROOT right?");
-        Ok(Self { base, server, worker })
-    }
-
-    async fn stop(mut self) {
-        let _ = self.worker.kill().await;
-        let _ = self.server.kill().await;
-    }
+/// Starts Balas' processes with `channels` connected, and checks that the server serves the site.
+async fn start_balas(bench: &Bench, channels: &[&Channel]) -> Result<Processes> {
+    let balas = bench.start_processes(channels).await?;
+    let page = reqwest::get(format!("{}/pkg/balas.js", balas.base)).await?;
+    ensure!(page.status().is_success(), "the server does not serve the site: is BALAS_SITE_ROOT right?");
+    Ok(balas)
 }
 
 /// Opens `clients` subscribed dashboard WebSockets, as the pipeline benchmark does (says so on

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
-use balas_domain::{ChannelState, PhoneNumber};
+use anyhow::{Context, Result};
+use balas_domain::PhoneNumber;
 use futures::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -122,24 +122,8 @@ pub async fn run(args: &Args) -> Result<()> {
     let bench = Bench::start().await?;
     let channel = bench.channel(1, 5).await?;
     // The server and the worker run as processes of their own, as Socket.io's server does below.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = bench.process("balas-server", port)?;
-    let mut worker = bench.process("balas-wa-worker", 0)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while bench.state.store.channel(channel.id).await?.map(|c| c.state) != Some(ChannelState::Connected) {
-        if tokio::time::Instant::now() > deadline {
-            bail!("the sandbox channel did not connect within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    while !reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status().is_success()) {
-        if tokio::time::Instant::now() > deadline {
-            bail!("the server did not start within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let balas = bench.start_processes(&[&channel]).await?;
+    let base = balas.base.clone();
     let cookie = log_in(&base).await?;
 
     // The clients run on one thread of their own, as the Socket.io peer's clients share one Node
@@ -160,8 +144,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let results = tokio::task::spawn_blocking(move || client_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
-    let _ = worker.kill().await;
-    let _ = server.kill().await;
+    balas.stop().await;
 
     // Per message: how many clients had it, and when the last of them got it.
     let mut reached = vec![0usize; total];

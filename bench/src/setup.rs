@@ -1,13 +1,31 @@
 //! A Balas for benchmarks: settings on a temp SQLite file and the Redis that `cargo xtask bench`
 //! started, a workspace with sandbox channels, and the server and worker run in this process.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use balas_backend::{AppState, Settings, now};
 use balas_domain::{
-    Channel, ChannelName, Email, PersonName, PhoneNumber, Provider, RatePerSecond, Role, WorkspaceName,
+    Channel, ChannelId, ChannelName, ChannelState, Email, LiveEvent, PersonName, PhoneNumber, Provider, RatePerSecond,
+    Role, WorkspaceName,
 };
 use balas_storage::{NewChannel, NewMember};
 use secrecy::{ExposeSecret, SecretString};
+
+/// Balas' server and WhatsApp worker, running as processes of their own.
+pub struct Processes {
+    pub base: String,
+    server: tokio::process::Child,
+    worker: tokio::process::Child,
+}
+
+impl Processes {
+    pub async fn stop(mut self) {
+        let _ = self.worker.kill().await;
+        let _ = self.server.kill().await;
+    }
+}
 
 pub struct Bench {
     pub settings: Settings,
@@ -91,6 +109,33 @@ impl Bench {
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
             .spawn()?)
+    }
+
+    /// Starts the server and the WhatsApp worker as processes, and waits (up to 30 s) until every
+    /// one of `channels` is reported connected on the live stream. The server listens before its
+    /// ingest publishes anything, so it serves by then.
+    pub async fn start_processes(&self, channels: &[&Channel]) -> Result<Processes> {
+        let reader = self.state.bus.dedicated().await?;
+        let mut after = reader.live_tail().await?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let base = format!("http://127.0.0.1:{port}");
+        let server = self.process("balas-server", port)?;
+        let worker = self.process("balas-wa-worker", 0)?;
+        let mut waiting: HashSet<ChannelId> = channels.iter().map(|c| c.id).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !waiting.is_empty() {
+            anyhow::ensure!(tokio::time::Instant::now() < deadline, "the sandbox channels did not connect within 30 s");
+            // Waits up to a second for the next events.
+            for envelope in reader.read_live(&after, 100).await? {
+                after = envelope.id;
+                if let LiveEvent::ChannelState { channel_id, state: ChannelState::Connected, .. } = envelope.event {
+                    waiting.remove(&channel_id);
+                }
+            }
+        }
+        let ready = reqwest::get(format!("{base}/readyz")).await?;
+        anyhow::ensure!(ready.status().is_success(), "the server is not ready: {}", ready.status());
+        Ok(Processes { base, server, worker })
     }
 
     pub fn redis_url(&self) -> String {

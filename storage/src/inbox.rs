@@ -38,6 +38,11 @@ pub struct Requeued {
     pub to: PhoneNumber,
 }
 
+/// `NotFound` when a write changed nothing (the row is not in the workspace).
+fn changed(done: &sqlx::any::AnyQueryResult) -> StoreResult<()> {
+    if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
 /// `text` for a LIKE pattern, with its wildcards escaped (`\` is the escape character).
 fn like_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 2);
@@ -149,9 +154,7 @@ impl Store {
         .bind(assignee.map(|u| u.0))
         .execute(&self.pool)
         .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        changed(&done)?;
         conversation_by_id(&self.pool, id).await
     }
 
@@ -167,9 +170,7 @@ impl Store {
             .bind(status.as_str())
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
+        changed(&done)?;
         conversation_by_id(&self.pool, id).await
     }
 
@@ -300,10 +301,7 @@ impl Store {
             .bind(i64::from(on))
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed(&done)
     }
 
     pub async fn canned_responses(&self, workspace_id: WorkspaceId) -> StoreResult<Vec<CannedResponse>> {
@@ -351,9 +349,6 @@ impl Store {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        Ok(())
+        changed(&done)
     }
 }

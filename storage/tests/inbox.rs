@@ -10,7 +10,7 @@ use balas_storage::{Audit, Conflict, ListCursor, MessageKey, NewInbound, NewMemb
 use balas_testkit::conformance;
 
 mod common;
-use common::{T0, channel, phone, workspace};
+use common::{T0, channel, phone, reply, workspace};
 
 conformance!(
     the_list_filters_searches_and_pages,
@@ -155,15 +155,7 @@ async fn notes_are_private_messages_and_failed_sends_can_be_retried(store: Store
     let admin = store.agents(ws).await.unwrap()[0].id;
     let sales = channel(&store, ws, "+6281100000001").await;
     let (to, text) = (phone("+6281234560001"), MessageText::parse("Pesanan dikirim").unwrap());
-    let outbound = NewOutbound {
-        workspace_id: ws,
-        channel_id: sales.id,
-        to: &to,
-        text: &text,
-        sender: SenderKind::Agent,
-        sender_user: Some(admin),
-        wa_id: "OUT1",
-    };
+    let outbound = NewOutbound { sender_user: Some(admin), ..reply(ws, sales.id, &to, &text, "OUT1") };
     let (sent, conversation) = store.queue_message(&outbound, T0).await.unwrap();
     assert_eq!(conversation.last_preview.as_deref(), Some("Pesanan dikirim"));
 

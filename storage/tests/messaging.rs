@@ -3,7 +3,7 @@
 //! concurrent ingest of one contact's first messages makes one contact and one conversation.
 
 use balas_domain::{
-    ChannelName, ChannelState, ConversationStatus, MessageStatus, MessageText, Provider, RatePerSecond, SenderKind,
+    ChannelName, ChannelState, ConversationStatus, MessageStatus, MessageText, Provider, RatePerSecond,
 };
 use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewOutbound, Store, StoreError};
 
@@ -19,7 +19,7 @@ conformance!(
     concurrent_first_messages_make_one_conversation,
 );
 
-use common::{T0, channel, phone, workspace};
+use common::{T0, channel, phone, reply, workspace};
 
 async fn inbound_messages_are_stored_once(store: Store) {
     let ws = workspace(&store, "Toko", "a@example.com").await;
@@ -50,15 +50,7 @@ async fn statuses_only_move_forward(store: Store) {
     let ws = workspace(&store, "Toko", "a@example.com").await;
     let sales = channel(&store, ws, "+6281100000001").await;
     let (to, text) = (phone("+6281234567890"), MessageText::parse("Pesanan dikirim").unwrap());
-    let outbound = NewOutbound {
-        workspace_id: ws,
-        channel_id: sales.id,
-        to: &to,
-        text: &text,
-        sender: SenderKind::Agent,
-        sender_user: None,
-        wa_id: "OUT1",
-    };
+    let outbound = reply(ws, sales.id, &to, &text, "OUT1");
     let (message, _) = store.queue_message(&outbound, T0).await.unwrap();
     assert_eq!(message.status, MessageStatus::Queued);
     let by_wa = MessageKey::WaId(sales.id, "OUT1");
@@ -99,15 +91,7 @@ async fn sending_is_scoped_to_the_workspace(store: Store) {
     let theirs = workspace(&store, "Other", "b@example.com").await;
     let their_channel = channel(&store, theirs, "+6281100000009").await;
     let (to, text) = (phone("+6281234567890"), MessageText::parse("hi").unwrap());
-    let outbound = NewOutbound {
-        workspace_id: mine,
-        channel_id: their_channel.id,
-        to: &to,
-        text: &text,
-        sender: SenderKind::Agent,
-        sender_user: None,
-        wa_id: "X1",
-    };
+    let outbound = reply(mine, their_channel.id, &to, &text, "X1");
     assert!(matches!(store.queue_message(&outbound, T0).await, Err(StoreError::NotFound)));
     assert!(store.channels(mine).await.unwrap().is_empty());
     assert!(store.conversation_with(their_channel.id, &to).await.unwrap().is_none(), "nothing was left behind");

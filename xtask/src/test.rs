@@ -208,9 +208,11 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
     }
 }
 
-/// Keeps a server running: starts it again whenever it exits, until stopped.
+/// Keeps a server running: starts it again whenever it exits, until stopped. The thread waits on
+/// the process itself; stopping sets the flag, then ends the process the pid file names.
 struct Supervisor {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pid_file: std::path::PathBuf,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -223,21 +225,25 @@ impl Supervisor {
         use std::sync::atomic::Ordering;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopping = stop.clone();
+        let pids = pid_file.clone();
         std::fs::write(&pid_file, first.id().map(|id| id.to_string()).unwrap_or_default())?;
         let thread = std::thread::spawn(move || {
             let mut server = first;
             loop {
-                while !stopping.load(Ordering::SeqCst) && server.exited().is_none() {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
+                let _ = server.wait();
                 if stopping.load(Ordering::SeqCst) {
-                    server.stop();
                     return;
                 }
                 eprintln!("xtask: balas-server exited; starting it again");
                 match command().and_then(|mut command| Guard::spawn("balas-server", &mut command)) {
-                    Ok(next) => {
-                        let _ = std::fs::write(&pid_file, next.id().map(|id| id.to_string()).unwrap_or_default());
+                    Ok(mut next) => {
+                        // The pid file first, then the flag: `stop` reads them the other way round,
+                        // so one of the two sees the other's write.
+                        let _ = std::fs::write(&pids, next.id().map(|id| id.to_string()).unwrap_or_default());
+                        if stopping.load(Ordering::SeqCst) {
+                            next.stop();
+                            return;
+                        }
                         server = next;
                     }
                     Err(error) => {
@@ -247,11 +253,14 @@ impl Supervisor {
                 }
             }
         });
-        Ok(Self { stop, thread })
+        Ok(Self { stop, pid_file, thread })
     }
 
     fn stop(self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(pid) = std::fs::read_to_string(&self.pid_file) {
+            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        }
         let _ = self.thread.join();
     }
 }

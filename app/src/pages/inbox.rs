@@ -28,7 +28,7 @@ use crate::api::{
 use crate::i18n::*;
 use crate::live::{Notice, now_ms, on_live, send_frame};
 use crate::pages::shell::use_me;
-use crate::ui::{ErrorBanner, error_text, issue_text};
+use crate::ui::{ErrorBanner, Typing, error_text, issue_text};
 
 /// Newest activity first, as the server orders them.
 fn sort(list: &mut [ConversationSummary]) {
@@ -93,9 +93,7 @@ impl Inbox {
             }
             match result {
                 Ok(page) => {
-                    self.unread.update_value(|known| {
-                        known.extend(page.conversations.iter().map(|c| (c.id, c.unread)));
-                    });
+                    self.remember_unread(&page.conversations);
                     self.total_unread.set(page.total_unread);
                     self.list.set(page.conversations);
                     self.more.set(page.more);
@@ -120,9 +118,7 @@ impl Inbox {
             }
             match result {
                 Ok(page) => {
-                    self.unread.update_value(|known| {
-                        known.extend(page.conversations.iter().map(|c| (c.id, c.unread)));
-                    });
+                    self.remember_unread(&page.conversations);
                     self.list.update(|list| {
                         for c in page.conversations {
                             if !list.iter().any(|x| x.id == c.id) {
@@ -136,6 +132,10 @@ impl Inbox {
                 Err(error) => self.error.set(Some(error)),
             }
         });
+    }
+
+    fn remember_unread(self, loaded: &[ConversationSummary]) {
+        self.unread.update_value(|known| known.extend(loaded.iter().map(|c| (c.id, c.unread))));
     }
 
     fn refresh_total(self) {
@@ -921,8 +921,6 @@ fn Composer(
     let sending = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);
     let pick = RwSignal::new(0usize);
-    let last_typing = StoredValue::new(0f64);
-    let idle_generation = StoredValue::new(0u64);
     let area = NodeRef::<leptos::html::Textarea>::new();
 
     // "/" and a shortcut (no spaces yet): the canned responses that start with it.
@@ -938,34 +936,17 @@ fn Composer(
     let too_long = move || length() > MessageText::MAX_CHARS;
     let empty = move || text.with(|t| t.trim().is_empty());
 
-    let activity = move |activity: Activity| send_frame(&ClientFrame::Activity { conversation_id: id, activity });
-    let stop_typing = move || {
-        if last_typing.try_get_value().unwrap_or(0.0) > 0.0 {
-            last_typing.set_value(0.0);
-            activity(Activity::Idle);
-        }
-    };
+    // Other agents (and the customer, for replies) see the agent typing.
+    let typing = Typing::new(move |typing: bool| {
+        let activity = if typing { Activity::Typing } else { Activity::Idle };
+        send_frame(&ClientFrame::Activity { conversation_id: id, activity });
+    });
+    let stop_typing = move || typing.stop();
     let on_input = move |ev: ev::Event| {
         text.set(event_target_value(&ev));
         pick.set(0);
         problem.set(None);
-        // Tell others (and the customer, for replies) at most every 3 s; stop after 4 s quiet.
-        let now = now_ms();
-        if !note.get_untracked() && now - last_typing.get_value() > 3000.0 {
-            last_typing.set_value(now);
-            activity(Activity::Typing);
-        }
-        let generation = idle_generation.get_value() + 1;
-        idle_generation.set_value(generation);
-        set_timeout(
-            move || {
-                // The composer may be gone by then (another conversation opened).
-                if idle_generation.try_get_value() == Some(generation) {
-                    stop_typing();
-                }
-            },
-            std::time::Duration::from_secs(4),
-        );
+        typing.keystroke(!note.get_untracked());
     };
     let insert = move |canned: CannedResponse| {
         text.set(canned.body);

@@ -16,8 +16,7 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{phone_channels, phone_read, phone_send, phone_typing};
 use crate::i18n::*;
-use crate::live::now_ms;
-use crate::ui::{ErrorBanner, LanguageSelect, error_text, issue_text};
+use crate::ui::{ErrorBanner, LanguageSelect, Typing, error_text, issue_text};
 
 /// One message in the phone's chat with a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,8 +144,6 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
     let read_sent = StoredValue::new(HashSet::<String>::new());
-    let last_typing = StoredValue::new(0f64);
-    let idle_generation = StoredValue::new(0u64);
     let scroller = NodeRef::<leptos::html::Div>::new();
     let channel_name = RwSignal::new(None::<String>);
     Effect::new(move || {
@@ -253,30 +250,12 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
             let _ = phone_typing(from, to, typing).await;
         });
     };
-    let stop_typing = move || {
-        if last_typing.get_value() > 0.0 {
-            last_typing.set_value(0.0);
-            tell_typing(false);
-        }
-    };
+    let typing = Typing::new(tell_typing);
+    let stop_typing = move || typing.stop();
     let on_input = move |ev: ev::Event| {
         text.set(event_target_value(&ev));
         problem.set(None);
-        let now = now_ms();
-        if now - last_typing.get_value() > 3000.0 {
-            last_typing.set_value(now);
-            tell_typing(true);
-        }
-        let generation = idle_generation.get_value() + 1;
-        idle_generation.set_value(generation);
-        set_timeout(
-            move || {
-                if idle_generation.try_get_value() == Some(generation) {
-                    stop_typing();
-                }
-            },
-            std::time::Duration::from_secs(4),
-        );
+        typing.keystroke(true);
     };
     let send = move |ev: ev::SubmitEvent| {
         ev.prevent_default();

@@ -1,9 +1,10 @@
 //! What the storage suites share: a fixed clock, and a workspace with a channel to work in.
 
 use balas_domain::{
-    ChannelName, Email, PersonName, PhoneNumber, Provider, RatePerSecond, Role, Timestamp, WorkspaceId, WorkspaceName,
+    ChannelId, ChannelName, Email, MessageText, PersonName, PhoneNumber, Provider, RatePerSecond, Role, SenderKind,
+    Timestamp, WorkspaceId, WorkspaceName,
 };
-use balas_storage::{NewChannel, NewMember, Store};
+use balas_storage::{NewChannel, NewMember, NewOutbound, Store};
 
 pub const T0: Timestamp = Timestamp(1_700_000_000_000);
 
@@ -34,4 +35,15 @@ pub async fn channel(store: &Store, workspace_id: WorkspaceId, number: &str) -> 
         rate: RatePerSecond::DEFAULT,
     };
     store.create_channel(&channel, T0).await.unwrap()
+}
+
+/// An agent's text to `to` on a channel (no author: override `sender_user` where it matters).
+pub fn reply<'a>(
+    workspace_id: WorkspaceId,
+    channel_id: ChannelId,
+    to: &'a PhoneNumber,
+    text: &'a MessageText,
+    wa_id: &'a str,
+) -> NewOutbound<'a> {
+    NewOutbound { workspace_id, channel_id, to, text, sender: SenderKind::Agent, sender_user: None, wa_id }
 }
