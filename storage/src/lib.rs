@@ -100,12 +100,20 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Waits for an exclusive lock on `path` (made when missing); held until the file is dropped.
+fn lock_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+    file.lock()?;
+    Ok(file)
+}
+
 impl Store {
     /// Opens the database at `url` (creating an SQLite file when it is missing) and brings its schema
     /// up to date.
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        let mut migration_lock = None;
         let url = match backend {
             Backend::Sqlite => {
                 // Create the folder and the file on first start.
@@ -113,6 +121,12 @@ impl Store {
                 let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
                     std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                }
+                if !path.as_os_str().is_empty() && !path.to_string_lossy().contains(":memory:") {
+                    migration_lock = Some(path.with_file_name(format!(
+                        "{}.migrating",
+                        path.file_name().unwrap_or_default().to_string_lossy()
+                    )));
                 }
                 if url.contains("mode=") {
                     url.to_owned()
@@ -147,6 +161,18 @@ impl Store {
             .connect_with(options)
             .await?;
         let store = Self { pool, backend };
+        // Processes that start together on a new SQLite file (the server and the workers) would
+        // race to migrate it: PostgreSQL migrations hold an advisory lock, SQLite ones hold
+        // nothing, so they take turns through a lock on a file beside the database.
+        let _turn = match migration_lock {
+            Some(path) => Some(
+                tokio::task::spawn_blocking(move || lock_file(&path))
+                    .await
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(std::io::Error::other(e))))?
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?,
+            ),
+            None => None,
+        };
         store.migrate().await?;
         Ok(store)
     }

@@ -303,6 +303,27 @@ async fn reopen_keeps_data_postgres() {
     reopen_keeps_data(&db.url).await;
 }
 
+/// The server and the workers start together on a new database: each opens the store, and all of
+/// them find it migrated once.
+async fn opening_together_migrates_once(url: &str) {
+    let opened = futures::future::join_all((0..4).map(|_| Store::open(url, 2))).await;
+    for store in opened {
+        assert!(!store.expect("open while others open").is_set_up().await.unwrap());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_together_migrates_once_sqlite() {
+    let db = balas_testkit::sqlite();
+    opening_together_migrates_once(&db.url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn opening_together_migrates_once_postgres() {
+    let db = balas_testkit::postgres().await;
+    opening_together_migrates_once(&db.url).await;
+}
+
 #[tokio::test]
 async fn sqlite_creates_missing_folders() {
     let dir = tempfile::tempdir().unwrap();
