@@ -10,6 +10,7 @@
 mod accounts;
 mod inbox;
 mod messaging;
+mod wa_session;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use accounts::*;
 pub use inbox::*;
 pub use messaging::*;
+pub use wa_session::*;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
@@ -83,6 +85,8 @@ pub enum Conflict {
     PhoneTaken,
     /// Another canned response of the workspace has this shortcut.
     ShortcutTaken,
+    /// Another worker took the WhatsApp session since this one claimed it.
+    SessionTaken,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
