@@ -6,7 +6,7 @@ use balas_domain::{
     InboxFilter, InboxPage, InviteInfo, Me, Message, MessagePage, Onboarding, SandboxChannel, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
-use balas_domain::{ConversationId, MessageId};
+use balas_domain::{ConversationId, Field, FieldError, Issue, LinkMethod, MessageId};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -313,6 +313,45 @@ pub async fn create_sandbox_channel(name: String, phone: String, rate: Option<i6
             let state = ssr::state()?;
             let caller = ssr::caller().await?;
             balas_backend::messaging::create_sandbox_channel(&state, &caller, &name, &phone, rate).await
+        }
+        .await,
+    )
+}
+
+/// Parses a link method from a form (`qr` or `code`).
+#[cfg(feature = "ssr")]
+fn link_method(method: &str) -> Result<LinkMethod, AppError> {
+    LinkMethod::parse(method).ok_or(AppError::invalid(FieldError::new(Field::Channel, Issue::NotAllowed)))
+}
+
+/// Adds a real WhatsApp number and starts linking it (admins).
+#[server(prefix = "/api", endpoint = "link_whatsapp_number")]
+pub async fn link_whatsapp_number(
+    name: String,
+    phone: String,
+    rate: Option<i64>,
+    method: String,
+) -> Result<Channel, AppError> {
+    ssr::respond(
+        async {
+            let method = link_method(&method)?;
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            balas_backend::messaging::link_whatsapp_number(&state, &caller, &name, &phone, rate, method).await
+        }
+        .await,
+    )
+}
+
+/// Links a real number again, after a logout or an expired code (admins).
+#[server(prefix = "/api", endpoint = "relink_channel")]
+pub async fn relink_channel(channel_id: i64, method: String) -> Result<Channel, AppError> {
+    ssr::respond(
+        async {
+            let method = link_method(&method)?;
+            let state = ssr::state()?;
+            let caller = ssr::caller().await?;
+            balas_backend::messaging::relink_channel(&state, &caller, channel_id, method).await
         }
         .await,
     )

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, LeaseSubject, WaDelivery};
 use balas_domain::{Channel, ChannelId, LiveEvent, WaEnvelope, WaEvent};
-use balas_storage::{MessageKey, NewInbound, StatusChange, Store, StoreError};
+use balas_storage::{Conflict, MessageKey, NewInbound, StatusChange, Store, StoreError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -214,6 +214,12 @@ impl Ingest {
         outcome
     }
 
+    /// Reads a channel that changed (forgetting the cached copy) and announces it whole.
+    async fn channel_updated(&mut self, id: ChannelId) -> Result<Option<LiveEvent>, IngestError> {
+        self.channels.remove(&id);
+        Ok(self.channel(id).await?.map(|channel| LiveEvent::ChannelUpdated { channel: Box::new(channel) }))
+    }
+
     async fn channel(&mut self, id: ChannelId) -> Result<Option<Channel>, IngestError> {
         if let Some(channel) = self.channels.get(&id) {
             return Ok(Some(channel.clone()));
@@ -268,6 +274,20 @@ impl Ingest {
                 .conversation_with(channel.id, from)
                 .await?
                 .map(|c| LiveEvent::Typing { conversation_id: c.id, channel_id: channel.id, typing: *typing }),
+            WaEvent::Pairing { pairing } => {
+                self.store.set_channel_pairing(channel.id, Some(pairing)).await?;
+                self.channel_updated(channel.id).await?
+            }
+            WaEvent::Linked { phone, name } => {
+                match self.store.set_channel_linked(channel.id, phone, name.as_deref()).await {
+                    Err(StoreError::Conflict(Conflict::PhoneTaken)) => {
+                        let detail = format!("The phone linked {phone}, which another channel already uses");
+                        self.store.set_channel_state(channel.id, channel.state, Some(&detail)).await?;
+                    }
+                    done => done?,
+                }
+                self.channel_updated(channel.id).await?
+            }
             WaEvent::State { state, detail } => {
                 let changed = self.store.set_channel_state(channel.id, *state, detail.as_deref()).await?;
                 changed.then(|| LiveEvent::ChannelState {

@@ -1,8 +1,8 @@
 //! Channels and sending: what the dashboard (and later the REST API) may ask of the pipeline.
 
 use balas_domain::{
-    AppError, AuditAction, Channel, ChannelId, ChannelName, FieldError, LiveEvent, Message, MessageStatus, MessageText,
-    PhoneNumber, Provider, RatePerSecond, SendJob, SenderKind,
+    AppError, AuditAction, Channel, ChannelId, ChannelName, ChannelState, Field, FieldError, Issue, LinkMethod,
+    LiveEvent, Message, MessageStatus, MessageText, PhoneNumber, Provider, RatePerSecond, SendJob, SenderKind,
 };
 use balas_storage::{Audit, MessageKey, NewChannel, NewOutbound};
 
@@ -32,6 +32,33 @@ pub async fn create_sandbox_channel(
     if !state.settings.sandbox {
         return Err(AppError::NotFound);
     }
+    add_channel(state, caller, Provider::Sandbox, name, phone, rate, LinkMethod::Qr).await
+}
+
+/// Adds a real WhatsApp number (admins only). A worker takes it up at once and shows a QR code to
+/// scan, or a code to type on the phone (for `LinkMethod::Code`, which is why the number is asked
+/// for: WhatsApp sends the code's notification to that phone).
+pub async fn link_whatsapp_number(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    phone: &str,
+    rate: Option<i64>,
+    method: LinkMethod,
+) -> Result<Channel, AppError> {
+    caller.require_admin()?;
+    add_channel(state, caller, Provider::Whatsapp, name, phone, rate, method).await
+}
+
+async fn add_channel(
+    state: &AppState,
+    caller: &Caller,
+    provider: Provider,
+    name: &str,
+    phone: &str,
+    rate: Option<i64>,
+    link_method: LinkMethod,
+) -> Result<Channel, AppError> {
     let mut errors = Vec::new();
     let name = ChannelName::parse(name).map_err(|e| errors.push(e)).ok();
     let phone = PhoneNumber::parse(phone).map_err(|e| errors.push(e)).ok();
@@ -39,25 +66,57 @@ pub async fn create_sandbox_channel(
     let (Some(name), Some(phone), Some(rate)) = (name, phone, rate) else {
         return Err(AppError::Invalid { errors });
     };
-    let channel = NewChannel {
-        workspace_id: caller.me.workspace_id,
-        name: &name,
-        provider: Provider::Sandbox,
-        phone: &phone,
-        rate,
-    };
+    let channel =
+        NewChannel { workspace_id: caller.me.workspace_id, name: &name, provider, phone: &phone, rate, link_method };
     let created = state.store.create_channel(&channel, now()).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::ChannelCreated, phone.as_str(), name.as_str()).await?;
+    Ok(created)
+}
+
+/// Links a real number again (after a logout, or when its code expired), by QR code or by phone
+/// code: the channel goes back to the workers, which show a new code. Admins only.
+pub async fn relink_channel(
+    state: &AppState,
+    caller: &Caller,
+    channel_id: i64,
+    method: LinkMethod,
+) -> Result<Channel, AppError> {
+    caller.require_admin()?;
+    let id = ChannelId(channel_id);
+    let current = state.store.channel(id).await.map_err(from_store)?;
+    let Some(current) = current.filter(|c| c.workspace_id == caller.me.workspace_id) else {
+        return Err(AppError::NotFound);
+    };
+    if current.provider != Provider::Whatsapp {
+        return Err(AppError::invalid(FieldError::new(Field::Channel, Issue::NotAllowed)));
+    }
+    if current.state == ChannelState::Connected {
+        return Err(AppError::invalid(FieldError::new(Field::Channel, Issue::NotAllowed)));
+    }
+    let channel = state.store.relink_channel(caller.me.workspace_id, id, method).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::ChannelRelinked, channel.phone.as_str(), method.as_str()).await?;
+    let event = LiveEvent::ChannelUpdated { channel: Box::new(channel.clone()) };
+    state.bus.publish_live(caller.me.workspace_id, &event).await.map_err(internal)?;
+    Ok(channel)
+}
+
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: AuditAction,
+    subject: &str,
+    detail: &str,
+) -> Result<(), AppError> {
     let audit = Audit {
         workspace_id: caller.me.workspace_id,
         actor: Some(caller.me.user_id),
-        action: AuditAction::ChannelCreated,
-        subject: phone.as_str(),
-        detail: name.as_str(),
+        action,
+        subject,
+        detail,
         ip: None,
         at: now(),
     };
-    state.store.append_audit(&audit).await.map_err(from_store)?;
-    Ok(created)
+    state.store.append_audit(&audit).await.map_err(from_store)
 }
 
 /// Sends a text from the caller (an agent) to `to` on a channel of their workspace: stored as

@@ -43,6 +43,12 @@ pub struct Settings {
     pub sandbox_ban_above_per_sec: u32,
     /// Sandbox: how long a ban lasts.
     pub sandbox_ban_secs: u64,
+    /// Real WhatsApp: the WebSocket to connect to (empty: WhatsApp's own). For tests against a
+    /// local fake server.
+    pub whatsapp_url: String,
+    /// Real WhatsApp: the WhatsApp Web version to announce, as `2.3000.1023` (empty: ask
+    /// WhatsApp for the current one).
+    pub whatsapp_version: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +81,8 @@ impl Default for Settings {
             sandbox_latency_ms: 0,
             sandbox_ban_above_per_sec: 20,
             sandbox_ban_secs: 300,
+            whatsapp_url: String::new(),
+            whatsapp_version: String::new(),
         }
     }
 }
@@ -95,6 +103,15 @@ impl Settings {
         balas_bus::SandboxRules {
             ban_above_per_sec: self.sandbox_ban_above_per_sec.max(1),
             ban_ms: self.sandbox_ban_secs.max(1).saturating_mul(1000),
+        }
+    }
+
+    /// The real WhatsApp version to announce, when set (and valid).
+    pub fn whatsapp_version(&self) -> Option<(u32, u32, u32)> {
+        let mut parts = self.whatsapp_version.split('.').map(|p| p.trim().parse::<u32>().ok());
+        match (parts.next()??, parts.next()??, parts.next()??, parts.next()) {
+            (a, b, c, None) => Some((a, b, c)),
+            _ => None,
         }
     }
 

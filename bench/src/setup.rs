@@ -75,6 +75,7 @@ impl Bench {
             provider: Provider::Sandbox,
             phone: &phone,
             rate: RatePerSecond::parse(i64::from(rate))?,
+            link_method: balas_domain::LinkMethod::Qr,
         };
         Ok(self.state.store.create_channel(&channel, now()).await?)
     }

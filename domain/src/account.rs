@@ -147,10 +147,12 @@ pub enum AuditAction {
     CannedResponseCreated,
     CannedResponseDeleted,
     ReadReceiptsChanged,
+    /// An admin asked for a real number to be linked again.
+    ChannelRelinked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 11] = [
+    pub const ALL: [AuditAction; 12] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -162,6 +164,7 @@ impl AuditAction {
         AuditAction::CannedResponseCreated,
         AuditAction::CannedResponseDeleted,
         AuditAction::ReadReceiptsChanged,
+        AuditAction::ChannelRelinked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -177,6 +180,7 @@ impl AuditAction {
             AuditAction::CannedResponseCreated => "canned_response_created",
             AuditAction::CannedResponseDeleted => "canned_response_deleted",
             AuditAction::ReadReceiptsChanged => "read_receipts_changed",
+            AuditAction::ChannelRelinked => "channel_relinked",
         }
     }
 

@@ -155,6 +155,8 @@ pub enum ChannelState {
     /// No worker has started the session yet (or none is running).
     Idle,
     Connecting,
+    /// Waiting for the phone to link the number (a QR code or a pairing code is shown).
+    Pairing,
     Connected,
     /// The connection dropped; the worker is trying again.
     Reconnecting,
@@ -169,6 +171,7 @@ impl ChannelState {
         match self {
             ChannelState::Idle => "idle",
             ChannelState::Connecting => "connecting",
+            ChannelState::Pairing => "pairing",
             ChannelState::Connected => "connected",
             ChannelState::Reconnecting => "reconnecting",
             ChannelState::LoggedOut => "logged_out",
@@ -180,6 +183,7 @@ impl ChannelState {
         Some(match text {
             "idle" => ChannelState::Idle,
             "connecting" => ChannelState::Connecting,
+            "pairing" => ChannelState::Pairing,
             "connected" => ChannelState::Connected,
             "reconnecting" => ChannelState::Reconnecting,
             "logged_out" => ChannelState::LoggedOut,
@@ -210,6 +214,47 @@ pub struct Channel {
     /// Whether customers get read receipts when an agent opens their conversation.
     pub read_receipts: bool,
     pub created_at: Timestamp,
+    /// The WhatsApp account's name, once the number is linked (real WhatsApp only).
+    pub linked_name: Option<String>,
+    /// How the admin links the number (real WhatsApp only).
+    pub link_method: LinkMethod,
+    /// The code to show while the number waits for a link.
+    pub pairing: Option<Pairing>,
+}
+
+/// How a real number is linked: by scanning a QR code, or by typing a code on the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkMethod {
+    #[default]
+    Qr,
+    Code,
+}
+
+impl LinkMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkMethod::Qr => "qr",
+            LinkMethod::Code => "code",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "qr" => Some(LinkMethod::Qr),
+            "code" => Some(LinkMethod::Code),
+            _ => None,
+        }
+    }
+}
+
+/// A code that links a number while it lasts: the QR code's text (WhatsApp rotates it), or the
+/// 8-character code to type in WhatsApp > Linked devices > Link with phone number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pairing {
+    pub method: LinkMethod,
+    pub code: String,
+    pub expires_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -469,6 +514,10 @@ pub enum WaEvent {
     Typing { from: PhoneNumber, typing: bool },
     /// The session changed state.
     State { state: ChannelState, detail: Option<String> },
+    /// A new code to link the number with (the channel is waiting for a link).
+    Pairing { pairing: Pairing },
+    /// The phone linked the number: the account's number and name.
+    Linked { phone: PhoneNumber, name: Option<String> },
 }
 
 /// What the dashboard hears about, live.
@@ -494,6 +543,10 @@ pub enum LiveEvent {
         channel_id: ChannelId,
         state: ChannelState,
         detail: Option<String>,
+    },
+    /// A channel changed more than its state (a pairing code, the linked number and name).
+    ChannelUpdated {
+        channel: Box<Channel>,
     },
     /// A conversation was assigned, changed status or was read.
     ConversationUpdated {

@@ -5,8 +5,8 @@
 
 use balas_domain::{
     Channel, ChannelId, ChannelName, ChannelState, ContactId, ConversationId, ConversationStatus, ConversationSummary,
-    Direction, Message, MessageId, MessageStatus, MessageText, PhoneNumber, Provider, RatePerSecond, SenderKind,
-    Timestamp, UserId, WorkspaceId,
+    Direction, LinkMethod, Message, MessageId, MessageStatus, MessageText, Pairing, PhoneNumber, Provider,
+    RatePerSecond, SenderKind, Timestamp, UserId, WorkspaceId,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -25,6 +25,7 @@ pub struct NewChannel<'a> {
     pub provider: Provider,
     pub phone: &'a PhoneNumber,
     pub rate: RatePerSecond,
+    pub link_method: LinkMethod,
 }
 
 /// An outbound message to store as `queued`.
@@ -66,8 +67,8 @@ pub struct StatusChange {
     pub error: Option<String>,
 }
 
-pub(crate) const CHANNEL_COLUMNS: &str =
-    "id, workspace_id, name, provider, phone, rate_per_sec, state, state_detail, created_at, read_receipts";
+pub(crate) const CHANNEL_COLUMNS: &str = "id, workspace_id, name, provider, phone, rate_per_sec, state, state_detail, \
+                                           created_at, read_receipts, linked_name, link_method, pairing";
 pub(crate) const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, channel_id, direction, sender, \
                                           sender_user, body, wa_id, status, error, created_at, updated_at, note";
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, \
@@ -82,8 +83,8 @@ const STATUS_RANK: &str = "CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 W
 impl Store {
     pub async fn create_channel(&self, channel: &NewChannel<'_>, now: Timestamp) -> StoreResult<Channel> {
         let sql = format!(
-            "INSERT INTO channels (workspace_id, name, provider, phone, rate_per_sec, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5, 'idle', $6) RETURNING {CHANNEL_COLUMNS}"
+            "INSERT INTO channels (workspace_id, name, provider, phone, rate_per_sec, state, created_at, link_method) \
+             VALUES ($1, $2, $3, $4, $5, 'idle', $6, $7) RETURNING {CHANNEL_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(channel.workspace_id.0)
@@ -92,9 +93,57 @@ impl Store {
             .bind(channel.phone.as_str())
             .bind(i64::from(channel.rate.get()))
             .bind(now.0)
+            .bind(channel.link_method.as_str())
             .fetch_one(&self.pool)
             .await
             .map_err(on_unique(Conflict::PhoneTaken))?;
+        channel_from_row(&row)
+    }
+
+    /// Shows a code to link the channel's number with (or none). Returns false when nothing changed.
+    pub async fn set_channel_pairing(&self, id: ChannelId, pairing: Option<&Pairing>) -> StoreResult<bool> {
+        let json = pairing.map(|p| serde_json::to_string(p).expect("a pairing serializes"));
+        let done =
+            sqlx::query("UPDATE channels SET pairing = $2 WHERE id = $1 AND COALESCE(pairing, '') <> COALESCE($2, '')")
+                .bind(id.0)
+                .bind(json)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Records the account the phone linked (its number may differ from the one the admin typed);
+    /// the pairing code is gone. Refused when another channel has that number.
+    pub async fn set_channel_linked(&self, id: ChannelId, phone: &PhoneNumber, name: Option<&str>) -> StoreResult<()> {
+        sqlx::query("UPDATE channels SET phone = $2, linked_name = $3, pairing = NULL WHERE id = $1")
+            .bind(id.0)
+            .bind(phone.as_str())
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(on_unique(Conflict::PhoneTaken))?;
+        Ok(())
+    }
+
+    /// Asks for the channel's number to be linked (again) with `method`: a worker takes it up and
+    /// shows a new code. Only a channel of the workspace.
+    pub async fn relink_channel(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ChannelId,
+        method: LinkMethod,
+    ) -> StoreResult<Channel> {
+        let sql = format!(
+            "UPDATE channels SET state = 'idle', state_detail = NULL, pairing = NULL, link_method = $3 \
+             WHERE id = $1 AND workspace_id = $2 RETURNING {CHANNEL_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id.0)
+            .bind(workspace_id.0)
+            .bind(method.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         channel_from_row(&row)
     }
 
@@ -119,7 +168,8 @@ impl Store {
         row.as_ref().map(channel_from_row).transpose()
     }
 
-    /// Records what the channel's worker reported. Returns false when nothing changed.
+    /// Records what the channel's worker reported (and drops the pairing code unless it is still
+    /// waiting for a link). Returns false when nothing changed.
     pub async fn set_channel_state(
         &self,
         id: ChannelId,
@@ -127,7 +177,9 @@ impl Store {
         detail: Option<&str>,
     ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE channels SET state = $2, state_detail = $3 \
+            // A code to link the number with means nothing once the channel stops waiting for a link.
+            "UPDATE channels SET state = $2, state_detail = $3, \
+             pairing = CASE WHEN $2 = 'pairing' THEN pairing ELSE NULL END \
              WHERE id = $1 AND (state <> $2 OR COALESCE(state_detail, '') <> COALESCE($3, ''))",
         )
         .bind(id.0)
@@ -396,6 +448,12 @@ pub(crate) fn channel_from_row(row: &AnyRow) -> StoreResult<Channel> {
         state_detail: row.try_get(7)?,
         created_at: Timestamp(row.try_get(8)?),
         read_receipts: row.try_get::<i64, _>(9)? != 0,
+        linked_name: row.try_get(10)?,
+        link_method: LinkMethod::parse(&row.try_get::<String, _>(11)?).ok_or_else(|| corrupt("channel link method"))?,
+        pairing: row
+            .try_get::<Option<String>, _>(12)?
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt("channel pairing")))
+            .transpose()?,
     })
 }
 

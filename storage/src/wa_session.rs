@@ -15,10 +15,19 @@ use crate::{Conflict, Store, StoreError, StoreResult};
 /// One change to a session's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionWrite {
-    Put { space: &'static str, key: String, value: Vec<u8> },
-    Delete { space: &'static str, key: String },
+    Put {
+        space: &'static str,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        space: &'static str,
+        key: String,
+    },
     /// Deletes every entry of the space.
-    Clear { space: &'static str },
+    Clear {
+        space: &'static str,
+    },
 }
 
 /// Escapes `%`, `_` and the escape character itself for a `LIKE … ESCAPE '\'` pattern.

@@ -112,6 +112,7 @@ async fn channel_numbers_are_unique_and_states_recorded(store: Store) {
         provider: Provider::Sandbox,
         phone: &number,
         rate: RatePerSecond::DEFAULT,
+        link_method: balas_domain::LinkMethod::Qr,
     };
     assert!(matches!(store.create_channel(&copy, T0).await, Err(StoreError::Conflict(Conflict::PhoneTaken))));
     assert!(store.set_channel_state(sales.id, ChannelState::Connected, None).await.unwrap());

@@ -8,6 +8,7 @@
 pub mod sandbox;
 pub mod session;
 pub mod wa;
+pub mod whatsapp;
 
 use std::future::Future;
 use std::time::Duration;
@@ -117,7 +118,12 @@ pub async fn start_whatsapp(
         rules: settings.sandbox_rules(),
         latency: Duration::from_millis(settings.sandbox_latency_ms),
     });
-    let ctx = std::sync::Arc::new(wa::WaContext { bus, store, holder: instance.to_owned(), sandbox });
+    let config = whatsapp::WhatsappConfig {
+        url: Some(settings.whatsapp_url.clone()).filter(|url| !url.is_empty()),
+        version: settings.whatsapp_version(),
+    };
+    let whatsapp = whatsapp::WhatsappProvider::new(config, store.clone());
+    let ctx = std::sync::Arc::new(wa::WaContext { bus, store, holder: instance.to_owned(), sandbox, whatsapp });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     Ok((stop, tokio::spawn(wa::run(ctx, stopped))))
 }

@@ -24,7 +24,15 @@ pub enum SessionEvent {
     /// Linking a number: type this code on the phone (real WhatsApp only).
     PairingCode {
         code: String,
+        expires_at: Timestamp,
     },
+    /// The phone linked the number (real WhatsApp only).
+    Linked {
+        phone: PhoneNumber,
+        name: Option<String>,
+    },
+    /// Every code expired before a phone linked the number; linking must be asked for again.
+    LinkExpired,
     Message {
         wa_id: String,
         from: PhoneNumber,

@@ -15,8 +15,8 @@ use std::time::Duration;
 use balas_backend::now;
 use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, LeaseSubject, SEND_ATTEMPTS, SEND_BACKOFF, send_backoff_ms};
 use balas_domain::{
-    Channel, ChannelId, ChannelState, Command, Provider, SendFailure, SendJob, SessionCommand, Timestamp, WaEnvelope,
-    WaEvent, WorkerKind,
+    Channel, ChannelId, ChannelState, Command, LinkMethod, Pairing, Provider, SendFailure, SendJob, SessionCommand,
+    Timestamp, WaEnvelope, WaEvent, WorkerKind,
 };
 use balas_storage::Store;
 use bullmq::{Job, RateLimiterOptions, Worker as QueueWorker};
@@ -26,6 +26,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::sandbox::SandboxProvider;
 use crate::session::{Incoming, SendError, Session, SessionEvent};
+use crate::whatsapp::WhatsappProvider;
 
 /// How often the worker looks for channels to take or give back.
 const REBALANCE_EVERY: Duration = Duration::from_secs(2);
@@ -43,6 +44,7 @@ pub struct WaContext {
     /// This worker's name, as lease holder.
     pub holder: String,
     pub sandbox: Option<SandboxProvider>,
+    pub whatsapp: WhatsappProvider,
 }
 
 struct Running {
@@ -142,8 +144,7 @@ async fn rebalance(
 fn runnable(ctx: &WaContext, channel: &Channel) -> bool {
     match channel.provider {
         Provider::Sandbox => ctx.sandbox.is_some(),
-        // The real WhatsApp provider comes with its own issue; until then such channels stay idle.
-        Provider::Whatsapp => false,
+        Provider::Whatsapp => true,
     }
 }
 
@@ -205,11 +206,15 @@ pub async fn run_channel(
     mut stop: watch::Receiver<bool>,
     mut commands: mpsc::Receiver<SessionCommand>,
 ) {
-    let Some(provider) = ctx.sandbox.clone() else { return };
     let mut backoff = Duration::from_millis(500);
     let ended = loop {
         report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Connecting, detail: None }).await;
-        let connected = match provider.connect(channel.phone.clone(), lease.fence).await {
+        let connected = match (&channel.provider, &ctx.sandbox) {
+            (Provider::Sandbox, Some(sandbox)) => sandbox.connect(channel.phone.clone(), lease.fence).await,
+            (Provider::Sandbox, None) => return,
+            (Provider::Whatsapp, _) => ctx.whatsapp.connect(&channel).await,
+        };
+        let connected = match connected {
             Ok(connected) => connected,
             Err(SendError::Replaced) => break Ended::LostLease,
             Err(error) => {
@@ -401,9 +406,19 @@ async fn forward(
                 (Some(WaEvent::State { state: ChannelState::LoggedOut, detail }), Some(Ended::LoggedOut))
             }
             SessionEvent::Replaced => (None, Some(Ended::LostLease)),
-            // Linking is shown by the real provider's issue; the sandbox never asks for it.
-            SessionEvent::PairingQr { .. } | SessionEvent::PairingCode { .. } => (None, None),
+            SessionEvent::PairingQr { code, expires_at } => (Some(pairing(LinkMethod::Qr, code, expires_at)), None),
+            SessionEvent::PairingCode { code, expires_at } => (Some(pairing(LinkMethod::Code, code, expires_at)), None),
+            SessionEvent::Linked { phone, name } => (Some(WaEvent::Linked { phone, name }), None),
+            SessionEvent::LinkExpired => {
+                let detail =
+                    Some("the code expired before a phone linked the number; press Link to get a new one".into());
+                (Some(WaEvent::State { state: ChannelState::LoggedOut, detail }), Some(Ended::LoggedOut))
+            }
         };
+        if let Some(WaEvent::Pairing { .. }) = &reported {
+            // The channel waits for a link from the first code on.
+            report(&bus, channel_id, WaEvent::State { state: ChannelState::Pairing, detail: None }).await;
+        }
         if let Some(event) = reported {
             report(&bus, channel_id, event).await;
         }
@@ -418,6 +433,10 @@ async fn forward(
         }
     }
     let _ = control.try_send(Ended::Dropped("the session closed".to_owned()));
+}
+
+fn pairing(method: LinkMethod, code: String, expires_at: Timestamp) -> WaEvent {
+    WaEvent::Pairing { pairing: Pairing { method, code, expires_at } }
 }
 
 async fn start_sending(ctx: &WaContext, channel: &Channel, session: Arc<dyn Session>) -> anyhow::Result<QueueWorker> {

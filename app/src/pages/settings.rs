@@ -285,6 +285,7 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::CannedResponseCreated => t_string!(i18n, audit.canned_response_created).to_string(),
         AuditAction::CannedResponseDeleted => t_string!(i18n, audit.canned_response_deleted).to_string(),
         AuditAction::ReadReceiptsChanged => t_string!(i18n, audit.read_receipts_changed).to_string(),
+        AuditAction::ChannelRelinked => t_string!(i18n, audit.channel_relinked).to_string(),
     }
 }
 

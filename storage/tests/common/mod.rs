@@ -33,6 +33,7 @@ pub async fn channel(store: &Store, workspace_id: WorkspaceId, number: &str) -> 
         provider: Provider::Sandbox,
         phone: &phone,
         rate: RatePerSecond::DEFAULT,
+        link_method: balas_domain::LinkMethod::Qr,
     };
     store.create_channel(&channel, T0).await.unwrap()
 }
