@@ -54,4 +54,34 @@ impl Timestamp {
     pub fn plus_millis(self, ms: i64) -> Self {
         Self(self.0.saturating_add(ms))
     }
+
+    /// The time in words for logs and status lines, in UTC to the minute: `2026-11-27 10:05 UTC`.
+    pub fn utc_minute(self) -> String {
+        let (days, ms) = (self.0.div_euclid(86_400_000), self.0.rem_euclid(86_400_000));
+        // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (hour, minute) = (ms / 3_600_000, ms / 60_000 % 60);
+        format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::Timestamp;
+
+    #[test]
+    fn times_read_as_utc_dates() {
+        assert_eq!(Timestamp(0).utc_minute(), "1970-01-01 00:00 UTC");
+        assert_eq!(Timestamp(1_800_000_000_000).utc_minute(), "2027-01-15 08:00 UTC");
+        assert_eq!(Timestamp(951_782_400_000).utc_minute(), "2000-02-29 00:00 UTC");
+        assert_eq!(Timestamp(-60_000).utc_minute(), "1969-12-31 23:59 UTC");
+    }
 }

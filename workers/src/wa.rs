@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use balas_backend::now;
@@ -51,6 +52,8 @@ struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     commands: mpsc::Sender<SessionCommand>,
+    /// The number was logged out: the task only holds the lease until someone links it again.
+    parked: Arc<AtomicBool>,
 }
 
 /// Runs the worker's share of channels until `stop` turns true, then stops them all cleanly.
@@ -112,7 +115,9 @@ async fn rebalance(
     // counts as live for a few seconds: then nothing is given back.)
     let mut over = if unheld == 0 { running.len().saturating_sub(share).min(1) } else { 0 };
     for (id, handle) in running.iter() {
-        if !wanted.contains_key(id) {
+        // A parked channel that is wanted again was asked to be linked again: stop it, so that the
+        // next round starts it afresh (with a new link).
+        if !wanted.contains_key(id) || handle.parked.load(Ordering::Relaxed) {
             let _ = handle.stop.send(true);
         } else if over > 0 {
             tracing::info!(channel = %id, "giving a channel back so that another worker can take its share");
@@ -133,8 +138,10 @@ async fn rebalance(
                 tracing::info!(channel = %channel.id, fence = lease.fence, "took the channel");
                 let (stop, stopped) = watch::channel(false);
                 let (commands, received) = mpsc::channel(64);
-                let task = tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped, received));
-                running.insert(channel.id, Running { stop, task, commands });
+                let parked = Arc::new(AtomicBool::new(false));
+                let task =
+                    tokio::spawn(run_channel(ctx.clone(), channel.clone(), lease, stopped, received, parked.clone()));
+                running.insert(channel.id, Running { stop, task, commands, parked });
             }
         }
     }
@@ -205,6 +212,7 @@ pub async fn run_channel(
     lease: Lease,
     mut stop: watch::Receiver<bool>,
     mut commands: mpsc::Receiver<SessionCommand>,
+    parked: Arc<AtomicBool>,
 ) {
     let mut backoff = Duration::from_millis(500);
     let ended = loop {
@@ -285,6 +293,7 @@ pub async fn run_channel(
             // Keep the lease (so no other worker tries) until the channel is given up; its state
             // stays "logged out" until someone links the number again.
             Ended::LoggedOut => {
+                parked.store(true, Ordering::Relaxed);
                 let _ = hold(&ctx, &lease, &mut stop, None).await;
                 break Ended::LoggedOut;
             }
@@ -398,7 +407,7 @@ async fn forward(
             SessionEvent::Receipt { wa_id, receipt } => (Some(WaEvent::Receipt { wa_id, receipt }), None),
             SessionEvent::Typing { from, typing } => (Some(WaEvent::Typing { from, typing }), None),
             SessionEvent::Banned { until } => {
-                let detail = Some(format!("banned for sending too fast; until {}", until.0));
+                let detail = Some(format!("WhatsApp banned the number until {}", until.utc_minute()));
                 (Some(WaEvent::State { state: ChannelState::Banned, detail }), Some(Ended::Banned(until)))
             }
             SessionEvent::LoggedOut => {

@@ -1,5 +1,8 @@
 //! What the storage suites share: a fixed clock, and a workspace with a channel to work in.
 
+// Each suite uses some of these.
+#![allow(dead_code)]
+
 use balas_domain::{
     ChannelId, ChannelName, Email, MessageText, PersonName, PhoneNumber, Provider, RatePerSecond, Role, SenderKind,
     Timestamp, WorkspaceId, WorkspaceName,

@@ -32,6 +32,7 @@ use whatsapp_rust::{InboundDurabilityHook, SendError as WaSendError};
 
 use crate::session::{Connected, Incoming, OutboundMedia, SendError, Session, SessionEvent};
 use store::DbBackend;
+use whatsapp_rust::wacore::store::traits::DeviceStore;
 
 /// How long the library waits for the worker to put an inbound message on the event stream
 /// before it gives up (and WhatsApp delivers the message again later).
@@ -67,6 +68,7 @@ impl WhatsappProvider {
             .await
             .map_err(|e| SendError::Transient(format!("cannot read the session from the database: {e}")))?;
         let (events, received) = mpsc::channel(1024);
+        let events = Outbox::new(events);
         let acks = Arc::new(Acks::default());
         let transport = match &self.config.url {
             Some(url) => TokioWebSocketTransportFactory::new().with_url(url.clone()),
@@ -79,7 +81,7 @@ impl WhatsappProvider {
             .with_event_delivery(EventDelivery::Ordered { capacity: 1024 })
             // Balas keeps its own history of conversations from the moment a number is linked.
             .skip_history_sync()
-            .with_inbound_durability_hook(Hook { events, acks: acks.clone() })
+            .with_inbound_durability_hook(Hook { events: events.clone(), acks: acks.clone() })
             .on_event(move |event, client| {
                 let handler = handler.clone();
                 async move { handler.handle(&event, &client).await }
@@ -87,8 +89,7 @@ impl WhatsappProvider {
         if let Some(version) = self.config.version {
             builder = builder.with_version(version);
         }
-        let linked = backend.has_device().await.unwrap_or(false)
-            && matches!(whatsapp_rust::wacore::store::traits::DeviceStore::load(&backend).await, Ok(Some(d)) if d.pn.is_some());
+        let linked = matches!(backend.load().await, Ok(Some(device)) if device.pn.is_some());
         if !linked && channel.link_method == LinkMethod::Code {
             builder = builder.with_pair_code(PairCodeOptions {
                 phone_number: channel.phone.as_str().trim_start_matches('+').to_owned(),
@@ -98,8 +99,33 @@ impl WhatsappProvider {
         let bot = builder.build().await.map_err(|e| SendError::Transient(format!("cannot start the session: {e}")))?;
         let client = bot.client();
         let handle = bot.spawn();
-        let session = WaSession { own: channel.phone.clone(), client, handle: Mutex::new(Some(handle)), acks };
+        let session = WaSession { own: channel.phone.clone(), client, handle: Mutex::new(Some(handle)), acks, events };
         Ok(Connected { session: Box::new(session), events: received })
+    }
+}
+
+/// Where the library's callbacks put events for the worker. Closed when the session shuts down:
+/// the library may keep its callbacks (and their senders) a while after that, and the worker's
+/// event stream must end all the same.
+#[derive(Clone, Default)]
+struct Outbox(Arc<std::sync::Mutex<Option<mpsc::Sender<Incoming>>>>);
+
+impl Outbox {
+    fn new(sender: mpsc::Sender<Incoming>) -> Self {
+        Self(Arc::new(std::sync::Mutex::new(Some(sender))))
+    }
+
+    /// Hands an event on; false once the session is shut.
+    async fn send(&self, incoming: Incoming) -> bool {
+        let sender = self.0.lock().expect("outbox lock").clone();
+        match sender {
+            Some(sender) => sender.send(incoming).await.is_ok(),
+            None => false,
+        }
+    }
+
+    fn close(&self) {
+        self.0.lock().expect("outbox lock").take();
     }
 }
 
@@ -128,7 +154,7 @@ impl Acks {
 /// Hands inbound messages to the worker and lets the library acknowledge them only once the
 /// worker has them on the durable stream.
 struct Hook {
-    events: mpsc::Sender<Incoming>,
+    events: Outbox,
     acks: Arc<Acks>,
 }
 
@@ -145,7 +171,9 @@ impl InboundDurabilityHook for Hook {
             };
             let Some(event) = message_event(&inbound.info, &inbound.message, from) else { continue };
             let (token, wait) = self.acks.expect();
-            self.events.send(Incoming { event, ack: Some(token) }).await?;
+            if !self.events.send(Incoming { event, ack: Some(token) }).await {
+                anyhow::bail!("the session is shutting down");
+            }
             waits.push(wait);
         }
         for wait in waits {
@@ -158,7 +186,7 @@ impl InboundDurabilityHook for Hook {
 /// Turns the library's other events into ours.
 #[derive(Clone)]
 struct Handler {
-    events: mpsc::Sender<Incoming>,
+    events: Outbox,
     backend: DbBackend,
 }
 
@@ -184,7 +212,7 @@ impl Handler {
             other => map_event(other, now()),
         };
         for event in mapped {
-            if self.events.send(Incoming { event, ack: None }).await.is_err() {
+            if !self.events.send(Incoming { event, ack: None }).await {
                 return;
             }
         }
@@ -336,6 +364,7 @@ struct WaSession {
     client: Arc<Client>,
     handle: Mutex<Option<BotHandle>>,
     acks: Arc<Acks>,
+    events: Outbox,
 }
 
 fn send_error(error: WaSendError) -> SendError {
@@ -386,6 +415,8 @@ impl Session for WaSession {
 
     async fn shutdown(&self) {
         let Some(handle) = self.handle.lock().await.take() else { return };
+        // Events that come while closing are dropped; an unacknowledged message comes again.
+        self.events.close();
         let client = handle.client();
         if tokio::time::timeout(SHUTDOWN_TIMEOUT, handle.shutdown()).await.is_err() {
             tracing::warn!("a WhatsApp session did not stop in time; aborting it");
@@ -411,12 +442,13 @@ mod tests {
     }
 
     fn info(sender: Jid, alt: Option<Jid>) -> MessageInfo {
-        let mut info = MessageInfo::default();
-        info.source = MessageSource { chat: sender.clone(), sender, sender_alt: alt, ..MessageSource::default() };
-        info.id = "3EB0ABC".into();
-        info.push_name = "Siti".into();
-        info.timestamp = whatsapp_rust::chrono::DateTime::from_timestamp_millis(AT.0).unwrap();
-        info
+        MessageInfo {
+            source: MessageSource { chat: sender.clone(), sender, sender_alt: alt, ..MessageSource::default() },
+            id: "3EB0ABC".into(),
+            push_name: "Siti".into(),
+            timestamp: whatsapp_rust::chrono::DateTime::from_timestamp_millis(AT.0).unwrap(),
+            ..MessageInfo::default()
+        }
     }
 
     #[test]
@@ -525,7 +557,8 @@ mod tests {
         );
         assert_eq!(map_event(&receipt(ReceiptType::Delivered), AT).len(), 2);
         assert!(map_event(&receipt(ReceiptType::Retry), AT).is_empty());
-        let connected = map_event(&Event::Connected(whatsapp_rust::wacore::types::events::Connected::builder().build()), AT);
+        let connected =
+            map_event(&Event::Connected(whatsapp_rust::wacore::types::events::Connected::builder().build()), AT);
         assert_eq!(connected, [SessionEvent::State { state: ChannelState::Connected, detail: None }]);
     }
 }

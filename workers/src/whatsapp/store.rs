@@ -119,11 +119,6 @@ impl DbBackend {
         Ok(Self { store, channel, fence })
     }
 
-    /// Whether a device was ever saved (the number is linked or being linked).
-    pub async fn has_device(&self) -> balas_storage::StoreResult<bool> {
-        Ok(self.store.wa_session_entry(self.channel, DEVICE, "").await?.is_some())
-    }
-
     /// Forgets the whole session (after a logout: the number must be linked again).
     pub async fn forget(&self) -> balas_storage::StoreResult<()> {
         self.store.forget_wa_session(self.channel, self.fence).await

@@ -1,0 +1,185 @@
+//! Real WhatsApp sessions against a local fake WhatsApp server that speaks the real protocol: a
+//! number is linked by QR code from the dashboard, its session lives in the database so another
+//! worker resumes it without a new link, and WhatsApp's logouts and bans show as such.
+
+mod common;
+
+use std::time::Duration;
+
+use balas_domain::{Channel, ChannelState, LinkMethod, LiveEvent};
+use balas_fakewa::{FakeWa, Kick};
+use common::{Harness, Live, eventually};
+use reqwest::StatusCode;
+
+const PHONE: &str = "+6281200000001";
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn harness(fake: &FakeWa) -> Harness {
+    let url = fake.url();
+    Harness::start(move |s| {
+        s.whatsapp_url = url;
+        s.whatsapp_version = "2.3000.1023".into();
+    })
+    .await
+}
+
+async fn link(h: &Harness, admin: &common::Browser, method: &str) -> Channel {
+    let form = [("name", "Support"), ("phone", PHONE), ("rate", "5"), ("method", method)];
+    let (status, body) = h.call(admin, "link_whatsapp_number", &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    serde_json::from_value(body).unwrap()
+}
+
+/// The next change of `channel` on the live socket: its state, or the whole channel.
+async fn next_change(live: &mut Live, channel: &Channel) -> LiveEvent {
+    loop {
+        let event = tokio::time::timeout(WAIT, live.event()).await.expect("a channel change in time").event;
+        match &event {
+            LiveEvent::ChannelState { channel_id, .. } if *channel_id == channel.id => return event,
+            LiveEvent::ChannelUpdated { channel: c } if c.id == channel.id => return event,
+            _ => {}
+        }
+    }
+}
+
+async fn wait_state(live: &mut Live, channel: &Channel, wanted: ChannelState) -> Option<String> {
+    loop {
+        if let LiveEvent::ChannelState { state, detail, .. } = next_change(live, channel).await
+            && state == wanted
+        {
+            return detail;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_linked_by_qr_code_resumes_on_another_worker_without_a_new_link() {
+    let fake = FakeWa::start().await.unwrap();
+    let h = harness(&fake).await;
+    let admin = h.admin().await;
+    let mut live = h.live(&admin, None).await;
+    let channel = link(&h, &admin, "qr").await;
+    assert_eq!((channel.provider, channel.link_method), (balas_domain::Provider::Whatsapp, LinkMethod::Qr));
+    let worker = h.worker();
+
+    // The dashboard gets the QR code with its expiry, and the channel waits for a link.
+    let code = loop {
+        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
+            && let Some(pairing) = c.pairing
+        {
+            assert_eq!(c.state, ChannelState::Pairing);
+            assert_eq!(pairing.method, LinkMethod::Qr);
+            assert!(pairing.expires_at.0 > balas_backend::now().0 + 30_000, "a first code lasts about a minute");
+            break pairing.code;
+        }
+    };
+    assert!(code.starts_with("2@") || code.contains(','), "a WhatsApp QR payload: {code}");
+
+    // The phone scans it: the page learns the linked number and name, then that it is connected.
+    fake.scan(&code, PHONE.trim_start_matches('+'), "Toko Maju").await.unwrap();
+    let linked = loop {
+        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
+            && c.linked_name.is_some()
+        {
+            break c;
+        }
+    };
+    assert_eq!(linked.linked_name.as_deref(), Some("Toko Maju"));
+    assert_eq!(linked.pairing, None);
+    wait_state(&mut live, &channel, ChannelState::Connected).await;
+    let stored = h.store.wa_session_size(channel.id).await.unwrap();
+    assert!(stored > 0, "the session lives in the database");
+
+    // Another worker takes the number over from the session in the database: no new code.
+    worker.stop().await;
+    wait_state(&mut live, &channel, ChannelState::Idle).await;
+    let logins_before = fake.handshakes();
+    let second = h.worker();
+    loop {
+        match next_change(&mut live, &channel).await {
+            LiveEvent::ChannelState { state: ChannelState::Connected, .. } => break,
+            LiveEvent::ChannelUpdated { channel: c } => assert_eq!(c.pairing, None, "no new link was asked for"),
+            LiveEvent::ChannelState { state, .. } => assert_ne!(state, ChannelState::Pairing),
+            _ => {}
+        }
+    }
+    assert!(fake.handshakes() > logins_before);
+    assert_eq!(fake.logged_in_phones(), [PHONE.trim_start_matches('+')]);
+
+    // The phone ends the link: the channel says so, and the session is forgotten.
+    fake.kick(Some(PHONE.trim_start_matches('+')), Kick::LoggedOut);
+    let detail = wait_state(&mut live, &channel, ChannelState::LoggedOut).await;
+    assert!(detail.unwrap_or_default().contains("link the number again"));
+    eventually(WAIT, "the session to be forgotten", || async {
+        (h.store.wa_session_size(channel.id).await.unwrap() == 0).then_some(())
+    })
+    .await;
+
+    // The admin links it again: a new code comes (from a new device).
+    let (status, body) =
+        h.call(&admin, "relink_channel", &[("channel_id", &channel.id.0.to_string()), ("method", "qr")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    loop {
+        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
+            && c.pairing.is_some()
+        {
+            assert_ne!(c.pairing.unwrap().code, code);
+            break;
+        }
+    }
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bans_show_with_their_end_and_bad_link_requests_change_nothing() {
+    let fake = FakeWa::start().await.unwrap();
+    let h = harness(&fake).await;
+    let admin = h.admin().await;
+    let mut live = h.live(&admin, None).await;
+
+    // Bad requests: an invalid number, an unknown method, a number already linked.
+    let bad = [("name", "Support"), ("phone", "0812"), ("rate", "5"), ("method", "qr")];
+    let (status, body) = h.call(&admin, "link_whatsapp_number", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("phone"), "{body}");
+    let odd = [("name", "Support"), ("phone", PHONE), ("rate", "5"), ("method", "carrier-pigeon")];
+    assert_eq!(h.call(&admin, "link_whatsapp_number", &odd).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let channel = link(&h, &admin, "qr").await;
+    let (status, body) = h
+        .call(
+            &admin,
+            "link_whatsapp_number",
+            &bad.map(|(k, v)| match k {
+                "phone" => (k, PHONE),
+                _ => (k, v),
+            }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.to_string().contains("taken"), "{body}");
+    assert_eq!(h.store.channels(channel.workspace_id).await.unwrap().len(), 1);
+    // A connected (or sandbox) channel cannot be asked to link again; another workspace's is not found.
+    let other = h.other_workspace().await;
+    let id = channel.id.0.to_string();
+    let (status, _) = h.call(&other, "relink_channel", &[("channel_id", &id), ("method", "qr")]).await;
+    assert_ne!(status, StatusCode::OK);
+
+    let worker = h.worker();
+    let code = loop {
+        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
+            && let Some(pairing) = c.pairing
+        {
+            break pairing.code;
+        }
+    };
+    fake.scan(&code, PHONE.trim_start_matches('+'), "Toko Maju").await.unwrap();
+    wait_state(&mut live, &channel, ChannelState::Connected).await;
+    let (status, _) = h.call(&admin, "relink_channel", &[("channel_id", &id), ("method", "qr")]).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a connected number is not linked again");
+
+    // WhatsApp bans the number for an hour: the channel shows it with its end.
+    fake.kick(None, Kick::TempBan { code: 101, expire_secs: 3_600 });
+    let detail = wait_state(&mut live, &channel, ChannelState::Banned).await.unwrap_or_default();
+    assert!(detail.contains("until"), "{detail}");
+    worker.stop().await;
+}
