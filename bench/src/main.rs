@@ -17,6 +17,11 @@
 //!   over `probes` messages, idle, then under the pipeline benchmark's load); the time from login
 //!   until the inbox is interactive with `conversations` and `messages` stored; the wasm, JS and
 //!   CSS sizes.
+//! - `sessions [--sessions 200] [--idle 10] [--settle 12] [--cycle-sessions 100] [--cycles 3]`:
+//!   resident memory (RSS), OS threads and open descriptors of this process per idle real
+//!   WhatsApp session (resumed from the database, against the local fake WhatsApp server), what
+//!   is left once they are stopped, whether that grows over start/stop cycles; then the same for
+//!   sandbox sessions in a fresh process.
 //!
 //! Figures print as a table; with `--json` the last line is one JSON object.
 
@@ -24,6 +29,7 @@ mod inbox;
 mod pipeline;
 mod queue;
 mod ratelimit;
+mod sessions;
 mod setup;
 
 use anyhow::{Context, Result, bail};
@@ -39,7 +45,7 @@ impl Args {
     fn parse() -> Result<Self> {
         let mut all: Vec<String> = std::env::args().skip(1).collect();
         if all.is_empty() {
-            bail!("usage: balas-bench pipeline|queue|ratelimit|inbox [--json] [--option value ...]");
+            bail!("usage: balas-bench pipeline|queue|ratelimit|inbox|sessions [--json] [--option value ...]");
         }
         let name = all.remove(0);
         Ok(Self { name, pairs: all })
@@ -110,6 +116,7 @@ async fn main() -> Result<()> {
         "queue" => queue::run(&args).await,
         "ratelimit" => ratelimit::run(&args).await,
         "inbox" => inbox::run(&args).await,
-        other => bail!("no benchmark named {other:?}; choose pipeline, queue, ratelimit or inbox"),
+        "sessions" => sessions::run(&args).await,
+        other => bail!("no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox or sessions"),
     }
 }

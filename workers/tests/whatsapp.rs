@@ -6,13 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use balas_domain::{Channel, ChannelState, LinkMethod, LiveEvent};
+use balas_domain::{Channel, ChannelState, LinkMethod, LiveEvent, ServerFrame};
 use balas_fakewa::{FakeWa, Kick};
 use common::{Harness, Live, eventually};
 use reqwest::StatusCode;
 
 const PHONE: &str = "+6281200000001";
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 async fn harness(fake: &FakeWa) -> Harness {
     let url = fake.url();
@@ -30,13 +30,19 @@ async fn link(h: &Harness, admin: &common::Browser, method: &str) -> Channel {
     serde_json::from_value(body).unwrap()
 }
 
-/// The next change of `channel` on the live socket: its state, or the whole channel.
+/// The next change of `channel` on the live socket: its state, or the whole channel. (Linking
+/// waits on WhatsApp's own timers, so this allows more than a frame's usual wait.)
 async fn next_change(live: &mut Live, channel: &Channel) -> LiveEvent {
+    let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let event = tokio::time::timeout(WAIT, live.event()).await.expect("a channel change in time").event;
-        match &event {
-            LiveEvent::ChannelState { channel_id, .. } if *channel_id == channel.id => return event,
-            LiveEvent::ChannelUpdated { channel: c } if c.id == channel.id => return event,
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(ServerFrame::Event { event }) = live.quiet_for(left).await else {
+            assert!(tokio::time::Instant::now() < deadline, "no change of the channel within {WAIT:?}");
+            continue;
+        };
+        match &event.event {
+            LiveEvent::ChannelState { channel_id, .. } if *channel_id == channel.id => return event.event,
+            LiveEvent::ChannelUpdated { channel: c } if c.id == channel.id => return event.event,
             _ => {}
         }
     }
@@ -127,6 +133,18 @@ async fn a_number_linked_by_qr_code_resumes_on_another_worker_without_a_new_link
             break;
         }
     }
+
+    // WhatsApp cannot be reached at all: the channel shows it is trying, never that it is connected.
+    fake.stop();
+    loop {
+        match next_change(&mut live, &channel).await {
+            LiveEvent::ChannelState { state: ChannelState::Reconnecting, .. } => break,
+            LiveEvent::ChannelState { state, .. } => assert_ne!(state, ChannelState::Connected),
+            _ => {}
+        }
+    }
+    let settled = live.quiet_for(Duration::from_secs(3)).await;
+    assert!(settled.as_ref().is_none_or(|frame| !format!("{frame:?}").contains("Connected")), "{settled:?}");
     second.stop().await;
 }
 
@@ -176,6 +194,12 @@ async fn bans_show_with_their_end_and_bad_link_requests_change_nothing() {
     wait_state(&mut live, &channel, ChannelState::Connected).await;
     let (status, _) = h.call(&admin, "relink_channel", &[("channel_id", &id), ("method", "qr")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a connected number is not linked again");
+
+    // The connection drops: the channel says so, and the session comes back by itself.
+    fake.kick(None, Kick::Drop);
+    let detail = wait_state(&mut live, &channel, ChannelState::Reconnecting).await.unwrap_or_default();
+    assert!(detail.contains("dropped"), "{detail}");
+    wait_state(&mut live, &channel, ChannelState::Connected).await;
 
     // WhatsApp bans the number for an hour: the channel shows it with its end.
     fake.kick(None, Kick::TempBan { code: 101, expire_secs: 3_600 });

@@ -5,8 +5,8 @@
 //! - `cargo xtask test [--no-e2e]`: every test (unit, integration against a real Redis, SQLite and
 //!   PostgreSQL that it starts, Playwright in Chromium), then one summary line.
 //! - `cargo xtask build [--release]`: the site (wasm, JS, CSS) and the server binaries.
-//! - `cargo xtask bench NAME [--json] [options]`: run a benchmark (pipeline, queue, ratelimit, inbox)
-//!   beside its peer.
+//! - `cargo xtask bench NAME [--json] [options]`: run a benchmark (pipeline, queue, ratelimit, inbox,
+//!   sessions) beside its peer.
 
 mod dev;
 mod proc;
@@ -49,7 +49,7 @@ fn run() -> Result<()> {
 }
 
 /// Benchmarks: the names `balas-bench` knows (see `bench/src/main.rs` for each one's options).
-const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox"];
+const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox", "sessions"];
 
 /// Builds the benchmarks in release mode, starts a Redis of their own (no persistence, as in
 /// `../shared/BASELINES.md`), installs the Node peers, and runs `balas-bench NAME ARGS…`.

@@ -4,6 +4,7 @@
 //! session gets its writes refused instead of corrupting what the new holder writes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use balas_domain::ChannelId;
@@ -110,17 +111,22 @@ pub struct DbBackend {
     store: Store,
     channel: ChannelId,
     fence: i64,
+    /// Set once the session was forgotten: the client's last flushes must not bring it back.
+    forgotten: Arc<AtomicBool>,
 }
 
 impl DbBackend {
     /// Claims the channel's session: from now on, writes under any earlier claim are refused.
     pub async fn claim(store: Store, channel: ChannelId) -> balas_storage::StoreResult<Self> {
         let fence = store.claim_wa_session(channel).await?;
-        Ok(Self { store, channel, fence })
+        Ok(Self { store, channel, fence, forgotten: Arc::new(AtomicBool::new(false)) })
     }
 
     /// Forgets the whole session (after a logout: the number must be linked again).
+    /// Every later write of this claim is dropped, so the client's own saves while it closes (its
+    /// device, its keys) cannot bring the session back.
     pub async fn forget(&self) -> balas_storage::StoreResult<()> {
+        self.forgotten.store(true, Ordering::SeqCst);
         self.store.forget_wa_session(self.channel, self.fence).await
     }
 
@@ -133,7 +139,7 @@ impl DbBackend {
     }
 
     async fn write(&self, writes: &[SessionWrite]) -> Result<()> {
-        if writes.is_empty() {
+        if writes.is_empty() || self.forgotten.load(Ordering::SeqCst) {
             return Ok(());
         }
         self.store.write_wa_session(self.channel, self.fence, writes).await.map_err(db)
