@@ -10,14 +10,15 @@ test("an admin adds a sandbox channel and sees it connect", async ({ page }) => 
   await expect(page.getByTestId("no-channels")).toContainText("No channels yet");
 
   // Bad input is refused next to its field, and nothing is added.
-  await page.getByLabel("Name").fill("Sales");
-  await page.getByLabel("Phone number").fill("0812");
-  await page.getByRole("button", { name: "Add channel" }).click();
-  await expect(page.getByText("Enter the number in international form")).toBeVisible();
+  const form = page.getByTestId("sandbox-form");
+  await form.getByLabel("Name").fill("Sales");
+  await form.getByLabel("Phone number").fill("0812");
+  await form.getByRole("button", { name: "Add channel" }).click();
+  await expect(form.getByText("Enter the number in international form")).toBeVisible();
   await expect(page.getByTestId("no-channels")).toBeVisible();
 
-  await page.getByLabel("Phone number").fill("+62 811 2222 333");
-  await page.getByRole("button", { name: "Add channel" }).click();
+  await form.getByLabel("Phone number").fill("+62 811 2222 333");
+  await form.getByRole("button", { name: "Add channel" }).click();
   const row = page.getByTestId("channels").locator("tr", { hasText: "+628112222333" });
   await expect(row).toContainText("Sales");
   // A WhatsApp worker picks the channel up and its state shows without a reload.

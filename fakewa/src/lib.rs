@@ -197,7 +197,12 @@ enum Cmd {
 impl FakeWa {
     /// Starts a server on `127.0.0.1` with an OS-chosen port. Must be called inside a Tokio runtime.
     pub async fn start() -> anyhow::Result<FakeWa> {
-        let listener = TcpListener::bind("127.0.0.1:0").await.context("binding the fake WhatsApp server")?;
+        Self::start_on(0).await
+    }
+
+    /// Starts a server on `127.0.0.1:port` (0: any free port).
+    pub async fn start_on(port: u16) -> anyhow::Result<FakeWa> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.context("binding the fake WhatsApp server")?;
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {

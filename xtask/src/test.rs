@@ -44,6 +44,9 @@ pub fn run(e2e: bool) -> Result<()> {
     println!("xtask: test services up: Redis {redis_url}, PostgreSQL {postgres_url}");
 
     let mut problems = Vec::new();
+    if let Err(error) = shipped_without_test_features(&project) {
+        problems.push(format!("{error:#}"));
+    }
     let cargo = cargo_tests(&project, &redis_url, &postgres_url).unwrap_or_else(|e| {
         problems.push(format!("cargo tests: {e:#}"));
         Counts::default()
@@ -111,6 +114,23 @@ fn cargo_tests(project: &Project, redis_url: &str, postgres_url: &str) -> Result
     Ok(counts)
 }
 
+/// The shipped binaries must never trust a fake WhatsApp server: the client's certificate bypass
+/// may only be switched on by test crates (dev-dependencies, the fakewa crate), never by what
+/// `cargo xtask build` builds.
+fn shipped_without_test_features(project: &Project) -> Result<()> {
+    let mut tree = project.cargo();
+    tree.args(["tree", "-p", "balas-server", "-p", "balas-workers", "-e", "features,no-dev", "--prefix", "none"]);
+    let features = proc::output(&mut tree).context("cargo tree did not run")?;
+    if !features.contains("whatsapp-rust") {
+        bail!("cargo tree printed no whatsapp-rust features; the check of the shipped binaries did not run");
+    }
+    if features.contains("danger-skip-cert-chain-verify") {
+        bail!("the shipped binaries would skip WhatsApp's certificate check: a test-only feature leaked into them");
+    }
+    println!("xtask: the shipped binaries check WhatsApp's certificates (no test-only features)");
+    Ok(())
+}
+
 fn number_before(text: &str, label: &str) -> u64 {
     text.find(label).and_then(|end| text[..end].rsplit(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).unwrap_or(0)
 }
@@ -151,8 +171,22 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
     // Supervise the server like a process manager would: a spec may kill it (its id is in
     // BALAS_E2E_SERVER_PID_FILE) to prove that browsers reconnect and catch up; it comes back.
     let supervisor = Supervisor::start(server, server_command, pid_file.clone())?;
-    let mut workers = Vec::new();
-    for bin in ["balas-wa-worker", "balas-ai-worker"] {
+    // A local fake WhatsApp server, and the WhatsApp worker built to trust it (a test build of the
+    // shipped worker; built on its own so that its test-only feature reaches nothing shipped).
+    proc::run(project.cargo().args(["build", "-p", "balas-fakewa", "--bins"]))?;
+    let (fakewa_port, fakewa_control) = (proc::free_port()?, proc::free_port()?);
+    let mut fakewa = Guard::spawn(
+        "balas-fakewa",
+        Command::new(project.binary(Profile::Dev, "balas-fakewa"))
+            .env("FAKEWA_PORT", fakewa_port.to_string())
+            .env("FAKEWA_CONTROL_PORT", fakewa_control.to_string())
+            .current_dir(&dir),
+    )?;
+    proc::wait_until("balas-fakewa", &mut fakewa, Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", fakewa_control)).is_ok()
+    })?;
+    let mut workers = vec![fakewa];
+    for bin in ["balas-e2e-wa-worker", "balas-ai-worker"] {
         let mut worker = Guard::spawn(
             bin,
             Command::new(project.binary(Profile::Dev, bin))
@@ -160,10 +194,13 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
                 .env("BALAS_REDIS_PREFIX", "e2e")
                 .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
                 .env("BALAS_SANDBOX", "true")
+                .env("BALAS_WHATSAPP_URL", format!("ws://127.0.0.1:{fakewa_port}/ws/chat"))
+                .env("BALAS_WHATSAPP_VERSION", "2.3000.1023")
                 .env("RUST_LOG", "warn")
                 .current_dir(&dir),
         )?;
-        let announced = workers.len() + 1;
+        // The fake server is not a worker: it announces nothing.
+        let announced = workers.len();
         proc::wait_until(bin, &mut worker, Duration::from_secs(30), || {
             services::redis_reply(redis_port, "HLEN e2e:workers").as_deref() == Some(&format!(":{announced}"))
         })?;
@@ -178,6 +215,7 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
             .current_dir(project.root.join("end2end"))
             .env("BALAS_E2E_URL", format!("http://127.0.0.1:{port}"))
             .env("BALAS_E2E_SERVER_PID_FILE", &pid_file)
+            .env("BALAS_E2E_FAKEWA", format!("http://127.0.0.1:{fakewa_control}"))
             .env("PLAYWRIGHT_JSON_OUTPUT_FILE", &report),
     )?
     .wait()?;

@@ -274,7 +274,7 @@ pub fn ChannelsPage() -> impl IntoView {
                         <div class="card">
                             <h2>{t!(i18n, channels.add_sandbox)}</h2>
                             <p class="muted">{t!(i18n, channels.add_sandbox_help)}</p>
-                            <ActionForm action=create node_ref=form attr:novalidate=true attr:class="form">
+                            <ActionForm action=create node_ref=form attr:novalidate=true attr:class="form" attr:data-testid="sandbox-form">
                                 <label for="channel_name">{t!(i18n, channels.name)}</label>
                                 <input id="channel_name" name="name" autocomplete="off" placeholder="Sales" />
                                 <FieldErrors outcome field=Field::Name />
