@@ -36,7 +36,7 @@ async fn announce(state: &AppState, caller: &Caller, event: LiveEvent) {
     }
 }
 
-async fn command(state: &AppState, channel_id: ChannelId, command: Command) {
+pub(crate) async fn command(state: &AppState, channel_id: ChannelId, command: Command) {
     let command = SessionCommand { channel_id, at: now(), command };
     if let Err(error) = state.bus.send_session_command(&command).await {
         tracing::warn!(%error, "a session command was not sent");

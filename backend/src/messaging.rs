@@ -1,8 +1,9 @@
 //! Channels and sending: what the dashboard (and later the REST API) may ask of the pipeline.
 
 use balas_domain::{
-    AppError, AuditAction, Channel, ChannelId, ChannelName, ChannelState, Field, FieldError, Issue, LinkMethod,
-    LiveEvent, Message, MessageStatus, MessageText, PhoneNumber, Provider, RatePerSecond, SendJob, SenderKind,
+    AppError, AuditAction, Channel, ChannelId, ChannelName, ChannelState, Command, Field, FieldError, Issue,
+    LinkMethod, LiveEvent, Message, MessageStatus, MessageText, PhoneNumber, Provider, RatePerSecond, SendJob,
+    SenderKind,
 };
 use balas_storage::{Audit, MessageKey, NewChannel, NewOutbound};
 
@@ -97,6 +98,9 @@ pub async fn relink_channel(
     audit(state, caller, AuditAction::ChannelRelinked, channel.phone.as_str(), method.as_str()).await?;
     let event = LiveEvent::ChannelUpdated { channel: Box::new(channel.clone()) };
     state.bus.publish_live(caller.me.workspace_id, &event).await.map_err(internal)?;
+    // A worker still running the number (waiting for a link) starts it afresh; a worker that
+    // parked it after a logout, or none, takes it up from its state.
+    crate::inbox::command(state, id, Command::Relink).await;
     Ok(channel)
 }
 

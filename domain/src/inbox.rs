@@ -214,6 +214,9 @@ pub enum Command {
     Typing { to: PhoneNumber, typing: bool },
     /// Send read receipts for a customer's messages.
     MarkRead { from: PhoneNumber, wa_ids: Vec<String> },
+    /// An admin asked for the number to be linked again (perhaps another way): start its session
+    /// afresh.
+    Relink,
 }
 
 /// A message id and the conversation it belongs to (for retrying a failed send).

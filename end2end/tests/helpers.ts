@@ -10,7 +10,8 @@ export async function open(page: Page, path: string) {
 }
 
 export async function hydrated(page: Page) {
-  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true");
+  // A debug build of the wasm on a busy two-core machine can take a while to start.
+  await expect(page.locator("body")).toHaveAttribute("data-hydrated", "true", { timeout: 30_000 });
 }
 
 /** Fails the test on any uncaught error or console error in the page (a failed hydration only shows

@@ -15,7 +15,7 @@ async function phone(path: string, body: object) {
   expect(response.status, await response.text()).toBe(200);
 }
 
-test("an admin links a WhatsApp number by QR code and sees it connect, and links it again after a logout", async ({
+test("an admin links a WhatsApp number by QR code, sees it connect, and links it again by phone code after a logout", async ({
   page,
 }) => {
   const noErrors = failOnPageErrors(page);
@@ -58,11 +58,16 @@ test("an admin links a WhatsApp number by QR code and sees it connect, and links
   await expect(pairing).toHaveCount(0);
   expect(await page.evaluate(() => (window as unknown as { sameDocument?: boolean }).sameDocument)).toBe(true);
 
-  // The phone ends the link: the channel says so and offers to link it again, with a new code.
+  // The phone ends the link: the channel says so and offers to link it again, this time with a
+  // code typed on the phone.
   await phone("/kick", { phone: "6281290000001", kick: "logged_out" });
   await expect(row.locator("[data-state]")).toHaveAttribute("data-state", "logged_out", { timeout: 20_000 });
-  await pairing.getByTestId("relink-qr").click();
-  await expect(pairing.getByTestId("pairing-qr").locator("svg")).toBeVisible({ timeout: 30_000 });
-  expect(await pairing.getByTestId("pairing-qr").getAttribute("data-code")).not.toBe(code);
+  await pairing.getByTestId("relink-code").click();
+  const shown = pairing.getByTestId("pairing-code");
+  await expect(shown).toHaveText(/^[A-Z0-9]{4}-[A-Z0-9]{4}$/, { timeout: 30_000 });
+  const typed = (await shown.textContent())!.replace("-", "");
+  await phone("/enter-code", { phone: "6281290000001", code: typed, name: "Toko Maju CS" });
+  await expect(row.locator("[data-state]")).toHaveAttribute("data-state", "connected", { timeout: 30_000 });
+  await expect(pairing).toHaveCount(0);
   noErrors();
 });

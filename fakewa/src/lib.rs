@@ -2,7 +2,7 @@
 //!
 //! It speaks the real wire protocol to the real `whatsapp-rust` 0.7.0 client: WebSocket, the Noise
 //! XX / IK / XXfallback handshake, AES-GCM transport frames and binary nodes. It covers the session
-//! lifecycle only — QR pairing, login, keep-alive, kicks and a few server pushes. Encrypted messages
+//! lifecycle only — QR and pairing-code linking, login, keep-alive, kicks and a few server pushes. Encrypted messages
 //! (Signal sessions, prekey bundles) are out of scope.
 //!
 //! The client must be built with the `danger-skip-cert-chain-verify` feature (the fake server's
@@ -21,6 +21,12 @@
 //! // Event::PairingQrCode(qr) => server.scan(&qr.code, "5511999990000", "Shop").await?
 //! //   -> Event::PairSuccess, then (about 10 s later) Event::Connected.
 //! ```
+//!
+//! To link by pairing code instead, build the bot `.with_pair_code(PairCodeOptions { phone_number, .. })`:
+//! the server answers its request with a pairing ref (recorded in [`FakeWa::pairing_code_requests`]), the
+//! client emits `Event::PairingCode`, and [`FakeWa::enter_code`] plays the phone typing that code (the same
+//! key exchange as WhatsApp), leading to `Event::PairSuccess` and `Event::Connected` as with a scan.
+//! [`FakeWa::set_pair_code_rejection`] makes the request fail instead (`Event::PairingCodeError`).
 //!
 //! A store whose device already has a phone JID (`DeviceCommand::SetId`) and a push name logs straight
 //! in: the server answers `<success>` and the client emits `Event::Connected` within a second.
@@ -55,6 +61,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long a client gets to finish the Noise handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a pairing code is valid after the client asked for it (the client's own window).
+const PAIR_CODE_VALIDITY: Duration = Duration::from_secs(180);
+/// How long the phone waits for the client's `companion_finish` (two PBKDF2 runs on the client side).
+const COMPANION_FINISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// The prekey count reported to clients: above what they want, so they don't upload.
 const PREKEY_COUNT: u32 = 812;
 
@@ -142,6 +152,54 @@ pub struct ClientReceipt {
     pub ids: Vec<String>,
 }
 
+/// A pairing-code request (`<link_code_companion_reg stage="companion_hello">`) a client sent, as the
+/// server recorded it (see [`FakeWa::pairing_code_requests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairCodeRequest {
+    /// The phone number the client asked to link with (digits, from the request's `jid`).
+    pub phone: String,
+    /// The `link_code_pairing_ref` the server answered with; `None` when the request was refused.
+    pub pairing_ref: Option<String>,
+    /// `companion_platform_id` (e.g. `1` for Chrome).
+    pub platform_id: String,
+    /// `companion_platform_display` (e.g. `Chrome (Linux)`), what the phone shows for the new device.
+    pub platform_display: String,
+    /// `should_show_push_notification`: whether the phone should be notified.
+    pub push_notification: bool,
+    /// Whether the request's `companion_server_auth_key_pub` is the connection's Noise static key.
+    pub noise_key_matches: bool,
+}
+
+/// How the server refuses a pairing-code request (see [`FakeWa::set_pair_code_rejection`]): the `<error>` a
+/// `companion_hello` is answered with. The client emits `Event::PairingCodeError` with the matching
+/// `PairCodeRejection`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairCodeRefusal {
+    /// `400 bad-request`: what WhatsApp answers for a number it does not accept, and for per-number throttling.
+    BadRequest,
+    /// `403 forbidden`.
+    Forbidden,
+    /// `429 rate-overlimit`: too many requests.
+    RateOverlimit,
+    /// `452 feature-not-available`: linking by phone number is not enabled for this account.
+    FeatureNotAvailable,
+    /// `500 internal-server-error`.
+    InternalServerError,
+}
+
+impl PairCodeRefusal {
+    /// The `code` and `text` of the `<error>`.
+    pub fn code_and_text(self) -> (u16, &'static str) {
+        match self {
+            PairCodeRefusal::BadRequest => (400, "bad-request"),
+            PairCodeRefusal::Forbidden => (403, "forbidden"),
+            PairCodeRefusal::RateOverlimit => (429, "rate-overlimit"),
+            PairCodeRefusal::FeatureNotAvailable => (452, "feature-not-available"),
+            PairCodeRefusal::InternalServerError => (500, "internal-server-error"),
+        }
+    }
+}
+
 struct Shared {
     addr: SocketAddr,
     identity: ServerIdentity,
@@ -161,6 +219,20 @@ struct State {
     tag_counts: HashMap<String, u64>,
     receipts: Vec<ClientReceipt>,
     pings: u64,
+    pair_code_requests: Vec<PairCodeRequest>,
+    pair_code_rejections: HashMap<String, PairCodeRefusal>,
+    /// Accepted pairing-code requests still waiting for the phone, by pairing ref.
+    code_flows: HashMap<String, CodeFlow>,
+    /// `enter_code` calls waiting for the client's `companion_finish`, by pairing ref.
+    finish_waiters: HashMap<String, oneshot::Sender<Node>>,
+}
+
+/// An accepted `companion_hello`: what the phone needs to answer it.
+struct CodeFlow {
+    conn: u64,
+    phone: String,
+    wrapped_companion_ephemeral_pub: [u8; 80],
+    started: tokio::time::Instant,
 }
 
 /// `(phone, device id)` of a registered device.
@@ -289,7 +361,22 @@ impl FakeWa {
             state.revoked.remove(&(phone.to_owned(), device));
             (tx, key, device, lid)
         };
-        let identity = pairing::device_identity(&qr, &account_key, u32::from(device))?;
+        let identity = pairing::device_identity(&qr.identity_pub, &qr.adv_secret, &account_key, u32::from(device))?;
+        self.send_pair_success(&tx, phone, device, &lid, push_name, identity).await
+    }
+
+    /// Sends `<pair-success>` for `PHONE:DEVICE` to the pairing connection, checks the client's
+    /// `pair-device-sign`, then restarts the stream (515) so the client logs in as the new device.
+    async fn send_pair_success(
+        &self,
+        tx: &mpsc::UnboundedSender<Cmd>,
+        phone: &str,
+        device: u16,
+        lid: &str,
+        push_name: &str,
+        identity: Vec<u8>,
+    ) -> anyhow::Result<()> {
+        let shared = &self.handle.shared;
         let mut success = vec![
             NodeBuilder::new("device-identity").bytes(identity).build(),
             NodeBuilder::new("platform").attr("name", "android").build(),
@@ -330,6 +417,115 @@ impl FakeWa {
         let restart = NodeBuilder::new("stream:error").attr("code", "515").build();
         let _ = tx.send(Cmd::Close(Some(restart)));
         Ok(())
+    }
+
+    /// Every pairing-code request (`companion_hello`) clients sent, oldest first, including refused ones.
+    pub fn pairing_code_requests(&self) -> Vec<PairCodeRequest> {
+        self.handle.shared.lock().pair_code_requests.clone()
+    }
+
+    /// Sets (or clears, with `None`) how pairing-code requests for `phone` are answered: with this `<error>`
+    /// instead of a pairing ref, as WhatsApp does for a number it does not accept. The client then emits
+    /// `Event::PairingCodeError` instead of `Event::PairingCode`.
+    pub fn set_pair_code_rejection(&self, phone: &str, refusal: Option<PairCodeRefusal>) {
+        let mut state = self.handle.shared.lock();
+        match refusal {
+            Some(r) => state.pair_code_rejections.insert(phone.to_owned(), r),
+            None => state.pair_code_rejections.remove(phone),
+        };
+    }
+
+    /// Plays the phone of `phone` typing the pairing `code` the client shows (`Event::PairingCode`), with no
+    /// business name. See [`FakeWa::enter_code_as`].
+    pub async fn enter_code(&self, phone: &str, code: &str) -> anyhow::Result<()> {
+        self.enter_code_as(phone, code, "").await
+    }
+
+    /// Plays the phone of `phone` (business name `push_name`, none if empty) typing the pairing `code` the
+    /// client shows: sends the `primary_hello` notification for the newest open pairing-code request of
+    /// `phone`, waits for the client's `companion_finish`, opens its key bundle with the code, then sends a
+    /// valid `<pair-success>` as [`FakeWa::scan`] does (the client emits `Event::PairSuccess`, then
+    /// `Event::Connected` after the 515 restart).
+    ///
+    /// Fails if `phone` has no open pairing-code request within its 180 s validity, or if the code is wrong
+    /// (the bundle does not open; the client is left waiting, as with a real phone).
+    pub async fn enter_code_as(&self, phone: &str, code: &str, push_name: &str) -> anyhow::Result<()> {
+        let shared = &self.handle.shared;
+        let code = code.trim().to_uppercase();
+        if code.len() != 8 {
+            bail!("a pairing code has 8 characters, got {code:?}");
+        }
+        let (pairing_ref, tx, wrapped, account_key) = {
+            let mut state = shared.lock();
+            let conns = &state.conns;
+            let flow = state
+                .code_flows
+                .iter()
+                .filter(|(_, f)| f.phone == phone && conns.get(&f.conn).is_some_and(|c| !c.logged_in))
+                .max_by_key(|(_, f)| f.started)
+                .map(|(r, f)| (r.clone(), f.conn, f.wrapped_companion_ephemeral_pub, f.started))
+                .ok_or_else(|| anyhow!("no open connection asked for a pairing code for {phone}"))?;
+            let (pairing_ref, conn, wrapped, started) = flow;
+            if started.elapsed() > PAIR_CODE_VALIDITY {
+                bail!("the pairing code for {phone} has expired");
+            }
+            let entry = &conns[&conn];
+            let tx = entry.tx.clone();
+            let account_key = state.account(phone).key.clone();
+            (pairing_ref, tx, wrapped, account_key)
+        };
+        let exchange = {
+            let code = code.clone();
+            tokio::task::spawn_blocking(move || pairing::code_exchange(&wrapped, &code)).await??
+        };
+
+        let (finish_tx, finish_rx) = oneshot::channel();
+        shared.lock().finish_waiters.insert(pairing_ref.clone(), finish_tx);
+        let _waiter = FinishWaiterGuard(shared.clone(), pairing_ref.clone());
+        let hello = NodeBuilder::new("notification")
+            .attr("from", SERVER)
+            .attr("type", "link_code_companion_reg")
+            .attr("id", shared.next_stanza_id())
+            .attr("t", pairing::now_secs().to_string())
+            .children([NodeBuilder::new("link_code_companion_reg")
+                .attr("stage", "primary_hello")
+                .children([
+                    NodeBuilder::new("link_code_pairing_wrapped_primary_ephemeral_pub")
+                        .bytes(exchange.wrapped_primary_ephemeral_pub.to_vec())
+                        .build(),
+                    NodeBuilder::new("primary_identity_pub")
+                        .bytes(account_key.public_key.public_key_bytes().to_vec())
+                        .build(),
+                    NodeBuilder::new("link_code_pairing_ref").bytes(pairing_ref.as_bytes().to_vec()).build(),
+                ])
+                .build()])
+            .build();
+        tx.send(Cmd::Send(hello)).map_err(|_| anyhow!("the pairing connection closed"))?;
+        let finish = tokio::time::timeout(COMPANION_FINISH_TIMEOUT, finish_rx)
+            .await
+            .context("the client did not answer primary_hello with companion_finish")?
+            .map_err(|_| anyhow!("the pairing connection closed before companion_finish"))?;
+        let reg =
+            child(&finish, "link_code_companion_reg").ok_or_else(|| anyhow!("companion_finish without its reg"))?;
+        let bundle = child_bytes(reg, "link_code_pairing_wrapped_key_bundle")
+            .ok_or_else(|| anyhow!("companion_finish without a key bundle"))?;
+        let companion_identity: [u8; 32] = child_bytes(reg, "companion_identity_public")
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("companion_finish without a 32-byte companion identity"))?;
+        let adv_secret = pairing::open_key_bundle(&exchange, &bundle, &account_key, &companion_identity)?;
+
+        let (device, lid) = {
+            let mut state = shared.lock();
+            state.code_flows.remove(&pairing_ref);
+            let account = state.account(phone);
+            let device = account.next_device;
+            account.next_device += 1;
+            let lid = account.lid.clone();
+            state.revoked.remove(&(phone.to_owned(), device));
+            (device, lid)
+        };
+        let identity = pairing::device_identity(&companion_identity, &adv_secret, &account_key, u32::from(device))?;
+        self.send_pair_success(&tx, phone, device, &lid, push_name, identity).await
     }
 
     /// Sends a fresh `<pair-device>` (new refs) to every connection waiting to be paired, as the server
@@ -575,12 +771,23 @@ async fn serve_inner(shared: Arc<Shared>, tcp: TcpStream) -> anyhow::Result<()> 
     conn.run(&mut reader, rx, payload).await
 }
 
+/// Drops an `enter_code` call's `companion_finish` waiter however the call ends.
+struct FinishWaiterGuard(Arc<Shared>, String);
+
+impl Drop for FinishWaiterGuard {
+    fn drop(&mut self) {
+        self.0.lock().finish_waiters.remove(&self.1);
+    }
+}
+
 /// Forgets a connection when its task ends, however it ends (including a server stop).
 struct ConnGuard(Arc<Shared>, u64);
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.0.lock().conns.remove(&self.1);
+        let mut state = self.0.lock();
+        state.conns.remove(&self.1);
+        state.code_flows.retain(|_, flow| flow.conn != self.1);
     }
 }
 
@@ -745,6 +952,13 @@ impl Conn {
         let xmlns = attr(iq, "xmlns").unwrap_or_default();
         let first = iq.children().and_then(|c| c.first());
         let first_tag = first.map(|c| c.tag.to_string()).unwrap_or_default();
+        if xmlns == "md"
+            && first_tag == "link_code_companion_reg"
+            && let Some(reg) = first
+        {
+            let answer = self.link_code(&id, reg);
+            return self.send(&answer).await;
+        }
         let mut content: Vec<Node> = Vec::new();
         let mut after: Option<Node> = None;
         match (xmlns.as_str(), first_tag.as_str()) {
@@ -827,6 +1041,93 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Answers a pairing-code IQ: `companion_hello` gets a fresh `link_code_pairing_ref` (or the refusal set
+    /// for the phone), `companion_finish` is handed to the `enter_code` call waiting for it.
+    fn link_code(&mut self, id: &str, reg: &Node) -> Node {
+        let result = |content: Option<Node>| {
+            let iq = NodeBuilder::new("iq").attr("from", SERVER).attr("type", "result").attr("id", id);
+            match content {
+                Some(c) => iq.children([c]).build(),
+                None => iq.build(),
+            }
+        };
+        let error = |code: u16, text: &str| {
+            NodeBuilder::new("iq")
+                .attr("from", SERVER)
+                .attr("type", "error")
+                .attr("id", id)
+                .children([NodeBuilder::new("error").attr("code", code.to_string()).attr("text", text).build()])
+                .build()
+        };
+        let phone = attr(reg, "jid").and_then(|jid| jid.split('@').next().map(str::to_owned)).unwrap_or_default();
+        let mut state = self.shared.lock();
+        match attr(reg, "stage").as_deref() {
+            Some("companion_hello") => {
+                let wrapped: Option<[u8; 80]> = child_bytes(reg, "link_code_pairing_wrapped_companion_ephemeral_pub")
+                    .and_then(|b| b.try_into().ok());
+                let noise_key = child_bytes(reg, "companion_server_auth_key_pub");
+                let client_static = state.conns.get(&self.id).map(|c| c.client_static);
+                let mut request = PairCodeRequest {
+                    phone: phone.clone(),
+                    pairing_ref: None,
+                    platform_id: child_text(reg, "companion_platform_id"),
+                    platform_display: child_text(reg, "companion_platform_display"),
+                    push_notification: attr(reg, "should_show_push_notification").as_deref() == Some("true"),
+                    noise_key_matches: noise_key.is_some_and(|k| client_static.is_some_and(|c| k[..] == c[..])),
+                };
+                let refusal = state.pair_code_rejections.get(&phone).copied();
+                let answer = match (refusal, wrapped) {
+                    (Some(refusal), _) => {
+                        let (code, text) = refusal.code_and_text();
+                        error(code, text)
+                    }
+                    (None, Some(wrapped))
+                        if !phone.is_empty()
+                            && phone.bytes().all(|b| b.is_ascii_digit())
+                            && request.noise_key_matches =>
+                    {
+                        let bytes: [u8; 24] = rand::random();
+                        let pairing_ref = format!("3@{}", base64::prelude::BASE64_STANDARD.encode(bytes));
+                        state.code_flows.insert(
+                            pairing_ref.clone(),
+                            CodeFlow {
+                                conn: self.id,
+                                phone: phone.clone(),
+                                wrapped_companion_ephemeral_pub: wrapped,
+                                started: tokio::time::Instant::now(),
+                            },
+                        );
+                        request.pairing_ref = Some(pairing_ref.clone());
+                        result(Some(
+                            NodeBuilder::new("link_code_companion_reg")
+                                .children([NodeBuilder::new("link_code_pairing_ref")
+                                    .bytes(pairing_ref.into_bytes())
+                                    .build()])
+                                .build(),
+                        ))
+                    }
+                    (None, _) => error(400, "bad-request"),
+                };
+                state.pair_code_requests.push(request);
+                answer
+            }
+            Some("companion_finish") => {
+                let pairing_ref =
+                    child_bytes(reg, "link_code_pairing_ref").map(|b| String::from_utf8_lossy(&b).into_owned());
+                match pairing_ref.and_then(|r| state.finish_waiters.remove(&r)) {
+                    Some(waiter) => {
+                        let _ = waiter.send(NodeBuilder::new("iq").children([reg.clone()]).build());
+                        result(None)
+                    }
+                    None => error(400, "bad-request"),
+                }
+            }
+            _ => error(400, "bad-request"),
+        }
+    }
+}
+
 /// When ref number `index` of a `<pair-device>` stops being valid, counted from when it was sent: the
 /// client shows the first ref for 60 s and each later one for 20 s.
 fn ref_expiry(index: usize) -> Duration {
@@ -869,4 +1170,17 @@ fn attr(node: &Node, key: &str) -> Option<String> {
 
 fn child<'a>(node: &'a Node, tag: &str) -> Option<&'a Node> {
     node.get_optional_child(tag)
+}
+
+/// The content of child `tag` as bytes (binary or string content alike).
+fn child_bytes(node: &Node, tag: &str) -> Option<Vec<u8>> {
+    match &child(node, tag)?.content {
+        Some(wacore_binary::NodeContent::Bytes(b)) => Some(b.clone()),
+        Some(wacore_binary::NodeContent::String(s)) => Some(s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+fn child_text(node: &Node, tag: &str) -> String {
+    child_bytes(node, tag).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }

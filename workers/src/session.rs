@@ -82,6 +82,10 @@ pub enum SendError {
     /// This session lost its number to another connection.
     #[error("another connection took over the number")]
     Replaced,
+    /// The session cannot send for now (not linked yet, or not connected): hold the whole queue for
+    /// a while instead of using up the message's attempts.
+    #[error("the number is not connected to WhatsApp")]
+    Offline { wait_ms: u64 },
 }
 
 /// A file to send, by URL, with an optional caption.

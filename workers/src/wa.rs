@@ -163,6 +163,8 @@ enum Ended {
     LoggedOut,
     /// The connection failed; try again.
     Dropped(String),
+    /// An admin asked for a new link: start afresh, with the channel as it is now.
+    Relink,
 }
 
 /// Waits until `until` (or forever), renewing the lease; `Some` when it must stop early.
@@ -208,7 +210,7 @@ async fn renew_lease(ctx: &WaContext, lease: &Lease) -> bool {
 /// Runs one channel while this worker holds its lease.
 pub async fn run_channel(
     ctx: Arc<WaContext>,
-    channel: Channel,
+    mut channel: Channel,
     lease: Lease,
     mut stop: watch::Receiver<bool>,
     mut commands: mpsc::Receiver<SessionCommand>,
@@ -260,7 +262,12 @@ pub async fn run_channel(
                         }
                     }
                     ended = controls.recv() => break ended.unwrap_or(Ended::Dropped("the session closed".to_owned())),
-                    Some(command) = commands.recv() => execute(session.as_ref(), command).await,
+                    Some(command) = commands.recv() => {
+                        if command.command == Command::Relink {
+                            break Ended::Relink;
+                        }
+                        execute(session.as_ref(), command).await;
+                    }
                 }
             }
         };
@@ -281,6 +288,11 @@ pub async fn run_channel(
                 tracing::warn!(channel = %channel.id, "banned; reconnecting in {} s", wait.as_secs());
                 if let Some(ended) = hold(&ctx, &lease, &mut stop, Some(Instant::now() + wait)).await {
                     break ended;
+                }
+            }
+            Ended::Relink => {
+                if let Ok(Some(fresh)) = ctx.store.channel(channel.id).await {
+                    channel = fresh;
                 }
             }
             Ended::Dropped(reason) => {
@@ -366,6 +378,7 @@ async fn execute(session: &dyn Session, command: SessionCommand) {
     let done = match &command.command {
         Command::Typing { to, typing } => session.set_typing(to, *typing).await,
         Command::MarkRead { from, wa_ids } => session.mark_read(from, wa_ids).await,
+        Command::Relink => Ok(()),
     };
     if let Err(error) = done {
         tracing::warn!(%error, channel = %command.channel_id, "could not carry out a session command");
@@ -420,7 +433,7 @@ async fn forward(
             SessionEvent::Linked { phone, name } => (Some(WaEvent::Linked { phone, name }), None),
             SessionEvent::LinkExpired => {
                 let detail =
-                    Some("the code expired before a phone linked the number; press Link to get a new one".into());
+                    Some("the code expired before a phone linked the number; press “Link again” for a new one".into());
                 (Some(WaEvent::State { state: ChannelState::LoggedOut, detail }), Some(Ended::LoggedOut))
             }
         };
@@ -533,15 +546,8 @@ pub async fn process_send(
             report(bus, send.channel_id, WaEvent::SendFailed { message_id: send.message_id, failure }).await;
             Err(bullmq::Error::Unrecoverable(message))
         }
-        Err(SendError::Banned { until }) => {
-            // Not the message's fault: hold the whole queue until the ban ends, without using up
-            // the message's attempts.
-            let delay_ms = until.0.saturating_sub(now().0).max(1_000) as u64;
-            if let Ok(queue) = bus.send_queue(send.channel_id).await {
-                let _ = queue.rate_limit(delay_ms).await;
-            }
-            Err(bullmq::Error::RateLimited { delay_ms })
-        }
+        Err(SendError::Banned { until }) => hold_queue(bus, &send, until.0.saturating_sub(now().0) as u64).await,
+        Err(SendError::Offline { wait_ms }) => hold_queue(bus, &send, wait_ms).await,
         // Another worker runs the channel now; give the job back to the queue for it.
         Err(SendError::Replaced) => Err(bullmq::Error::RateLimited { delay_ms: 0 }),
         Err(SendError::Transient(error)) => {
@@ -553,6 +559,16 @@ pub async fn process_send(
             Err(bullmq::Error::ProcessingError(error))
         }
     }
+}
+
+/// Not the message's fault (a ban, a session that is not connected): holds the whole queue for
+/// `wait_ms` (at least a second), without using up the message's attempts.
+async fn hold_queue(bus: &Bus, send: &SendJob, wait_ms: u64) -> Result<serde_json::Value, bullmq::Error> {
+    let delay_ms = wait_ms.max(1_000);
+    if let Ok(queue) = bus.send_queue(send.channel_id).await {
+        let _ = queue.rate_limit(delay_ms).await;
+    }
+    Err(bullmq::Error::RateLimited { delay_ms })
 }
 
 #[cfg(test)]

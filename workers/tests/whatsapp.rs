@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use balas_domain::{Channel, ChannelState, LinkMethod, LiveEvent, ServerFrame};
-use balas_fakewa::{FakeWa, Kick};
+use balas_fakewa::{FakeWa, Kick, PairCodeRefusal};
 use common::{Harness, Live, eventually};
 use reqwest::StatusCode;
 
@@ -205,5 +205,47 @@ async fn bans_show_with_their_end_and_bad_link_requests_change_nothing() {
     fake.kick(None, Kick::TempBan { code: 101, expire_secs: 3_600 });
     let detail = wait_state(&mut live, &channel, ChannelState::Banned).await.unwrap_or_default();
     assert!(detail.contains("until"), "{detail}");
+    worker.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_is_linked_with_a_code_typed_on_the_phone() {
+    let fake = FakeWa::start().await.unwrap();
+    let h = harness(&fake).await;
+    let admin = h.admin().await;
+    let mut live = h.live(&admin, None).await;
+    let digits = PHONE.trim_start_matches('+');
+    // WhatsApp refuses the first request (a number it does not accept): the channel says why.
+    fake.set_pair_code_rejection(digits, Some(PairCodeRefusal::BadRequest));
+    let channel = link(&h, &admin, "code").await;
+    assert_eq!(channel.link_method, LinkMethod::Code);
+    let worker = h.worker();
+    let detail = wait_state(&mut live, &channel, ChannelState::Pairing).await;
+    let detail = match detail {
+        Some(detail) => detail,
+        None => wait_state(&mut live, &channel, ChannelState::Pairing).await.unwrap_or_default(),
+    };
+    assert!(detail.contains("refused the pairing code"), "{detail}");
+    assert_eq!(fake.pairing_code_requests()[0].phone, digits);
+
+    // Accepted: the page shows the 8-character code to type, for the number the admin gave.
+    fake.set_pair_code_rejection(digits, None);
+    let id = channel.id.0.to_string();
+    let (status, body) = h.call(&admin, "relink_channel", &[("channel_id", &id), ("method", "code")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let code = loop {
+        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
+            && let Some(pairing) = c.pairing
+        {
+            assert_eq!(pairing.method, LinkMethod::Code);
+            break pairing.code;
+        }
+    };
+    assert_eq!(code.chars().filter(char::is_ascii_alphanumeric).count(), 8, "{code}");
+    // The phone's owner types it: linked and connected.
+    fake.enter_code_as(digits, &code, "Toko Maju").await.unwrap();
+    wait_state(&mut live, &channel, ChannelState::Connected).await;
+    let stored = h.store.channel(channel.id).await.unwrap().unwrap();
+    assert_eq!((stored.linked_name.as_deref(), stored.pairing), (Some("Toko Maju"), None));
     worker.stop().await;
 }

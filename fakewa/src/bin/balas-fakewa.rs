@@ -3,6 +3,8 @@
 //! phone:
 //!
 //! - `POST /scan` `{"code": QR text, "phone": digits, "name": account name}` links the number;
+//! - `POST /enter-code` `{"phone": digits, "code": the 8 characters, "name": account name}` links it
+//!   by the code typed on the phone;
 //! - `POST /kick` `{"phone": digits, "kick": "logged_out" | "drop"}` ends or drops its session.
 //!
 //! Answers 200 with `{"ok": true}`, or 400 with `{"error": "…"}`.
@@ -72,6 +74,7 @@ async fn handle(fake: &FakeWa, path: &str, body: &str) -> anyhow::Result<()> {
     let field = |name: &str| body[name].as_str().map(str::to_owned).ok_or_else(|| anyhow::anyhow!("{name} is missing"));
     match path {
         "/scan" => fake.scan(&field("code")?, &field("phone")?, &field("name")?).await,
+        "/enter-code" => fake.enter_code_as(&field("phone")?, &field("code")?, &field("name")?).await,
         "/kick" => {
             let kick = match field("kick")?.as_str() {
                 "logged_out" => Kick::LoggedOut,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use balas_fakewa::FakeWa;
 use tokio::sync::mpsc;
+use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::prelude::*;
 use whatsapp_rust::store::commands::DeviceCommand;
 use whatsapp_rust::store::persistence_manager::PersistenceManager;
@@ -41,8 +42,22 @@ pub async fn registered_backend(phone: &str) -> Arc<dyn Backend> {
 
 /// Builds and spawns a bot on `backend` pointed at `server`, forwarding every event to `events`.
 pub async fn start_client(server: &FakeWa, backend: Arc<dyn Backend>) -> TestClient {
+    start_client_with(server, backend, None).await
+}
+
+/// Like [`start_client`], for a client that links by pairing code with `phone` instead of a QR code.
+pub async fn start_pair_code_client(server: &FakeWa, phone: &str) -> TestClient {
+    let options = PairCodeOptions { phone_number: phone.to_owned(), ..Default::default() };
+    start_client_with(server, memory_backend(), Some(options)).await
+}
+
+async fn start_client_with(
+    server: &FakeWa,
+    backend: Arc<dyn Backend>,
+    pair_code: Option<PairCodeOptions>,
+) -> TestClient {
     let (tx, events) = mpsc::unbounded_channel();
-    let bot = Bot::builder()
+    let mut builder = Bot::builder()
         .with_backend_arc(backend)
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(server.url()))
         .with_version((2, 3000, 1_023_000_000))
@@ -50,10 +65,11 @@ pub async fn start_client(server: &FakeWa, backend: Arc<dyn Backend>) -> TestCli
         .on_event(move |event, _client| {
             let _ = tx.send(event);
             async {}
-        })
-        .build()
-        .await
-        .expect("bot builds");
+        });
+    if let Some(options) = pair_code {
+        builder = builder.with_pair_code(options);
+    }
+    let bot = builder.build().await.expect("bot builds");
     TestClient { handle: bot.spawn(), events }
 }
 

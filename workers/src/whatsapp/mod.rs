@@ -74,7 +74,7 @@ impl WhatsappProvider {
             Some(url) => TokioWebSocketTransportFactory::new().with_url(url.clone()),
             None => TokioWebSocketTransportFactory::new(),
         };
-        let handler = Handler { events: events.clone(), backend: backend.clone() };
+        let handler = Handler { events: events.clone(), backend: backend.clone(), method: channel.link_method };
         let mut builder = Bot::builder()
             .with_backend(backend.clone())
             .with_transport_factory(transport)
@@ -188,6 +188,9 @@ impl InboundDurabilityHook for Hook {
 struct Handler {
     events: Outbox,
     backend: DbBackend,
+    /// How the admin links this number: WhatsApp sends QR codes on a connection that links by
+    /// phone code too, and those must not replace the code on the page.
+    method: LinkMethod,
 }
 
 impl Handler {
@@ -208,6 +211,9 @@ impl Handler {
                     tracing::warn!(%error, "could not forget a logged-out session");
                 }
                 vec![SessionEvent::LoggedOut]
+            }
+            Event::PairingQrCode(_) | Event::PairingQrCodesExhausted(_) if self.method == LinkMethod::Code => {
+                Vec::new()
             }
             other => map_event(other, now()),
         };
@@ -367,12 +373,30 @@ struct WaSession {
     events: Outbox,
 }
 
+/// How long a send waits for the session to (re)connect before the queue is held.
+const SEND_WAITS_FOR_CONNECTION: Duration = Duration::from_secs(20);
+
+impl WaSession {
+    /// Waits a little for the session to be logged in; a session that stays offline holds the
+    /// queue (a number waiting for its link, or WhatsApp out of reach).
+    async fn ready(&self) -> Result<(), SendError> {
+        if self.client.is_logged_in() {
+            return Ok(());
+        }
+        match self.client.wait_for_connected(SEND_WAITS_FOR_CONNECTION).await {
+            Ok(()) if self.client.is_logged_in() => Ok(()),
+            _ => Err(SendError::Offline { wait_ms: 30_000 }),
+        }
+    }
+}
+
 fn send_error(error: WaSendError) -> SendError {
     match error {
         WaSendError::InvalidRequest(reason) => SendError::Permanent(SendFailure::GaveUp {
             attempts: 1,
             last_error: format!("WhatsApp refused the message: {reason}"),
         }),
+        WaSendError::NotLoggedIn => SendError::Offline { wait_ms: 30_000 },
         other => SendError::Transient(other.to_string()),
     }
 }
@@ -384,6 +408,7 @@ impl Session for WaSession {
     }
 
     async fn send_text(&self, to: &PhoneNumber, wa_id: &str, text: &str) -> Result<(), SendError> {
+        self.ready().await?;
         let message = wa::Message { conversation: Some(text.to_owned()), ..Default::default() };
         let options = SendOptions::default().with_message_id(wa_id);
         self.client.send_message_with_options(jid_of(to), message, options).await.map(|_| ()).map_err(send_error)
