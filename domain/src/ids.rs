@@ -55,7 +55,8 @@ impl Timestamp {
         Self(self.0.saturating_add(ms))
     }
 
-    /// The time in words for logs and status lines, in UTC to the minute: `2026-11-27 10:05 UTC`.
+    /// The time in words, in UTC to the minute: `2026-11-27 10:05 UTC` (the same text on the server
+    /// and in the browser, so hydration finds what it expects).
     pub fn utc_minute(self) -> String {
         let (days, ms) = (self.0.div_euclid(86_400_000), self.0.rem_euclid(86_400_000));
         // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
@@ -83,5 +84,6 @@ mod time_tests {
         assert_eq!(Timestamp(1_800_000_000_000).utc_minute(), "2027-01-15 08:00 UTC");
         assert_eq!(Timestamp(951_782_400_000).utc_minute(), "2000-02-29 00:00 UTC");
         assert_eq!(Timestamp(-60_000).utc_minute(), "1969-12-31 23:59 UTC");
+        assert_eq!(Timestamp(19_723 * 86_400_000 + 3_723_000).utc_minute(), "2024-01-01 01:02 UTC");
     }
 }

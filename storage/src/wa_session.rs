@@ -8,7 +8,7 @@
 //! worker that lost the session without noticing (a long pause, a partition) cannot corrupt it.
 
 use balas_domain::ChannelId;
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use crate::{Conflict, Store, StoreError, StoreResult};
 
@@ -43,6 +43,21 @@ fn like_prefix(prefix: &str) -> String {
     pattern
 }
 
+/// Refuses the transaction unless `fence` is still the session's token. A write, so that the
+/// transaction holds the lock from its first statement (SQLite would otherwise refuse to upgrade a
+/// read transaction that another writer overtook, and PostgreSQL holds the row against a claim).
+async fn hold_fence(tx: &mut Transaction<'_, Any>, channel: ChannelId, fence: i64) -> StoreResult<()> {
+    let held = sqlx::query("UPDATE wa_session_fences SET fence = fence WHERE channel_id = $1 AND fence = $2")
+        .bind(channel.0)
+        .bind(fence)
+        .execute(&mut **tx)
+        .await?;
+    if held.rows_affected() == 0 {
+        return Err(StoreError::Conflict(Conflict::SessionTaken));
+    }
+    Ok(())
+}
+
 impl Store {
     /// Takes the channel's session for a new holder and returns the token its writes must carry;
     /// every token handed out before is stale from now on.
@@ -64,16 +79,7 @@ impl Store {
     /// Applies `writes` in order, all or nothing, if `fence` is still the session's token.
     pub async fn write_wa_session(&self, channel: ChannelId, fence: i64, writes: &[SessionWrite]) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        // A write first, so that the transaction holds the lock from its first statement (SQLite
-        // would otherwise refuse to upgrade a read transaction that another writer overtook).
-        let held = sqlx::query("UPDATE wa_session_fences SET fence = fence WHERE channel_id = $1 AND fence = $2")
-            .bind(channel.0)
-            .bind(fence)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() == 0 {
-            return Err(StoreError::Conflict(Conflict::SessionTaken));
-        }
+        hold_fence(&mut tx, channel, fence).await?;
         for write in writes {
             match write {
                 SessionWrite::Put { space, key, value } => {
@@ -113,14 +119,7 @@ impl Store {
     /// again), if `fence` is still its token.
     pub async fn forget_wa_session(&self, channel: ChannelId, fence: i64) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        let held = sqlx::query("UPDATE wa_session_fences SET fence = fence WHERE channel_id = $1 AND fence = $2")
-            .bind(channel.0)
-            .bind(fence)
-            .execute(&mut *tx)
-            .await?;
-        if held.rows_affected() == 0 {
-            return Err(StoreError::Conflict(Conflict::SessionTaken));
-        }
+        hold_fence(&mut tx, channel, fence).await?;
         sqlx::query("DELETE FROM wa_session_entries WHERE channel_id = $1").bind(channel.0).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use balas_domain::{Channel, ChannelState, LinkMethod, LiveEvent, ServerFrame};
+use balas_domain::{Channel, ChannelState, LinkMethod, LiveEvent, Pairing, ServerFrame};
 use balas_fakewa::{FakeWa, Kick, PairCodeRefusal};
 use common::{Harness, Live, eventually};
 use reqwest::StatusCode;
@@ -48,6 +48,17 @@ async fn next_change(live: &mut Live, channel: &Channel) -> LiveEvent {
     }
 }
 
+/// The next code to link `channel` with, as the dashboard gets it (with the channel then).
+async fn next_pairing(live: &mut Live, channel: &Channel) -> (Pairing, Channel) {
+    loop {
+        if let LiveEvent::ChannelUpdated { channel: c } = next_change(live, channel).await
+            && let Some(pairing) = c.pairing.clone()
+        {
+            return (pairing, *c);
+        }
+    }
+}
+
 async fn wait_state(live: &mut Live, channel: &Channel, wanted: ChannelState) -> Option<String> {
     loop {
         if let LiveEvent::ChannelState { state, detail, .. } = next_change(live, channel).await
@@ -69,16 +80,11 @@ async fn a_number_linked_by_qr_code_resumes_on_another_worker_without_a_new_link
     let worker = h.worker();
 
     // The dashboard gets the QR code with its expiry, and the channel waits for a link.
-    let code = loop {
-        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
-            && let Some(pairing) = c.pairing
-        {
-            assert_eq!(c.state, ChannelState::Pairing);
-            assert_eq!(pairing.method, LinkMethod::Qr);
-            assert!(pairing.expires_at.0 > balas_backend::now().0 + 30_000, "a first code lasts about a minute");
-            break pairing.code;
-        }
-    };
+    let (pairing, waiting) = next_pairing(&mut live, &channel).await;
+    assert_eq!(waiting.state, ChannelState::Pairing);
+    assert_eq!(pairing.method, LinkMethod::Qr);
+    assert!(pairing.expires_at.0 > balas_backend::now().0 + 30_000, "a first code lasts about a minute");
+    let code = pairing.code;
     assert!(code.starts_with("2@") || code.contains(','), "a WhatsApp QR payload: {code}");
 
     // The phone scans it: the page learns the linked number and name, then that it is connected.
@@ -125,14 +131,7 @@ async fn a_number_linked_by_qr_code_resumes_on_another_worker_without_a_new_link
     let (status, body) =
         h.call(&admin, "relink_channel", &[("channel_id", &channel.id.0.to_string()), ("method", "qr")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    loop {
-        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
-            && c.pairing.is_some()
-        {
-            assert_ne!(c.pairing.unwrap().code, code);
-            break;
-        }
-    }
+    assert_ne!(next_pairing(&mut live, &channel).await.0.code, code);
 
     // WhatsApp cannot be reached at all: the channel shows it is trying, never that it is connected.
     fake.stop();
@@ -183,13 +182,7 @@ async fn bans_show_with_their_end_and_bad_link_requests_change_nothing() {
     assert_ne!(status, StatusCode::OK);
 
     let worker = h.worker();
-    let code = loop {
-        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
-            && let Some(pairing) = c.pairing
-        {
-            break pairing.code;
-        }
-    };
+    let code = next_pairing(&mut live, &channel).await.0.code;
     fake.scan(&code, PHONE.trim_start_matches('+'), "Toko Maju").await.unwrap();
     wait_state(&mut live, &channel, ChannelState::Connected).await;
     let (status, _) = h.call(&admin, "relink_channel", &[("channel_id", &id), ("method", "qr")]).await;
@@ -233,14 +226,9 @@ async fn a_number_is_linked_with_a_code_typed_on_the_phone() {
     let id = channel.id.0.to_string();
     let (status, body) = h.call(&admin, "relink_channel", &[("channel_id", &id), ("method", "code")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let code = loop {
-        if let LiveEvent::ChannelUpdated { channel: c } = next_change(&mut live, &channel).await
-            && let Some(pairing) = c.pairing
-        {
-            assert_eq!(pairing.method, LinkMethod::Code);
-            break pairing.code;
-        }
-    };
+    let (pairing, _) = next_pairing(&mut live, &channel).await;
+    assert_eq!(pairing.method, LinkMethod::Code);
+    let code = pairing.code;
     assert_eq!(code.chars().filter(char::is_ascii_alphanumeric).count(), 8, "{code}");
     // The phone's owner types it: linked and connected.
     fake.enter_code_as(digits, &code, "Toko Maju").await.unwrap();

@@ -10,7 +10,7 @@ use crate::api::{
 };
 use crate::i18n::*;
 use crate::live::{Notice, now_ms, on_live};
-use crate::ui::{ErrorBanner, FieldErrors, FormError, error_text, outcome};
+use crate::ui::{ErrorBanner, FieldErrors, FormError, Outcome, error_text, outcome};
 
 /// The QR code of a pairing code, as SVG markup (dark modules on white, with a quiet zone).
 fn qr_svg(code: &str) -> Option<String> {
@@ -54,6 +54,30 @@ fn PairingPanel(pairing: Pairing, clock: RwSignal<f64>) -> impl IntoView {
                 </Show>
             </div>
         </div>
+    }
+    .into_any()
+}
+
+/// A new channel's name, number and pace, with their errors (ids start with `prefix`).
+#[component]
+fn ChannelFields(
+    prefix: &'static str,
+    outcome: Outcome<Channel>,
+    name_hint: &'static str,
+    phone_hint: &'static str,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    let id = move |field: &str| format!("{prefix}_{field}");
+    view! {
+        <label for=id("name")>{t!(i18n, channels.name)}</label>
+        <input id=id("name") name="name" autocomplete="off" placeholder=name_hint />
+        <FieldErrors outcome field=Field::Name />
+        <label for=id("phone")>{t!(i18n, channels.phone)}</label>
+        <input id=id("phone") name="phone" inputmode="tel" autocomplete="off" placeholder=phone_hint />
+        <FieldErrors outcome field=Field::Phone />
+        <label for=id("rate")>{t!(i18n, channels.rate)}</label>
+        <input id=id("rate") name="rate" type="number" min="1" max="80" value="5" />
+        <FieldErrors outcome field=Field::RateLimit />
     }
     .into_any()
 }
@@ -250,20 +274,12 @@ pub fn ChannelsPage() -> impl IntoView {
                 <h2>{t!(i18n, channels.link_title)}</h2>
                 <p class="muted">{t!(i18n, channels.link_help)}</p>
                 <ActionForm action=link node_ref=link_form attr:novalidate=true attr:class="form" attr:data-testid="link-form">
-                    <label for="link_name">{t!(i18n, channels.name)}</label>
-                    <input id="link_name" name="name" autocomplete="off" placeholder="Customer service" />
-                    <FieldErrors outcome=link_outcome field=Field::Name />
-                    <label for="link_phone">{t!(i18n, channels.phone)}</label>
-                    <input id="link_phone" name="phone" inputmode="tel" autocomplete="off" placeholder="+62 812 0000 0000" />
-                    <FieldErrors outcome=link_outcome field=Field::Phone />
+                    <ChannelFields prefix="link" outcome=link_outcome name_hint="Customer service" phone_hint="+62 812 0000 0000" />
                     <fieldset class="choices">
                         <legend>{t!(i18n, channels.method)}</legend>
                         <label><input type="radio" name="method" value="qr" checked /> {t!(i18n, channels.method_qr)}</label>
                         <label><input type="radio" name="method" value="code" /> {t!(i18n, channels.method_code)}</label>
                     </fieldset>
-                    <label for="link_rate">{t!(i18n, channels.rate)}</label>
-                    <input id="link_rate" name="rate" type="number" min="1" max="80" value="5" />
-                    <FieldErrors outcome=link_outcome field=Field::RateLimit />
                     <FormError outcome=link_outcome />
                     <button type="submit" class="button primary">{t!(i18n, channels.link)}</button>
                 </ActionForm>
@@ -275,15 +291,7 @@ pub fn ChannelsPage() -> impl IntoView {
                             <h2>{t!(i18n, channels.add_sandbox)}</h2>
                             <p class="muted">{t!(i18n, channels.add_sandbox_help)}</p>
                             <ActionForm action=create node_ref=form attr:novalidate=true attr:class="form" attr:data-testid="sandbox-form">
-                                <label for="channel_name">{t!(i18n, channels.name)}</label>
-                                <input id="channel_name" name="name" autocomplete="off" placeholder="Sales" />
-                                <FieldErrors outcome field=Field::Name />
-                                <label for="channel_phone">{t!(i18n, channels.phone)}</label>
-                                <input id="channel_phone" name="phone" inputmode="tel" autocomplete="off" placeholder="+62 811 0000 001" />
-                                <FieldErrors outcome field=Field::Phone />
-                                <label for="channel_rate">{t!(i18n, channels.rate)}</label>
-                                <input id="channel_rate" name="rate" type="number" min="1" max="80" value="5" />
-                                <FieldErrors outcome field=Field::RateLimit />
+                                <ChannelFields prefix="channel" outcome name_hint="Sales" phone_hint="+62 811 0000 001" />
                                 <FormError outcome />
                                 <button type="submit" class="button primary">{t!(i18n, channels.add)}</button>
                             </ActionForm>
