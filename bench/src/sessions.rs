@@ -9,10 +9,11 @@
 //! - another (`sessions --sandbox-phase`) measures sandbox sessions on a fresh process.
 //!
 //! Steps: a baseline (store, Redis and fake server up, no session yet); `--sessions` real sessions
-//! resumed from the database (they log straight in), idle for `--idle` seconds; all stopped,
-//! `--settle` seconds later; `--cycles` rounds of `--cycle-sessions` sessions started together
-//! and stopped; then the same for sandbox sessions in their process. RSS is what the OS reports:
-//! memory the allocator keeps after a stop counts, as it does for a worker.
+//! resumed from the database (they log straight in), idle for `--idle` seconds, and again
+//! `--settle` seconds later; all stopped, `--settle` seconds later; `--cycles` rounds of
+//! `--cycle-sessions` sessions started together and stopped; then the same for sandbox sessions in
+//! their process. RSS is what the OS reports: memory the allocator keeps after a stop counts, as it
+//! does for a worker (returning it would take `malloc_trim`, which needs `unsafe`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -122,7 +123,8 @@ fn cycle_change(after: &Sample, cycles: &[Sample], part: fn(&Sample) -> &BTreeMa
 }
 
 fn per(delta: i64, sessions: usize) -> f64 {
-    (delta as f64 / sessions.max(1) as f64 * 10.0).round() / 10.0
+    // (`+ 0.0` turns a rounded -0.0 into 0.0.)
+    (delta as f64 / sessions.max(1) as f64 * 10.0).round() / 10.0 + 0.0
 }
 
 fn secs(elapsed: Duration) -> f64 {
@@ -448,7 +450,12 @@ pub async fn run(args: &Args) -> Result<()> {
     println!("  {count} sessions resumed and connected in {resume_seconds} s; idle {idle_secs} s…");
     tokio::time::sleep(idle).await;
     let idle_sample = Sample::take()?;
-    idle_sample.show(&format!("{count} real sessions, idle"));
+    idle_sample.show(&format!("{count} real sessions, idle {idle_secs} s"));
+    // Later again: threads that only served the connecting (Tokio's blocking pool keeps an unused
+    // thread 10 s) are gone by then; what is left is what idle sessions keep.
+    tokio::time::sleep(settle).await;
+    let idle_late = Sample::take()?;
+    idle_late.show(&format!("{count} real sessions, idle {} s", idle_secs + settle_secs));
     let logged_in = fake.number("logged").await?;
     let open_idle = fake.number("open").await?;
     let fake_rss_kb = fake.rss_kb();
@@ -498,6 +505,9 @@ pub async fn run(args: &Args) -> Result<()> {
         ("real_idle_fds_per_session", json!(per(idle_sample.fds - base.fds, count))),
         ("real_idle_threads_added", change(&base.thread_names, &idle_sample.thread_names)),
         ("real_idle_fds_added", change(&base.fd_kinds, &idle_sample.fd_kinds)),
+        ("real_idle_late_rss_kb", json!(idle_late.rss_kb)),
+        ("real_idle_late_threads_total", json!(idle_late.threads)),
+        ("real_idle_late_threads_added", change(&base.thread_names, &idle_late.thread_names)),
         ("real_idle_logged_in_on_fake", json!(logged_in)),
         ("real_idle_open_connections_on_fake", json!(open_idle)),
         ("fake_server_process_rss_kb", json!(fake_rss_kb)),
