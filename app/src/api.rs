@@ -2,7 +2,7 @@
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
 use balas_domain::{
-    AddedMember, Agent, AppError, AuditEntry, CannedResponse, Channel, ConversationSummary, ConversationView,
+    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, ConversationSummary, ConversationView,
     InboxFilter, InboxPage, InviteInfo, Me, Message, MessagePage, Onboarding, SandboxChannel, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
@@ -421,17 +421,23 @@ pub async fn mark_read(conversation: i64) -> Result<(), AppError> {
     )
 }
 
-/// Sends the agent's reply, or adds a private note with `note`.
+/// Sends the agent's reply (a text, or a file uploaded to `/api/media` with a caption), or adds a
+/// private note (text only) with `note`.
 #[server(prefix = "/api", endpoint = "reply")]
-pub async fn reply(conversation: i64, text: String, note: bool) -> Result<Message, AppError> {
+pub async fn reply(
+    conversation: i64,
+    text: String,
+    note: bool,
+    attachment: Option<Attachment>,
+) -> Result<Message, AppError> {
     ssr::respond(
         async {
             let (state, caller) = (ssr::state()?, ssr::caller().await?);
             let id = ConversationId(conversation);
-            if note {
-                balas_backend::inbox::add_note(&state, &caller, id, &text).await
-            } else {
-                balas_backend::inbox::reply(&state, &caller, id, &text).await
+            match (note, attachment) {
+                (true, Some(_)) => Err(AppError::invalid(FieldError::new(Field::File, Issue::NotAllowed))),
+                (true, None) => balas_backend::inbox::add_note(&state, &caller, id, &text).await,
+                (false, file) => balas_backend::inbox::reply(&state, &caller, id, &text, file.as_ref()).await,
             }
         }
         .await,
@@ -511,8 +517,19 @@ pub async fn phone_channels() -> Result<Vec<SandboxChannel>, AppError> {
 }
 
 #[server(prefix = "/api", endpoint = "phone_send")]
-pub async fn phone_send(from: String, to: String, text: String) -> Result<String, AppError> {
-    ssr::respond(async { balas_backend::sandbox::customer_send(&ssr::state()?, &from, &to, &text).await }.await)
+pub async fn phone_send(
+    from: String,
+    to: String,
+    text: String,
+    attachment: Option<Attachment>,
+) -> Result<String, AppError> {
+    ssr::respond(
+        async {
+            let state = ssr::state()?;
+            balas_backend::sandbox::customer_send(&state, &from, &to, &text, attachment.as_ref()).await
+        }
+        .await,
+    )
 }
 
 #[server(prefix = "/api", endpoint = "phone_typing")]

@@ -7,6 +7,7 @@ include!(concat!(env!("OUT_DIR"), "/i18n/mod.rs"));
 
 pub mod api;
 mod live;
+mod media;
 mod pages;
 mod ui;
 

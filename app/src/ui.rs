@@ -35,6 +35,8 @@ pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
         Issue::Unchanged => t_string!(i18n, errors.unchanged).to_string(),
         Issue::InvalidPhone => t_string!(i18n, errors.invalid_phone).to_string(),
         Issue::OutOfRange { min, max } => t_string!(i18n, errors.out_of_range, min = min, max = max).to_string(),
+        Issue::FileType => t_string!(i18n, errors.file_type).to_string(),
+        Issue::FileTooLarge { max_mb } => t_string!(i18n, errors.file_too_large, max_mb = max_mb).to_string(),
     }
 }
 

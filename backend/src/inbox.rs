@@ -3,15 +3,16 @@
 //! is answered exactly like one that does not exist (403, nothing about it leaks).
 
 use balas_domain::{
-    Activity, Agent, AppError, AuditAction, CHAT_PAGE, CannedResponse, ChannelId, Command, ConversationId,
+    Activity, Agent, AppError, Attachment, AuditAction, CHAT_PAGE, CannedResponse, ChannelId, Command, ConversationId,
     ConversationStatus, ConversationSummary, ConversationView, Field, FieldError, INBOX_PAGE, InboxFilter, InboxPage,
     Issue, LiveEvent, Message, MessageId, MessagePage, MessageText, SendJob, SenderKind, SessionCommand, Shortcut,
-    Timestamp, UserId,
+    Timestamp, UserId, message_body,
 };
 use balas_storage::{Audit, ListCursor, ReadMark, StoreError};
 
 use crate::accounts::Caller;
-use crate::messaging::{new_wa_id, queue_text};
+use crate::media::{self, Area};
+use crate::messaging::{Outbound, new_wa_id, queue_message};
 use crate::{AppState, from_store, internal, now};
 
 /// A conversation of the caller's workspace, or `Forbidden` (for another workspace's and for one
@@ -135,20 +136,32 @@ async fn after_read(state: &AppState, caller: &Caller, read: ReadMark, receipts:
     read.conversation
 }
 
-/// An agent's reply to the customer of a conversation.
-pub async fn reply(state: &AppState, caller: &Caller, id: ConversationId, text: &str) -> Result<Message, AppError> {
+/// An agent's reply to the customer of a conversation: a text, or a file they uploaded (with a
+/// caption).
+pub async fn reply(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    text: &str,
+    attachment: Option<&Attachment>,
+) -> Result<Message, AppError> {
     let conversation = owned(state, caller, id).await?;
-    let text = MessageText::parse(text).map_err(AppError::invalid)?;
-    queue_text(
-        state,
-        caller.me.workspace_id,
-        conversation.channel_id,
-        &conversation.contact_phone,
-        &text,
-        SenderKind::Agent,
-        Some(caller.me.user_id),
-    )
-    .await
+    let area = Area::Workspace(caller.me.workspace_id);
+    let media = match attachment {
+        Some(file) => Some(media::uploaded(state, area, &file.name, &file.file_name).await?),
+        None => None,
+    };
+    let text = message_body(text, media.as_ref()).map_err(AppError::invalid)?;
+    let outbound = Outbound {
+        workspace_id: caller.me.workspace_id,
+        channel_id: conversation.channel_id,
+        to: &conversation.contact_phone,
+        text: &text,
+        media: media.as_ref(),
+        sender: SenderKind::Agent,
+        sender_user: Some(caller.me.user_id),
+    };
+    queue_message(state, &outbound).await
 }
 
 /// A private note: shown to the workspace's agents, never sent to the customer.
@@ -203,7 +216,6 @@ pub async fn retry(state: &AppState, caller: &Caller, id: MessageId) -> Result<M
     let workspace_id = caller.me.workspace_id;
     let requeued = state.store.requeue_failed(workspace_id, id, now()).await.map_err(scoped)?;
     let message = requeued.message;
-    let text = MessageText::parse(&message.body).map_err(internal)?;
     let event = LiveEvent::MessageStatus {
         message_id: message.id,
         conversation_id: message.conversation_id,
@@ -217,7 +229,8 @@ pub async fn retry(state: &AppState, caller: &Caller, id: MessageId) -> Result<M
         message_id: message.id,
         to: requeued.to,
         wa_id: message.wa_id.clone(),
-        text,
+        text: message.body.clone(),
+        media: message.media.clone(),
         retry: requeued.retry,
     };
     state.bus.enqueue_send(&job, SenderKind::Agent.priority()).await.map_err(internal)?;

@@ -240,8 +240,9 @@ impl Ingest {
         let workspace = channel.workspace_id;
         let at = now();
         let live = match &envelope.event {
-            WaEvent::Message { wa_id, from, push_name, text, .. } => {
-                let inbound = NewInbound { channel: &channel, wa_id, from, push_name: push_name.as_deref(), text };
+            WaEvent::Message { wa_id, from, push_name, text, media, .. } => {
+                let push_name = push_name.as_deref();
+                let inbound = NewInbound { channel: &channel, wa_id, from, push_name, text, media: media.as_ref() };
                 // Stored before (a redelivery) means announced before, unless the consumer died in
                 // between: announce it again; dashboards keep a message once by its id.
                 let stored = match self.store.store_inbound(&inbound, at).await? {

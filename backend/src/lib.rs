@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod inbox;
 pub mod ingest;
+pub mod media;
 pub mod messaging;
 pub mod sandbox;
 mod secrets;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub store: Store,
     pub bus: Bus,
     pub settings: Arc<Settings>,
+    /// Where the files of messages are.
+    pub media: media::MediaStore,
 }
 
 impl AppState {
@@ -35,7 +38,8 @@ impl AppState {
         let bus = Bus::connect(settings.redis_url.expose_secret(), &settings.redis_prefix)
             .await
             .map_err(StartError::Redis)?;
-        Ok(Self { store, bus, settings: Arc::new(settings) })
+        let media = media::MediaStore::new(&settings.media_dir);
+        Ok(Self { store, bus, settings: Arc::new(settings), media })
     }
 }
 

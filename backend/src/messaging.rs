@@ -162,8 +162,27 @@ pub async fn queue_text(
     sender: SenderKind,
     sender_user: Option<balas_domain::UserId>,
 ) -> Result<Message, AppError> {
+    let outbound = Outbound { workspace_id, channel_id, to, text: text.as_str(), media: None, sender, sender_user };
+    queue_message(state, &outbound).await
+}
+
+/// An outbound message to queue: a text, or a file of the workspace's media folder with a
+/// caption (checked already, see [`balas_domain::message_body`]).
+pub struct Outbound<'a> {
+    pub workspace_id: balas_domain::WorkspaceId,
+    pub channel_id: ChannelId,
+    pub to: &'a PhoneNumber,
+    pub text: &'a str,
+    pub media: Option<&'a balas_domain::Media>,
+    pub sender: SenderKind,
+    pub sender_user: Option<balas_domain::UserId>,
+}
+
+/// Stores and queues an outbound message, like [`queue_text`].
+pub async fn queue_message(state: &AppState, message: &Outbound<'_>) -> Result<Message, AppError> {
+    let Outbound { workspace_id, channel_id, to, text, media, sender, sender_user } = *message;
     let wa_id = new_wa_id();
-    let outbound = NewOutbound { workspace_id, channel_id, to, text, sender, sender_user, wa_id: &wa_id };
+    let outbound = NewOutbound { workspace_id, channel_id, to, text, media, sender, sender_user, wa_id: &wa_id };
     let (message, conversation) = state.store.queue_message(&outbound, now()).await.map_err(from_store)?;
     // Announce it before queuing it, so that its status updates never arrive before it.
     let event = LiveEvent::MessageNew { message: Box::new(message.clone()), conversation: Box::new(conversation) };
@@ -176,7 +195,8 @@ pub async fn queue_text(
         message_id: message.id,
         to: to.clone(),
         wa_id,
-        text: text.clone(),
+        text: text.to_owned(),
+        media: media.cloned(),
         retry: 0,
     };
     if let Err(error) = state.bus.enqueue_send(&job, sender.priority()).await {

@@ -2,7 +2,12 @@
 //! may do. Everything here answers `NotFound` unless the sandbox is enabled.
 
 use balas_bus::SandboxSent;
-use balas_domain::{AppError, Field, FieldError, Issue, MessageText, PhoneNumber, Provider, SandboxChannel};
+use balas_domain::{
+    AppError, Attachment, Field, FieldError, Issue, Media, PhoneNumber, Provider, SandboxChannel, message_body,
+};
+use futures::Stream;
+
+use crate::media::{self, Area};
 
 use crate::messaging::new_wa_id;
 use crate::{AppState, from_store, internal, now};
@@ -36,14 +41,25 @@ pub async fn channels(state: &AppState) -> Result<Vec<SandboxChannel>, AppError>
     Ok(list)
 }
 
-/// A simulated customer sends a text; returns its WhatsApp id.
-pub async fn customer_send(state: &AppState, from: &str, to: &str, text: &str) -> Result<String, AppError> {
+/// A simulated customer sends a text, or a file uploaded with [`customer_upload`] and its
+/// caption; returns its WhatsApp id.
+pub async fn customer_send(
+    state: &AppState,
+    from: &str,
+    to: &str,
+    text: &str,
+    attachment: Option<&Attachment>,
+) -> Result<String, AppError> {
     enabled(state)?;
     let (from, to) = numbers((from, Field::Phone), (to, Field::Channel))?;
-    let text = MessageText::parse(text).map_err(AppError::invalid)?;
+    let media = match attachment {
+        Some(file) => Some(media::uploaded(state, Area::Sandbox, &file.name, &file.file_name).await?),
+        None => None,
+    };
+    let text = message_body(text, media.as_ref()).map_err(AppError::invalid)?;
     let wa_id = new_wa_id();
     let rules = state.settings.sandbox_rules();
-    match state.bus.sandbox_send(rules, None, &from, &to, &wa_id, text.as_str(), now()).await.map_err(internal)? {
+    match state.bus.sandbox_send(rules, None, &from, &to, &wa_id, &text, media.as_ref(), now()).await.map_err(internal)? {
         SandboxSent::Delivered | SandboxSent::Duplicate => Ok(wa_id),
         SandboxSent::Banned { until } => Err(AppError::TooManyAttempts {
             retry_after_secs: u64::try_from(until.0.saturating_sub(now().0) / 1000).unwrap_or(0),
@@ -68,4 +84,27 @@ pub async fn customer_read(state: &AppState, reader: &str, sender: &str, wa_ids:
         return Err(AppError::invalid(FieldError::new(Field::Text, Issue::OutOfRange { min: 1, max: 1000 })));
     }
     state.bus.sandbox_mark_read(&reader, &sender, wa_ids, now()).await.map_err(internal)
+}
+
+/// A simulated customer's phone stores a file to send (in the network's own media folder).
+pub async fn customer_upload<B, E>(
+    state: &AppState,
+    mime: &str,
+    file_name: &str,
+    length: Option<u64>,
+    body: impl Stream<Item = Result<B, E>> + Unpin,
+) -> Result<Media, AppError>
+where
+    B: AsRef<[u8]>,
+    E: std::fmt::Display,
+{
+    enabled(state)?;
+    media::store_upload(state, Area::Sandbox, mime, file_name, length, body).await
+}
+
+/// Where a file of the network's media folder is (simulated phones show what they got).
+pub fn network_file(state: &AppState, name: &str) -> Result<(std::path::PathBuf, balas_domain::MediaName), AppError> {
+    enabled(state)?;
+    let name = balas_domain::MediaName::parse(name).map_err(|_| AppError::NotFound)?;
+    Ok((state.media.path(Area::Sandbox, &name), name))
 }

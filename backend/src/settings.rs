@@ -33,6 +33,9 @@ pub struct Settings {
     pub trust_forwarded_for: bool,
     /// The folder with the built browser files (`pkg/balas.js`, `pkg/balas.wasm`, `pkg/balas.css`).
     pub site_root: PathBuf,
+    /// The folder for the files of messages (one folder per workspace inside). Server and
+    /// WhatsApp workers must see the same folder.
+    pub media_dir: PathBuf,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
     /// Enables the simulated WhatsApp network: sandbox channels and the customer-phone API.
@@ -76,6 +79,7 @@ impl Default for Settings {
             invite_hours: 24 * 7,
             trust_forwarded_for: false,
             site_root: PathBuf::from("target/site"),
+            media_dir: PathBuf::from("data/media"),
             log_format: LogFormat::Text,
             sandbox: false,
             sandbox_latency_ms: 0,

@@ -39,7 +39,7 @@ pub async fn send_load(bench: &Bench, to: &PhoneNumber, phones: &[PhoneNumber], 
         let wa_id = balas_backend::messaging::new_wa_id();
         let text = format!("bench {index} {}", micros());
         let from = &phones[index % phones.len()];
-        bench.state.bus.sandbox_send(rules, None, from, to, &wa_id, &text, balas_backend::now()).await?;
+        bench.state.bus.sandbox_send(rules, None, from, to, &wa_id, &text, None, balas_backend::now()).await?;
     }
     Ok(())
 }

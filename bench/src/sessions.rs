@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use balas_domain::{Channel, ChannelName, ChannelState, LinkMethod, PhoneNumber, Provider, RatePerSecond, WorkspaceId};
+use balas_backend::media::MediaStore;
 use balas_fakewa::FakeWa;
 use balas_storage::{NewChannel, Store};
 use balas_workers::sandbox::SandboxProvider;
@@ -295,7 +296,11 @@ async fn serve_fake(args: &Args) -> Result<()> {
     let store = Store::open(&url, 8).await?;
     let fake = FakeWa::start().await?;
     let provider =
-        WhatsappProvider::new(WhatsappConfig { url: Some(fake.url()), version: Some(VERSION) }, store.clone());
+        WhatsappProvider::new(
+        WhatsappConfig { url: Some(fake.url()), version: Some(VERSION) },
+        store.clone(),
+        MediaStore::new(std::env::temp_dir().join("balas-bench-media")),
+    );
     let channels: Vec<Channel> =
         store.channels(workspace).await?.into_iter().filter(|c| c.provider == Provider::Whatsapp).collect();
     eprintln!("sessions: linking {} numbers by QR code (each connects about 10 s after its scan)…", channels.len());
@@ -336,6 +341,7 @@ async fn sandbox_phase(args: &Args) -> Result<()> {
         bus: bench.state.bus.clone(),
         rules: bench.settings.sandbox_rules(),
         latency: Duration::ZERO,
+        media: bench.state.media.clone(),
     };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let base = Sample::take()?;
@@ -346,7 +352,7 @@ async fn sandbox_phase(args: &Args) -> Result<()> {
             let provider = provider.clone();
             tokio::spawn(async move {
                 let phone = PhoneNumber::parse(&format!("+62816{n:07}"))?;
-                let connected = provider.connect(phone, 1).await.map_err(|e| anyhow!("{e}"))?;
+                let connected = provider.connect(phone, bench.workspace, 1).await.map_err(|e| anyhow!("{e}"))?;
                 until_connected(connected, None, CONNECT_TIMEOUT).await
             })
         })
@@ -435,7 +441,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let mut fake = FakeServer::start(&bench, bench.workspace).await?;
     println!("linked {count} numbers by QR code in {} s (in the fake server's process)", fake.link_seconds);
     let config = WhatsappConfig { url: Some(fake.url.clone()), version: Some(VERSION) };
-    let provider = WhatsappProvider::new(config, bench.state.store.clone());
+    let provider = WhatsappProvider::new(config, bench.state.store.clone(), bench.state.media.clone());
     let threads = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("runtime: #[tokio::main] multi-thread, {threads} worker threads (as balas-wa-worker)\n");
 

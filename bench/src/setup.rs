@@ -49,6 +49,7 @@ impl Bench {
             sandbox: true,
             // Benchmarks measure Balas, not the ban rule (the rate-limit benchmark checks the pace).
             sandbox_ban_above_per_sec: 1_000_000,
+            media_dir: dir.path().join("media"),
             ..Settings::default()
         };
         let state = AppState::connect(settings.clone()).await?;

@@ -12,7 +12,7 @@
 //! - accepts sends for a number only from the connection with the newest fencing token (a second
 //!   connection for the same number replaces the first).
 
-use balas_domain::{PhoneNumber, ReceiptKind, SandboxMessage, SandboxPacket, Timestamp};
+use balas_domain::{Media, PhoneNumber, ReceiptKind, SandboxMessage, SandboxPacket, Timestamp};
 use redis::AsyncCommands;
 use redis::Script;
 use redis::streams::{StreamRangeReply, StreamReadOptions, StreamReadReply};
@@ -117,8 +117,9 @@ impl Bus {
         Ok(ok == 1)
     }
 
-    /// Sends a text message from `from` to `to` with the sender's id `wa_id`. `fence` is the
-    /// sending connection's token (`None` for a simulated customer, who has no session).
+    /// Sends a message (a text, or a file of the network's media folder with `text` as its
+    /// caption) from `from` to `to` with the sender's id `wa_id`. `fence` is the sending
+    /// connection's token (`None` for a simulated customer, who has no session).
     #[allow(clippy::too_many_arguments)]
     pub async fn sandbox_send(
         &self,
@@ -128,6 +129,7 @@ impl Bus {
         to: &PhoneNumber,
         wa_id: &str,
         text: &str,
+        media: Option<&Media>,
         now: Timestamp,
     ) -> BusResult<SandboxSent> {
         let message = SandboxPacket::Message {
@@ -135,6 +137,7 @@ impl Bus {
             from: from.clone(),
             to: to.clone(),
             text: text.to_owned(),
+            media: media.cloned(),
             at: now,
         };
         let receipt = SandboxPacket::Receipt {
@@ -149,6 +152,7 @@ impl Bus {
             wa_id: wa_id.to_owned(),
             to: to.clone(),
             text: text.to_owned(),
+            media: media.cloned(),
             at: now,
         });
         let mut conn = self.conn.clone();
@@ -247,8 +251,8 @@ impl Bus {
             .await?
             .into_iter()
             .filter_map(|entry| match entry.packet {
-                SandboxPacket::Message { wa_id, from, to, text, at } => {
-                    Some(SandboxMessage { wa_id, from, to, text, at, status: None })
+                SandboxPacket::Message { wa_id, from, to, text, media, at } => {
+                    Some(SandboxMessage { wa_id, from, to, text, media, at, status: None })
                 }
                 _ => None,
             })

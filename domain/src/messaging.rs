@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    ChannelId, ContactId, ConversationId, Field, FieldError, Issue, MessageId, Timestamp, UserId, WorkspaceId,
+    ChannelId, ContactId, ConversationId, Field, FieldError, Issue, Media, MessageId, Timestamp, UserId, WorkspaceId,
 };
 
 /// A phone number in E.164 form (`+` and 8 to 15 digits, no leading zero), the way WhatsApp
@@ -393,7 +393,11 @@ pub struct Message {
     pub sender: SenderKind,
     /// The agent who wrote it, for agent messages.
     pub sender_user: Option<UserId>,
+    /// The text, or the caption of a file (may be empty then).
     pub body: String,
+    /// The file it carries, if any.
+    #[serde(default)]
+    pub media: Option<Media>,
     /// WhatsApp's id of the message (for outbound messages, chosen by Balas before sending).
     pub wa_id: String,
     pub status: MessageStatus,
@@ -466,7 +470,11 @@ pub struct SendJob {
     pub message_id: MessageId,
     pub to: PhoneNumber,
     pub wa_id: String,
-    pub text: MessageText,
+    /// The text, or the caption of `media` (may be empty then).
+    pub text: String,
+    /// The file to send, kept in the workspace's media folder.
+    #[serde(default)]
+    pub media: Option<Media>,
     /// How many times a person asked to send it again after it failed (0 at first): each retry is
     /// a new BullMQ job of the same message.
     #[serde(default)]
@@ -502,8 +510,16 @@ pub struct WaEnvelope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WaEvent {
-    /// A customer wrote to the channel.
-    Message { wa_id: String, from: PhoneNumber, push_name: Option<String>, text: String, sent_at: Timestamp },
+    /// A customer wrote to the channel (a file, if any, is in the workspace's media folder already).
+    Message {
+        wa_id: String,
+        from: PhoneNumber,
+        push_name: Option<String>,
+        text: String,
+        #[serde(default)]
+        media: Option<Media>,
+        sent_at: Timestamp,
+    },
     /// A message of the channel reached (or was read by) its recipient.
     Receipt { wa_id: String, receipt: ReceiptKind },
     /// A queued message left the channel.
@@ -617,6 +633,9 @@ pub enum SandboxPacket {
         from: PhoneNumber,
         to: PhoneNumber,
         text: String,
+        /// A file, kept in the sandbox network's own media folder (`/sandbox/media/{name}`).
+        #[serde(default)]
+        media: Option<Media>,
         at: Timestamp,
     },
     Receipt {
@@ -636,6 +655,8 @@ pub enum SandboxPacket {
         wa_id: String,
         to: PhoneNumber,
         text: String,
+        #[serde(default)]
+        media: Option<Media>,
         at: Timestamp,
     },
     /// The network banned the receiving number (it sent too fast).
@@ -658,6 +679,8 @@ pub struct SandboxMessage {
     pub from: PhoneNumber,
     pub to: PhoneNumber,
     pub text: String,
+    #[serde(default)]
+    pub media: Option<Media>,
     pub at: Timestamp,
     /// The receipts this message got from its recipient (for messages the phone sent).
     pub status: Option<ReceiptKind>,

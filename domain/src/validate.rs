@@ -21,6 +21,8 @@ pub enum Field {
     Shortcut,
     Assignee,
     Status,
+    /// A file to send.
+    File,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.
@@ -48,6 +50,12 @@ pub enum Issue {
     OutOfRange {
         min: i64,
         max: i64,
+    },
+    /// A file of a type WhatsApp does not send.
+    FileType,
+    /// A file over WhatsApp's size limit for its kind.
+    FileTooLarge {
+        max_mb: u32,
     },
 }
 

@@ -4,6 +4,7 @@
 //! balancers. It also runs this instance's ingest consumer and live hub.
 
 mod live;
+mod media;
 mod realtime;
 mod sandbox;
 
@@ -70,6 +71,7 @@ pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
     let gate = Gate { state: state.clone(), set_up: Arc::new(AtomicBool::new(false)) };
     let sandbox = state.settings.sandbox.then(|| sandbox::routes(state.clone()));
     let realtime = realtime::Realtime { state: state.clone(), hub };
+    let media = media::routes(state.clone());
     let mut router = Router::new()
         .route("/ws", get(realtime::socket).with_state(realtime))
         .route("/healthz", get(|| async { "ok" }))
@@ -88,6 +90,7 @@ pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
     if let Some(sandbox) = sandbox {
         router = router.merge(sandbox);
     }
+    router = router.merge(media);
     router
         .layer(middleware::from_fn_with_state(gate, page_gate))
         .layer(middleware::from_fn(malformed_calls_are_400))
@@ -158,6 +161,9 @@ async fn page_gate(State(gate): State<Gate>, request: Request, next: Next) -> Re
         && !path.starts_with("/api/")
         && !path.starts_with("/pkg/")
         && !path.starts_with("/sandbox/api/")
+        // Files answer for themselves: 401 or 404, never a login page in place of a photo.
+        && !path.starts_with("/media/")
+        && !path.starts_with("/sandbox/media/")
         // The customer-phone page plays a customer, who has no account (it says so itself when
         // the sandbox is off).
         && path != "/phone"

@@ -1,7 +1,9 @@
 //! `/sandbox/api`: simulated customers' phones on the sandbox network, driven over HTTP by people
 //! (the customer-phone page), tests and benchmarks. Mounted only when the sandbox is enabled.
 //!
-//! - `POST /sandbox/api/messages` `{from, to, text}` → `{wa_id}`: a customer sends a message.
+//! - `POST /sandbox/api/messages` `{from, to, text, media?}` → `{wa_id}`: a customer sends a
+//!   message (`media`: `{name, file_name}` of a file uploaded with `POST /sandbox/api/media`, see
+//!   `media.rs`).
 //! - `GET /sandbox/api/phones/{phone}/messages`: the messages a phone received, once each.
 //! - `GET /sandbox/api/phones/{phone}/ledger`: how often each message was delivered to it.
 //! - `POST /sandbox/api/typing` `{from, to, typing}`.
@@ -22,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use balas_backend::{AppState, internal, sandbox};
-use balas_domain::{AppError, Field, FieldError, PhoneNumber, SandboxMessage};
+use balas_domain::{AppError, Attachment, Field, FieldError, PhoneNumber, SandboxMessage};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
@@ -81,14 +83,19 @@ fn unavailable(error: impl std::fmt::Display) -> ApiError {
     api_error(&[])(internal(error))
 }
 
-const SEND_FIELDS: &[(Field, &str)] = &[(Field::Phone, "from"), (Field::Channel, "to"), (Field::Text, "text")];
+const SEND_FIELDS: &[(Field, &str)] =
+    &[(Field::Phone, "from"), (Field::Channel, "to"), (Field::Text, "text"), (Field::File, "media")];
 const READ_FIELDS: &[(Field, &str)] = &[(Field::Phone, "reader"), (Field::Channel, "sender"), (Field::Text, "wa_ids")];
 
 #[derive(Deserialize)]
 struct SendBody {
     from: String,
     to: String,
+    #[serde(default)]
     text: String,
+    /// A file uploaded with `POST /sandbox/api/media` (then `text` is its caption).
+    #[serde(default)]
+    media: Option<Attachment>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -102,7 +109,9 @@ async fn send(
 ) -> Result<Json<Sent>, ApiError> {
     let Json(body) = body?;
     let wa_id =
-        sandbox::customer_send(&state, &body.from, &body.to, &body.text).await.map_err(api_error(SEND_FIELDS))?;
+        sandbox::customer_send(&state, &body.from, &body.to, &body.text, body.media.as_ref())
+            .await
+            .map_err(api_error(SEND_FIELDS))?;
     Ok(Json(Sent { wa_id }))
 }
 

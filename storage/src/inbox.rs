@@ -272,7 +272,7 @@ impl Store {
         let row = sqlx::query(&sql).bind(workspace_id.0).bind(id.0).bind(now.0).fetch_optional(&self.pool).await?;
         let row = row.ok_or(StoreError::NotFound)?;
         let message = message_from_row(&row)?;
-        let retry = u32::try_from(row.try_get::<i64, _>(14)?).unwrap_or(u32::MAX);
+        let retry = u32::try_from(row.try_get::<i64, _>(15)?).unwrap_or(u32::MAX);
         let conversation = conversation_by_id(&self.pool, message.conversation_id).await?;
         Ok(Requeued { message, retry, to: conversation.contact_phone })
     }

@@ -5,7 +5,7 @@
 
 use balas_domain::{
     Channel, ChannelId, ChannelName, ChannelState, ContactId, ConversationId, ConversationStatus, ConversationSummary,
-    Direction, LinkMethod, Message, MessageId, MessageStatus, MessageText, Pairing, PhoneNumber, Provider,
+    Direction, LinkMethod, Media, Message, MessageId, MessageStatus, Pairing, PhoneNumber, Provider,
     RatePerSecond, SenderKind, Timestamp, UserId, WorkspaceId,
 };
 use sqlx::any::AnyRow;
@@ -34,7 +34,9 @@ pub struct NewOutbound<'a> {
     pub workspace_id: WorkspaceId,
     pub channel_id: ChannelId,
     pub to: &'a PhoneNumber,
-    pub text: &'a MessageText,
+    /// The text, or the caption of `media` (checked by the caller).
+    pub text: &'a str,
+    pub media: Option<&'a Media>,
     pub sender: SenderKind,
     pub sender_user: Option<UserId>,
     pub wa_id: &'a str,
@@ -48,6 +50,7 @@ pub struct NewInbound<'a> {
     pub from: &'a PhoneNumber,
     pub push_name: Option<&'a str>,
     pub text: &'a str,
+    pub media: Option<&'a Media>,
 }
 
 /// Which message a status update is about.
@@ -70,7 +73,7 @@ pub struct StatusChange {
 pub(crate) const CHANNEL_COLUMNS: &str = "id, workspace_id, name, provider, phone, rate_per_sec, state, state_detail, \
                                            created_at, read_receipts, linked_name, link_method, pairing";
 pub(crate) const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, channel_id, direction, sender, \
-                                          sender_user, body, wa_id, status, error, created_at, updated_at, note";
+                                          sender_user, body, wa_id, status, error, created_at, updated_at, note, media";
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, \
                                               c.name, v.status, v.assignee, v.unread, v.last_message_at, \
                                               v.last_preview FROM conversations v \
@@ -213,8 +216,8 @@ impl Store {
         let conversation = upsert_conversation(&mut tx, message.workspace_id, message.channel_id, contact, now).await?;
         let sql = format!(
             "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, sender_user, body, \
-             wa_id, status, created_at, updated_at) VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, 'queued', $8, $8) \
-             RETURNING {MESSAGE_COLUMNS}"
+             wa_id, status, created_at, updated_at, media) \
+             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, 'queued', $8, $8, $9) RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(message.workspace_id.0)
@@ -222,16 +225,17 @@ impl Store {
             .bind(message.channel_id.0)
             .bind(message.sender.as_str())
             .bind(message.sender_user.map(|u| u.0))
-            .bind(message.text.as_str())
+            .bind(message.text)
             .bind(message.wa_id)
             .bind(now.0)
+            .bind(media_json(message.media))
             .fetch_one(&mut *tx)
             .await?;
         let stored = message_from_row(&row)?;
         sqlx::query("UPDATE conversations SET last_message_at = $2, last_preview = $3 WHERE id = $1")
             .bind(conversation.0)
             .bind(now.0)
-            .bind(preview(message.text.as_str()))
+            .bind(preview(message.text, message.media))
             .execute(&mut *tx)
             .await?;
         let summary = conversation_by_id(&mut *tx, conversation).await?;
@@ -252,7 +256,7 @@ impl Store {
         let conversation = upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, now).await?;
         let sql = format!(
             "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, body, wa_id, status, \
-             created_at, updated_at) VALUES ($1, $2, $3, 'inbound', 'contact', $4, $5, 'received', $6, $6) \
+             created_at, updated_at, media) VALUES ($1, $2, $3, 'inbound', 'contact', $4, $5, 'received', $6, $6, $7) \
              ON CONFLICT (channel_id, wa_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -262,6 +266,7 @@ impl Store {
             .bind(inbound.text)
             .bind(inbound.wa_id)
             .bind(now.0)
+            .bind(media_json(inbound.media))
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
@@ -275,7 +280,7 @@ impl Store {
         )
         .bind(conversation.0)
         .bind(now.0)
-        .bind(preview(inbound.text))
+        .bind(preview(inbound.text, inbound.media))
         .execute(&mut *tx)
         .await?;
         let summary = conversation_by_id(&mut *tx, conversation).await?;
@@ -430,10 +435,19 @@ pub(crate) async fn conversation_by_id<'e>(
     conversation_from_row(&row)
 }
 
-/// The start of a message, as the conversation list shows it.
-pub(crate) fn preview(body: &str) -> String {
+/// The start of a message, as the conversation list shows it (a file's label before its caption).
+pub(crate) fn preview(body: &str, media: Option<&Media>) -> String {
     const PREVIEW_CHARS: usize = 120;
-    body.chars().take(PREVIEW_CHARS).collect()
+    let text = match media {
+        Some(media) if body.is_empty() => media.label(),
+        Some(media) => format!("{} · {body}", media.label()),
+        None => body.to_owned(),
+    };
+    text.chars().take(PREVIEW_CHARS).collect()
+}
+
+fn media_json(media: Option<&Media>) -> Option<String> {
+    media.map(|media| serde_json::to_string(media).expect("Media serializes"))
 }
 
 pub(crate) fn channel_from_row(row: &AnyRow) -> StoreResult<Channel> {
@@ -478,6 +492,10 @@ pub(crate) fn message_from_row(row: &AnyRow) -> StoreResult<Message> {
         created_at: Timestamp(row.try_get(11)?),
         updated_at: Timestamp(row.try_get(12)?),
         note: row.try_get::<i64, _>(13)? != 0,
+        media: row
+            .try_get::<Option<String>, _>(14)?
+            .map(|json| serde_json::from_str(&json).map_err(|_| corrupt("message media")))
+            .transpose()?,
     })
 }
 

@@ -22,7 +22,7 @@ conformance!(
 
 async fn inbound(store: &Store, channel: &balas_domain::Channel, from: &str, name: Option<&str>, wa_id: &str, at: i64) {
     let from = phone(from);
-    let message = NewInbound { channel, wa_id, from: &from, push_name: name, text: "halo" };
+    let message = NewInbound { channel, wa_id, from: &from, push_name: name, text: "halo", media: None };
     store.store_inbound(&message, T0.plus_millis(at)).await.unwrap().unwrap();
 }
 

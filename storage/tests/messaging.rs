@@ -26,7 +26,7 @@ async fn inbound_messages_are_stored_once(store: Store) {
     let sales = channel(&store, ws, "+6281100000001").await;
     let customer = phone("+6281234567890");
     let message =
-        NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: Some("Sari"), text: "Halo 👋" };
+        NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: Some("Sari"), text: "Halo 👋", media: None };
     let (stored, conversation) = store.store_inbound(&message, T0).await.unwrap().expect("first time stored");
     assert_eq!((stored.body.as_str(), stored.status), ("Halo 👋", MessageStatus::Received));
     assert_eq!((conversation.unread, conversation.contact_name.as_deref()), (1, Some("Sari")));
@@ -75,7 +75,7 @@ async fn statuses_only_move_forward(store: Store) {
     assert_eq!((stored.status, stored.error.as_deref()), (MessageStatus::Failed, Some(reason)));
     // Receipts never touch inbound messages.
     let customer = phone("+6281234567891");
-    let inbound = NewInbound { channel: &sales, wa_id: "IN1", from: &customer, push_name: None, text: "hi" };
+    let inbound = NewInbound { channel: &sales, wa_id: "IN1", from: &customer, push_name: None, text: "hi", media: None };
     store.store_inbound(&inbound, T0).await.unwrap();
     assert!(
         store
@@ -133,7 +133,7 @@ async fn concurrent_first_messages_make_one_conversation(store: Store) {
         let sales = sales.clone();
         let customer = customer.clone();
         async move {
-            let message = NewInbound { channel: &sales, wa_id, from: &customer, push_name: None, text: "burst" };
+            let message = NewInbound { channel: &sales, wa_id, from: &customer, push_name: None, text: "burst", media: None };
             store.store_inbound(&message, T0).await
         }
     });

@@ -34,6 +34,13 @@ pub struct TestDatabase {
     _dir: Option<tempfile::TempDir>,
 }
 
+impl TestDatabase {
+    /// The temp folder of a SQLite database (for other files of the same test).
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(tempfile::TempDir::path)
+    }
+}
+
 /// A fresh SQLite file in a temp folder.
 pub fn sqlite() -> TestDatabase {
     let dir = tempfile::tempdir().expect("temp dir");

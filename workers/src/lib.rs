@@ -113,16 +113,18 @@ pub async fn start_whatsapp(
     let store = balas_storage::Store::open(settings.database_url.expose_secret(), settings.database_max_connections)
         .await
         .context("open the database")?;
+    let media = balas_backend::media::MediaStore::new(&settings.media_dir);
     let sandbox = settings.sandbox.then(|| sandbox::SandboxProvider {
         bus: bus.clone(),
         rules: settings.sandbox_rules(),
         latency: Duration::from_millis(settings.sandbox_latency_ms),
+        media: media.clone(),
     });
     let config = whatsapp::WhatsappConfig {
         url: Some(settings.whatsapp_url.clone()).filter(|url| !url.is_empty()),
         version: settings.whatsapp_version(),
     };
-    let whatsapp = whatsapp::WhatsappProvider::new(config, store.clone());
+    let whatsapp = whatsapp::WhatsappProvider::new(config, store.clone(), media);
     let ctx = std::sync::Arc::new(wa::WaContext { bus, store, holder: instance.to_owned(), sandbox, whatsapp });
     let (stop, stopped) = tokio::sync::watch::channel(false);
     Ok((stop, tokio::spawn(wa::run(ctx, stopped))))

@@ -5,7 +5,7 @@
 //! which provider is behind a session: the sandbox now, the real WhatsApp client later.
 
 use async_trait::async_trait;
-use balas_domain::{ChannelState, PhoneNumber, ReceiptKind, SendFailure, Timestamp};
+use balas_domain::{ChannelState, Media, PhoneNumber, ReceiptKind, SendFailure, Timestamp};
 use tokio::sync::mpsc;
 
 /// What a provider tells about a session, in our own words.
@@ -33,11 +33,13 @@ pub enum SessionEvent {
     },
     /// Every code expired before a phone linked the number; linking must be asked for again.
     LinkExpired,
+    /// A customer's message; its file, if any, is in the workspace's media folder already.
     Message {
         wa_id: String,
         from: PhoneNumber,
         push_name: Option<String>,
         text: String,
+        media: Option<Media>,
         sent_at: Timestamp,
     },
     Receipt {
@@ -88,13 +90,11 @@ pub enum SendError {
     Offline { wait_ms: u64 },
 }
 
-/// A file to send, by URL, with an optional caption.
+/// A file of the channel's workspace (in its media folder) to send, with its caption (may be empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundMedia {
-    pub url: String,
-    pub file_name: String,
-    pub mime_type: String,
-    pub caption: Option<String>,
+    pub media: Media,
+    pub caption: String,
 }
 
 /// A connected WhatsApp session of one number.
@@ -107,6 +107,8 @@ pub trait Session: Send + Sync {
     /// is recognised as the same message).
     async fn send_text(&self, to: &PhoneNumber, wa_id: &str, text: &str) -> Result<(), SendError>;
 
+    /// Sends a file, like [`Session::send_text`]. A file missing from the media folder is a
+    /// permanent failure.
     async fn send_media(&self, to: &PhoneNumber, wa_id: &str, media: &OutboundMedia) -> Result<(), SendError>;
 
     /// Shows or hides "typing…" to `to`.
@@ -126,4 +128,22 @@ pub trait Session: Send + Sync {
 pub struct Connected {
     pub session: Box<dyn Session>,
     pub events: mpsc::Receiver<Incoming>,
+}
+
+/// A send's failure to read its file from the media folder: a file that is gone will not come
+/// back (a permanent failure); anything else may pass.
+pub fn media_unreadable(error: std::io::Error) -> SendError {
+    if error.kind() == std::io::ErrorKind::NotFound {
+        SendError::Permanent(SendFailure::GaveUp {
+            attempts: 1,
+            last_error: "the file is no longer in the media folder".to_owned(),
+        })
+    } else {
+        SendError::Transient(format!("the media folder cannot be read: {error}"))
+    }
+}
+
+/// The text of a message whose file could not be downloaded: what it was, and its caption.
+pub fn not_downloaded(kind: balas_domain::MediaKind, caption: &str) -> String {
+    format!("[{} could not be downloaded] {caption}", kind.label()).trim_end().to_owned()
 }

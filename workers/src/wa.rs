@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 use crate::sandbox::SandboxProvider;
-use crate::session::{Incoming, SendError, Session, SessionEvent};
+use crate::session::{Incoming, OutboundMedia, SendError, Session, SessionEvent};
 use crate::whatsapp::WhatsappProvider;
 
 /// How often the worker looks for channels to take or give back.
@@ -220,7 +220,7 @@ pub async fn run_channel(
     let ended = loop {
         report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Connecting, detail: None }).await;
         let connected = match (&channel.provider, &ctx.sandbox) {
-            (Provider::Sandbox, Some(sandbox)) => sandbox.connect(channel.phone.clone(), lease.fence).await,
+            (Provider::Sandbox, Some(sandbox)) => sandbox.connect(channel.phone.clone(), channel.workspace_id, lease.fence).await,
             (Provider::Sandbox, None) => return,
             (Provider::Whatsapp, _) => ctx.whatsapp.connect(&channel).await,
         };
@@ -414,8 +414,8 @@ async fn forward(
     while let Some(Incoming { event, ack }) = events.recv().await {
         let (reported, ended) = match event {
             SessionEvent::State { state, detail } => (Some(WaEvent::State { state, detail }), None),
-            SessionEvent::Message { wa_id, from, push_name, text, sent_at } => {
-                (Some(WaEvent::Message { wa_id, from, push_name, text, sent_at }), None)
+            SessionEvent::Message { wa_id, from, push_name, text, media, sent_at } => {
+                (Some(WaEvent::Message { wa_id, from, push_name, text, media, sent_at }), None)
             }
             SessionEvent::Receipt { wa_id, receipt } => (Some(WaEvent::Receipt { wa_id, receipt }), None),
             SessionEvent::Typing { from, typing } => (Some(WaEvent::Typing { from, typing }), None),
@@ -535,7 +535,14 @@ pub async fn process_send(
     if let Some(pace) = pace {
         pace.wait().await;
     }
-    match session.send_text(&send.to, &send.wa_id, send.text.as_str()).await {
+    let sent = match send.media.clone() {
+        Some(media) => {
+            let file = OutboundMedia { media, caption: send.text.clone() };
+            session.send_media(&send.to, &send.wa_id, &file).await
+        }
+        None => session.send_text(&send.to, &send.wa_id, &send.text).await,
+    };
+    match sent {
         Ok(()) => {
             report(bus, send.channel_id, WaEvent::Sent { message_id: send.message_id, wa_id: send.wa_id.clone() })
                 .await;

@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use balas_domain::{
     Activity, Agent, AppError, Assignment, CannedResponse, Channel, ClientFrame, ConversationId, ConversationStatus,
-    ConversationSummary, Direction, InboxFilter, LiveEvent, Message, MessageStatus, MessageText, SenderKind, Timestamp,
-    UserId,
+    ConversationSummary, Direction, InboxFilter, LiveEvent, MAX_CAPTION_CHARS, Message, MessageStatus, MessageText,
+    SenderKind, Timestamp, UserId,
 };
 use leptos::ev;
 use leptos::prelude::*;
@@ -27,6 +27,7 @@ use crate::api::{
 };
 use crate::i18n::*;
 use crate::live::{Notice, now_ms, on_live, send_frame};
+use crate::media::{AttachButton, MediaView, attachment_of, file_problem};
 use crate::pages::shell::use_me;
 use crate::ui::{ErrorBanner, Typing, error_text, issue_text};
 
@@ -882,7 +883,11 @@ fn Bubble(message: Message, inbox: Inbox, conversation: RwSignal<Option<Conversa
             data-note=message.note.to_string()
         >
             <div class="bubble-sender small">{sender}</div>
-            <div class="bubble-body">{message.body.clone()}</div>
+            {message.media.clone().map(|media| {
+                let url = format!("/media/{}/{}", message.workspace_id.0, media.name);
+                view! { <MediaView media url /> }
+            })}
+            {(!message.body.is_empty()).then(|| view! { <div class="bubble-body">{message.body.clone()}</div> })}
             <div class="bubble-foot small">
                 <time>{short_time(message.created_at, false)}</time>
                 {outbound.then(|| view! {
@@ -922,6 +927,7 @@ fn Composer(
     let problem = RwSignal::new(None::<String>);
     let pick = RwSignal::new(0usize);
     let area = NodeRef::<leptos::html::Textarea>::new();
+    let attachment = RwSignal::new(None::<balas_domain::Media>);
 
     // "/" and a shortcut (no spaces yet): the canned responses that start with it.
     let shortcut = Memo::new(move |_| {
@@ -933,8 +939,11 @@ fn Composer(
         })
     });
     let length = move || text.with(|t| t.chars().count());
-    let too_long = move || length() > MessageText::MAX_CHARS;
-    let empty = move || text.with(|t| t.trim().is_empty());
+    // Under a file the text is a caption, which WhatsApp keeps shorter.
+    let max = move || if attachment.with(Option::is_some) { MAX_CAPTION_CHARS } else { MessageText::MAX_CHARS };
+    let too_long = move || length() > max();
+    let with_file = move || attachment.with(Option::is_some) && !note.get();
+    let empty = move || text.with(|t| t.trim().is_empty()) && !with_file();
 
     // Other agents (and the customer, for replies) see the agent typing.
     let typing = Typing::new(move |typing: bool| {
@@ -961,14 +970,15 @@ fn Composer(
         }
         if too_long() {
             let count = length();
-            problem.set(Some(t_string!(i18n, inbox.too_long, count = count, max = MessageText::MAX_CHARS).to_string()));
+            problem.set(Some(t_string!(i18n, inbox.too_long, count = count, max = max()).to_string()));
             return;
         }
         let body = text.get_untracked();
         let as_note = note.get_untracked();
+        let file = if as_note { None } else { attachment.with_untracked(|a| a.as_ref().map(attachment_of)) };
         sending.set(true);
         spawn_local(async move {
-            let outcome = reply(id.0, body, as_note).await;
+            let outcome = reply(id.0, body, as_note, file).await;
             // The agent may have moved to another conversation meanwhile.
             if sending.try_set(false).is_some() {
                 return;
@@ -976,13 +986,16 @@ fn Composer(
             match outcome {
                 Ok(message) => {
                     text.set(String::new());
+                    if message.media.is_some() {
+                        attachment.set(None);
+                    }
                     problem.set(None);
                     add_message(message);
                     stop_typing();
                 }
                 Err(error) => {
                     let field = error.field_errors(balas_domain::Field::Text).next().map(|e| issue_text(i18n, e.issue));
-                    problem.set(field.or_else(|| error_text(i18n, &error)));
+                    problem.set(field.or_else(|| Some(file_problem(i18n, &error))));
                 }
             }
             if let Some(area) = area.get_untracked() {
@@ -1057,6 +1070,9 @@ fn Composer(
                 }
             }}
             <div class="composer-row">
+                <Show when=move || !note.get()>
+                    <AttachButton endpoint="/api/media" attachment problem disabled=Signal::derive(move || sending.get()) />
+                </Show>
                 <textarea
                     node_ref=area
                     rows="2"
@@ -1074,8 +1090,8 @@ fn Composer(
             </div>
             <div class="composer-foot small">
                 {move || problem.get().map(|p| view! { <span class="field-error" role="alert" data-testid="composer-error">{p}</span> })}
-                {move || (length() > MessageText::MAX_CHARS - 500).then(|| view! {
-                    <span class="counter" class:error=too_long>{format!("{}/{}", length(), MessageText::MAX_CHARS)}</span>
+                {move || (length() > max().saturating_sub(500)).then(|| view! {
+                    <span class="counter" class:error=too_long>{format!("{}/{}", length(), max())}</span>
                 })}
             </div>
         </form>

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use balas_domain::{PhoneNumber, ReceiptKind, SandboxChannel, SandboxPacket, Timestamp};
+use balas_domain::{Media, PhoneNumber, ReceiptKind, SandboxChannel, SandboxPacket, Timestamp};
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -16,7 +16,8 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::api::{phone_channels, phone_read, phone_send, phone_typing};
 use crate::i18n::*;
-use crate::ui::{ErrorBanner, LanguageSelect, Typing, error_text, issue_text};
+use crate::media::{AttachButton, MediaView, attachment_of, file_problem};
+use crate::ui::{ErrorBanner, LanguageSelect, Typing, issue_text};
 
 /// One message in the phone's chat with a channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,7 @@ struct Line {
     wa_id: String,
     mine: bool,
     text: String,
+    media: Option<Media>,
     at: Timestamp,
     receipt: Option<ReceiptKind>,
 }
@@ -143,6 +145,7 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
     let typing_generation = StoredValue::new(0u64);
     let text = RwSignal::new(String::new());
     let problem = RwSignal::new(None::<String>);
+    let attachment = RwSignal::new(None::<Media>);
     let read_sent = StoredValue::new(HashSet::<String>::new());
     let scroller = NodeRef::<leptos::html::Div>::new();
     let channel_name = RwSignal::new(None::<String>);
@@ -191,19 +194,19 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
             let Some(data) = event.data().as_string() else { return };
             let Ok(packet) = serde_json::from_str::<SandboxPacket>(&data) else { return };
             match packet {
-                SandboxPacket::Sent { wa_id, to, text, at } if to == channel => {
+                SandboxPacket::Sent { wa_id, to, text, media, at } if to == channel => {
                     lines.update(|all| {
                         if !all.iter().any(|l| l.wa_id == wa_id) {
-                            all.push(Line { wa_id, mine: true, text, at, receipt: None });
+                            all.push(Line { wa_id, mine: true, text, media, at, receipt: None });
                         }
                     });
                     to_bottom();
                 }
-                SandboxPacket::Message { wa_id, from, text, at, .. } if from == channel => {
+                SandboxPacket::Message { wa_id, from, text, media, at, .. } if from == channel => {
                     agent_typing.set(false);
                     lines.update(|all| {
                         if !all.iter().any(|l| l.wa_id == wa_id) {
-                            all.push(Line { wa_id, mine: false, text, at, receipt: None });
+                            all.push(Line { wa_id, mine: false, text, media, at, receipt: None });
                         }
                     });
                     to_bottom();
@@ -260,17 +263,20 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
     let send = move |ev: ev::SubmitEvent| {
         ev.prevent_default();
         let body = text.get_untracked();
-        if body.trim().is_empty() {
+        let file = attachment.get_untracked();
+        if body.trim().is_empty() && file.is_none() {
             return;
         }
         let (from, to) = (me.get_value().to_string(), to.get_value().to_string());
         text.set(String::new());
+        attachment.set(None);
         stop_typing();
         spawn_local(async move {
-            if let Err(error) = phone_send(from, to, body.clone()).await {
+            if let Err(error) = phone_send(from, to, body.clone(), file.as_ref().map(attachment_of)).await {
                 text.set(body);
+                attachment.set(file);
                 let field = error.field_errors(balas_domain::Field::Text).next().map(|e| issue_text(i18n, e.issue));
-                problem.set(field.or_else(|| error_text(i18n, &error)));
+                problem.set(field.or_else(|| Some(file_problem(i18n, &error))));
             }
         });
     };
@@ -313,7 +319,11 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
                                 data-testid="phone-message"
                                 data-state=line.mine.then_some(state)
                             >
-                                <div class="pbubble-body">{line.text.clone()}</div>
+                                {line.media.clone().map(|media| {
+                                    let url = format!("/sandbox/media/{}", media.name);
+                                    view! { <MediaView media url /> }
+                                })}
+                                {(!line.text.is_empty()).then(|| view! { <div class="pbubble-body">{line.text.clone()}</div> })}
                                 <div class="pbubble-foot small">
                                     {phone_time(line.at)}
                                     {line.mine.then(|| view! { <span class=format!("ticks ticks-{state}")>{glyph}</span> })}
@@ -325,6 +335,7 @@ fn PhoneChat(me: PhoneNumber, to: PhoneNumber) -> impl IntoView {
             </div>
             {move || problem.get().map(|p| view! { <p class="field-error phone-error" role="alert">{p}</p> })}
             <form class="phone-composer" on:submit=send>
+                <AttachButton endpoint="/sandbox/api/media" attachment problem disabled=Signal::derive(|| false) />
                 <input
                     data-testid="phone-input"
                     autocomplete="off"

@@ -49,5 +49,14 @@ pub fn reply<'a>(
     text: &'a MessageText,
     wa_id: &'a str,
 ) -> NewOutbound<'a> {
-    NewOutbound { workspace_id, channel_id, to, text, sender: SenderKind::Agent, sender_user: None, wa_id }
+    NewOutbound {
+        workspace_id,
+        channel_id,
+        to,
+        text: text.as_str(),
+        media: None,
+        sender: SenderKind::Agent,
+        sender_user: None,
+        wa_id,
+    }
 }

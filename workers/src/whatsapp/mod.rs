@@ -17,10 +17,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use balas_backend::media::{Area, MediaStore};
 use balas_backend::now;
-use balas_domain::{Channel, LinkMethod, PhoneNumber, ReceiptKind, SendFailure, Timestamp};
+use balas_domain::{Channel, LinkMethod, Media, MediaKind, PhoneNumber, ReceiptKind, SendFailure, Timestamp};
 use balas_storage::Store;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use whatsapp_rust::UploadOptions;
+use whatsapp_rust::download::{Downloadable, MediaType};
 use whatsapp_rust::pair_code::PairCodeOptions;
 use whatsapp_rust::prelude::{
     Bot, BotHandle, Client, Event, EventDelivery, InboundMessage, Jid, MessageExt, MessageInfo, SendOptions, wa,
@@ -30,7 +33,9 @@ use whatsapp_rust::wacore::types::presence::{ChatPresence, ReceiptType};
 use whatsapp_rust::wacore_binary::jid::JidExt;
 use whatsapp_rust::{InboundDurabilityHook, SendError as WaSendError};
 
-use crate::session::{Connected, Incoming, OutboundMedia, SendError, Session, SessionEvent};
+use crate::session::{
+    Connected, Incoming, OutboundMedia, SendError, Session, SessionEvent, media_unreadable, not_downloaded,
+};
 use store::DbBackend;
 use whatsapp_rust::wacore::store::traits::DeviceStore;
 
@@ -54,11 +59,12 @@ pub struct WhatsappConfig {
 pub struct WhatsappProvider {
     config: Arc<WhatsappConfig>,
     store: Store,
+    media: MediaStore,
 }
 
 impl WhatsappProvider {
-    pub fn new(config: WhatsappConfig, store: Store) -> Self {
-        Self { config: Arc::new(config), store }
+    pub fn new(config: WhatsappConfig, store: Store, media: MediaStore) -> Self {
+        Self { config: Arc::new(config), store, media }
     }
 
     /// Starts the channel's session: resumes the linked device stored for it, or starts linking.
@@ -70,6 +76,7 @@ impl WhatsappProvider {
         let (events, received) = mpsc::channel(1024);
         let events = Outbox::new(events);
         let acks = Arc::new(Acks::default());
+        let files = Files { store: self.media.clone(), area: Area::Workspace(channel.workspace_id) };
         let transport = match &self.config.url {
             Some(url) => TokioWebSocketTransportFactory::new().with_url(url.clone()),
             None => TokioWebSocketTransportFactory::new(),
@@ -81,7 +88,7 @@ impl WhatsappProvider {
             .with_event_delivery(EventDelivery::Ordered { capacity: 1024 })
             // Balas keeps its own history of conversations from the moment a number is linked.
             .skip_history_sync()
-            .with_inbound_durability_hook(Hook { events: events.clone(), acks: acks.clone() })
+            .with_inbound_durability_hook(Hook { events: events.clone(), acks: acks.clone(), media: files.clone() })
             .on_event(move |event, client| {
                 let handler = handler.clone();
                 async move { handler.handle(&event, &client).await }
@@ -99,7 +106,8 @@ impl WhatsappProvider {
         let bot = builder.build().await.map_err(|e| SendError::Transient(format!("cannot start the session: {e}")))?;
         let client = bot.client();
         let handle = bot.spawn();
-        let session = WaSession { own: channel.phone.clone(), client, handle: Mutex::new(Some(handle)), acks, events };
+        let handle = Mutex::new(Some(handle));
+        let session = WaSession { own: channel.phone.clone(), client, handle, acks, events, files };
         Ok(Connected { session: Box::new(session), events: received })
     }
 }
@@ -156,6 +164,35 @@ impl Acks {
 struct Hook {
     events: Outbox,
     acks: Arc<Acks>,
+    media: Files,
+}
+
+/// The channel's workspace's media folder.
+#[derive(Clone)]
+struct Files {
+    store: MediaStore,
+    area: Area,
+}
+
+impl Files {
+    /// Downloads a customer's file into the media folder. A file that cannot be had (WhatsApp
+    /// keeps media only for a while) is told in the text instead: the message is not held back.
+    async fn fetch(&self, client: &Client, file: AttachedFile<'_>, text: String) -> (Option<Media>, String) {
+        let kind = file.kind;
+        let stored = async {
+            let bytes = client.download(file.source).await?;
+            let name = self.store.put(self.area, &file.mime, &bytes).await?;
+            let AttachedFile { kind, mime, file_name, .. } = file;
+            anyhow::Ok(Media { kind, mime, file_name, size: bytes.len() as u64, name })
+        };
+        match stored.await {
+            Ok(media) => (Some(media), text),
+            Err(error) => {
+                tracing::warn!(%error, "a customer's file could not be downloaded");
+                (None, not_downloaded(kind, &text))
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -169,7 +206,12 @@ impl InboundDurabilityHook for Hook {
                 }
                 continue;
             };
-            let Some(event) = message_event(&inbound.info, &inbound.message, from) else { continue };
+            let Some(text) = message_text(&inbound.message) else { continue };
+            let (media, text) = match attached_file(&inbound.message) {
+                Some(file) => self.media.fetch(&client, file, text).await,
+                None => (None, text),
+            };
+            let event = message_event(&inbound.info, from, text, media);
             let (token, wait) = self.acks.expect();
             if !self.events.send(Incoming { event, ack: Some(token) }).await {
                 anyhow::bail!("the session is shutting down");
@@ -258,34 +300,62 @@ async fn customer_phone(client: &Arc<Client>, info: &MessageInfo) -> Option<Phon
     lid_phone(client, &source.sender).await
 }
 
-/// An inbound message as our event (`None` for what Balas does not show: reactions, protocol
-/// messages and other content without text or media).
-pub fn message_event(info: &MessageInfo, message: &wa::Message, from: PhoneNumber) -> Option<SessionEvent> {
-    let text = message_text(message)?;
-    Some(SessionEvent::Message {
+/// An inbound message as our event: its text (see [`message_text`]) and its file, downloaded.
+pub fn message_event(info: &MessageInfo, from: PhoneNumber, text: String, media: Option<Media>) -> SessionEvent {
+    SessionEvent::Message {
         wa_id: info.id.to_string(),
         from,
         push_name: Some(info.push_name.clone()).filter(|name| !name.trim().is_empty()),
         text,
+        media,
         sent_at: Timestamp(info.timestamp.timestamp_millis()),
-    })
+    }
 }
 
-/// The text of a message; media (not downloaded yet) is described in words with its caption.
+/// The file of a message that Balas downloads (a photo, a video, audio, a document), with what
+/// the message says about it.
+pub struct AttachedFile<'a> {
+    pub kind: MediaKind,
+    pub mime: String,
+    pub file_name: Option<String>,
+    pub source: &'a dyn Downloadable,
+}
+
+pub fn attached_file(message: &wa::Message) -> Option<AttachedFile<'_>> {
+    let base = message.get_base_message();
+    let file = |kind, mime: &Option<String>, default: &str, file_name: Option<&String>, source| AttachedFile {
+        kind,
+        mime: mime.clone().filter(|m| !m.is_empty()).unwrap_or_else(|| default.to_owned()),
+        file_name: file_name.filter(|n| !n.trim().is_empty()).cloned(),
+        source,
+    };
+    if let Some(m) = base.image_message.as_option() {
+        Some(file(MediaKind::Image, &m.mimetype, "image/jpeg", None, m))
+    } else if let Some(m) = base.video_message.as_option() {
+        Some(file(MediaKind::Video, &m.mimetype, "video/mp4", None, m))
+    } else if let Some(m) = base.audio_message.as_option() {
+        Some(file(MediaKind::Audio, &m.mimetype, "audio/ogg", None, m))
+    } else if let Some(m) = base.document_message.as_option() {
+        let name = m.file_name.as_ref().or(m.title.as_ref());
+        Some(file(MediaKind::Document, &m.mimetype, "application/octet-stream", name, m))
+    } else {
+        None
+    }
+}
+
+/// The text of a message (`None` for what Balas does not show: reactions, protocol messages and
+/// other content without text or media): its text, the caption of its file (perhaps empty), or
+/// what it is in words (a sticker, a location, a contact card) with its caption.
 pub fn message_text(message: &wa::Message) -> Option<String> {
     if let Some(text) = message.text_content() {
         return Some(text.to_owned());
     }
+    let caption = message.get_caption().unwrap_or_default().trim();
+    if attached_file(message).is_some() {
+        return Some(caption.to_owned());
+    }
     let base = message.get_base_message();
-    let kind = if base.image_message.is_set() {
-        "Photo"
-    } else if base.video_message.is_set() {
-        "Video"
-    } else if base.audio_message.is_set() {
-        "Voice message"
-    } else if base.document_message.is_set() {
-        "Document"
-    } else if base.sticker_message.is_set() {
+    let kind = if base.sticker_message.is_set() {
         "Sticker"
     } else if base.location_message.is_set() {
         "Location"
@@ -294,10 +364,78 @@ pub fn message_text(message: &wa::Message) -> Option<String> {
     } else {
         return None;
     };
-    Some(match message.get_caption().filter(|c| !c.is_empty()) {
-        Some(caption) => format!("[{kind}] {caption}"),
-        None => format!("[{kind}]"),
-    })
+    Some(format!("[{kind}] {caption}").trim_end().to_owned())
+}
+
+/// What WhatsApp needs to know of a file uploaded to its servers, to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    pub url: String,
+    pub direct_path: String,
+    pub media_key: Vec<u8>,
+    pub file_sha256: Vec<u8>,
+    pub file_enc_sha256: Vec<u8>,
+    pub file_length: u64,
+    pub media_key_timestamp: i64,
+}
+
+impl From<whatsapp_rust::upload::UploadResponse> for Uploaded {
+    fn from(r: whatsapp_rust::upload::UploadResponse) -> Self {
+        Self {
+            url: r.url,
+            direct_path: r.direct_path,
+            media_key: r.media_key.to_vec(),
+            file_sha256: r.file_sha256.to_vec(),
+            file_enc_sha256: r.file_enc_sha256.to_vec(),
+            file_length: r.file_length,
+            media_key_timestamp: r.media_key_timestamp,
+        }
+    }
+}
+
+fn wa_media_type(kind: MediaKind) -> MediaType {
+    match kind {
+        MediaKind::Image => MediaType::Image,
+        MediaKind::Video => MediaType::Video,
+        MediaKind::Audio => MediaType::Audio,
+        MediaKind::Document => MediaType::Document,
+    }
+}
+
+/// A file message of the kind `media` is, pointing at the uploaded copy.
+pub fn media_message(media: &Media, caption: &str, up: &Uploaded) -> wa::Message {
+    let caption = Some(caption.to_owned()).filter(|c| !c.is_empty());
+    // The fields every kind of file message has, then the kind's own.
+    macro_rules! file_message {
+        ($kind:ident { $($own:tt)* }) => {
+            wa::message::$kind {
+                url: Some(up.url.clone()),
+                direct_path: Some(up.direct_path.clone()),
+                media_key: Some(up.media_key.clone()),
+                file_sha256: Some(up.file_sha256.clone()),
+                file_enc_sha256: Some(up.file_enc_sha256.clone()),
+                file_length: Some(up.file_length),
+                media_key_timestamp: Some(up.media_key_timestamp),
+                mimetype: Some(media.mime.clone()),
+                $($own)*
+                ..Default::default()
+            }
+            .into()
+        };
+    }
+    match media.kind {
+        MediaKind::Image => wa::Message { image_message: file_message!(ImageMessage { caption, }), ..Default::default() },
+        MediaKind::Video => wa::Message { video_message: file_message!(VideoMessage { caption, }), ..Default::default() },
+        MediaKind::Audio => wa::Message { audio_message: file_message!(AudioMessage {}), ..Default::default() },
+        MediaKind::Document => wa::Message {
+            document_message: file_message!(DocumentMessage {
+                caption,
+                file_name: media.file_name.clone(),
+                title: media.file_name.clone(),
+            }),
+            ..Default::default()
+        },
+    }
 }
 
 fn plus(at: Timestamp, after: Duration) -> Timestamp {
@@ -371,6 +509,7 @@ struct WaSession {
     handle: Mutex<Option<BotHandle>>,
     acks: Arc<Acks>,
     events: Outbox,
+    files: Files,
 }
 
 /// How long a send waits for the session to (re)connect before the queue is held.
@@ -414,11 +553,18 @@ impl Session for WaSession {
         self.client.send_message_with_options(jid_of(to), message, options).await.map(|_| ()).map_err(send_error)
     }
 
-    async fn send_media(&self, _to: &PhoneNumber, _wa_id: &str, _media: &OutboundMedia) -> Result<(), SendError> {
-        Err(SendError::Permanent(SendFailure::GaveUp {
-            attempts: 1,
-            last_error: "sending files is not available on linked numbers yet".into(),
-        }))
+    async fn send_media(&self, to: &PhoneNumber, wa_id: &str, file: &OutboundMedia) -> Result<(), SendError> {
+        self.ready().await?;
+        let path = self.files.store.path(self.files.area, &file.media.name);
+        let bytes = tokio::fs::read(path).await.map_err(media_unreadable)?;
+        let uploaded = self
+            .client
+            .upload(bytes, wa_media_type(file.media.kind), UploadOptions::default())
+            .await
+            .map_err(|e| SendError::Transient(format!("WhatsApp did not take the file: {e}")))?;
+        let message = media_message(&file.media, &file.caption, &uploaded.into());
+        let options = SendOptions::default().with_message_id(wa_id);
+        self.client.send_message_with_options(jid_of(to), message, options).await.map(|_| ()).map_err(send_error)
     }
 
     async fn set_typing(&self, to: &PhoneNumber, typing: bool) -> Result<(), SendError> {
@@ -487,7 +633,9 @@ mod tests {
     fn texts_captions_and_media_become_message_events() {
         let from = PhoneNumber::parse("+6281234567890").unwrap();
         let text = wa::Message { conversation: Some("halo".into()), ..Default::default() };
-        let event = message_event(&info(pn("6281234567890"), None), &text, from.clone()).unwrap();
+        assert_eq!(message_text(&text).as_deref(), Some("halo"));
+        assert!(attached_file(&text).is_none());
+        let event = message_event(&info(pn("6281234567890"), None), from.clone(), "halo".into(), None);
         assert_eq!(
             event,
             SessionEvent::Message {
@@ -495,19 +643,83 @@ mod tests {
                 from: from.clone(),
                 push_name: Some("Siti".into()),
                 text: "halo".into(),
+                media: None,
                 sent_at: AT,
             }
         );
+        // A photo's text is its caption; the file is downloaded with the type WhatsApp gave.
         let photo = wa::Message {
-            image_message: wa::message::ImageMessage { caption: Some("the receipt".into()), ..Default::default() }
-                .into(),
+            image_message: wa::message::ImageMessage {
+                caption: Some("the receipt".into()),
+                mimetype: Some("image/png".into()),
+                ..Default::default()
+            }
+            .into(),
             ..Default::default()
         };
-        assert_eq!(message_text(&photo).as_deref(), Some("[Photo] the receipt"));
+        assert_eq!(message_text(&photo).as_deref(), Some("the receipt"));
+        let file = attached_file(&photo).unwrap();
+        assert_eq!((file.kind, file.mime.as_str(), file.file_name), (MediaKind::Image, "image/png", None));
+        // A voice note without a type is OGG (WhatsApp's own), with no caption.
         let voice = wa::Message { audio_message: wa::message::AudioMessage::default().into(), ..Default::default() };
-        assert_eq!(message_text(&voice).as_deref(), Some("[Voice message]"));
-        // Nothing to show (a protocol message, a reaction): no event.
-        assert_eq!(message_event(&info(pn("62812"), None), &wa::Message::default(), from), None);
+        assert_eq!(message_text(&voice).as_deref(), Some(""));
+        assert_eq!(attached_file(&voice).map(|f| (f.kind, f.mime)), Some((MediaKind::Audio, "audio/ogg".into())));
+        let document = wa::Message {
+            document_message: wa::message::DocumentMessage {
+                file_name: Some("invoice.pdf".into()),
+                mimetype: Some("application/pdf".into()),
+                ..Default::default()
+            }
+            .into(),
+            ..Default::default()
+        };
+        let file = attached_file(&document).unwrap();
+        assert_eq!((file.kind, file.file_name.as_deref()), (MediaKind::Document, Some("invoice.pdf")));
+        // What Balas does not download is described in words.
+        let sticker =
+            wa::Message { sticker_message: wa::message::StickerMessage::default().into(), ..Default::default() };
+        assert_eq!(message_text(&sticker).as_deref(), Some("[Sticker]"));
+        assert!(attached_file(&sticker).is_none());
+        // Nothing to show (a protocol message, a reaction): no text, so no event.
+        assert_eq!(message_text(&wa::Message::default()), None);
+    }
+
+    #[test]
+    fn files_go_out_as_the_message_of_their_kind() {
+        let up = Uploaded {
+            url: "https://mmg.whatsapp.net/x".into(),
+            direct_path: "/v/t62/x".into(),
+            media_key: vec![1; 32],
+            file_sha256: vec![2; 32],
+            file_enc_sha256: vec![3; 32],
+            file_length: 2048,
+            media_key_timestamp: 1_800_000_000,
+        };
+        let media = Media {
+            kind: MediaKind::Document,
+            mime: "application/pdf".into(),
+            file_name: Some("invoice.pdf".into()),
+            size: 2048,
+            name: balas_domain::MediaName::new([7; 16], "application/pdf"),
+        };
+        let message = media_message(&media, "your invoice", &up);
+        let document = message.document_message.as_option().unwrap();
+        assert_eq!(document.file_name.as_deref(), Some("invoice.pdf"));
+        assert_eq!(document.caption.as_deref(), Some("your invoice"));
+        assert_eq!(document.mimetype.as_deref(), Some("application/pdf"));
+        assert_eq!((document.file_length, document.direct_path.as_deref()), (Some(2048), Some("/v/t62/x")));
+        assert_eq!(document.media_key.as_deref(), Some(&[1u8; 32][..]));
+        // The message a customer's phone gets reads back as the same file.
+        let file = attached_file(&message).unwrap();
+        assert_eq!((file.kind, file.mime.as_str()), (MediaKind::Document, "application/pdf"));
+        assert_eq!(message_text(&message).as_deref(), Some("your invoice"));
+
+        let photo = Media { kind: MediaKind::Image, mime: "image/jpeg".into(), file_name: None, ..media.clone() };
+        let message = media_message(&photo, "", &up);
+        let image = message.image_message.as_option().unwrap();
+        assert_eq!((image.caption.as_deref(), image.mimetype.as_deref()), (None, Some("image/jpeg")));
+        let voice = Media { kind: MediaKind::Audio, mime: "audio/ogg".into(), ..media };
+        assert!(media_message(&voice, "", &up).audio_message.is_set());
     }
 
     #[test]
