@@ -37,6 +37,7 @@ async fn a_customer_message_is_stored_once_and_reaches_only_its_workspace() {
         channel_id: channel.id,
         at: balas_backend::now(),
         event: WaEvent::Message {
+            media: None,
             wa_id: wa_id.clone(),
             from: PhoneNumber::parse("+6281234567001").unwrap(),
             push_name: None,
