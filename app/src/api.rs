@@ -2,8 +2,9 @@
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
 use balas_domain::{
-    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, ConversationSummary, ConversationView,
-    InboxFilter, InboxPage, InviteInfo, Me, Message, MessagePage, Onboarding, SandboxChannel, SystemStatus, TeamMember,
+    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, ConversationSummary,
+    ConversationView, InboxFilter, InboxPage, InviteInfo, Me, Message, MessagePage, Onboarding, SandboxChannel,
+    SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
 use balas_domain::{ConversationId, Field, FieldError, Issue, LinkMethod, MessageId};

@@ -59,7 +59,12 @@ pub async fn customer_send(
     let text = message_body(text, media.as_ref()).map_err(AppError::invalid)?;
     let wa_id = new_wa_id();
     let rules = state.settings.sandbox_rules();
-    match state.bus.sandbox_send(rules, None, &from, &to, &wa_id, &text, media.as_ref(), now()).await.map_err(internal)? {
+    match state
+        .bus
+        .sandbox_send(rules, None, &from, &to, &wa_id, &text, media.as_ref(), now())
+        .await
+        .map_err(internal)?
+    {
         SandboxSent::Delivered | SandboxSent::Duplicate => Ok(wa_id),
         SandboxSent::Banned { until } => Err(AppError::TooManyAttempts {
             retry_after_secs: u64::try_from(until.0.saturating_sub(now().0) / 1000).unwrap_or(0),

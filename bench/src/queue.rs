@@ -99,8 +99,9 @@ pub async fn run(args: &Args) -> Result<()> {
         media: bench.state.media.clone(),
     };
     let channel_phone = PhoneNumber::parse("+628119999999")?;
-    let session: Arc<dyn balas_workers::session::Session> =
-        Arc::from(provider.connect(channel_phone, bench.workspace, 1).await.map_err(|e| anyhow::anyhow!("{e}"))?.session);
+    let session: Arc<dyn balas_workers::session::Session> = Arc::from(
+        provider.connect(channel_phone, bench.workspace, 1).await.map_err(|e| anyhow::anyhow!("{e}"))?.session,
+    );
     let channel = ChannelId(424_242);
     let processor = {
         let bus = bus.clone();

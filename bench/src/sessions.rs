@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use balas_domain::{Channel, ChannelName, ChannelState, LinkMethod, PhoneNumber, Provider, RatePerSecond, WorkspaceId};
 use balas_backend::media::MediaStore;
+use balas_domain::{Channel, ChannelName, ChannelState, LinkMethod, PhoneNumber, Provider, RatePerSecond, WorkspaceId};
 use balas_fakewa::FakeWa;
 use balas_storage::{NewChannel, Store};
 use balas_workers::sandbox::SandboxProvider;
@@ -295,8 +295,7 @@ async fn serve_fake(args: &Args) -> Result<()> {
     let workspace = WorkspaceId(args.number("--workspace", 0)? as i64);
     let store = Store::open(&url, 8).await?;
     let fake = FakeWa::start().await?;
-    let provider =
-        WhatsappProvider::new(
+    let provider = WhatsappProvider::new(
         WhatsappConfig { url: Some(fake.url()), version: Some(VERSION) },
         store.clone(),
         MediaStore::new(std::env::temp_dir().join("balas-bench-media")),

@@ -286,7 +286,8 @@ mod tests {
         assert_eq!(name.served_mime(), "image/jpeg");
         let other = MediaName::new([1; 16], "application/zip");
         assert_eq!((other.extension(), other.served_mime()), ("bin", "application/octet-stream"));
-        for bad in ["../etc/passwd", "ab.jpg", &format!("{}.html", "a".repeat(32)), &format!("{}.jpg", "A".repeat(32))] {
+        for bad in ["../etc/passwd", "ab.jpg", &format!("{}.html", "a".repeat(32)), &format!("{}.jpg", "A".repeat(32))]
+        {
             assert!(MediaName::parse(bad).is_err(), "{bad}");
         }
         assert!(serde_json::from_str::<MediaName>("\"../../x.jpg\"").is_err());

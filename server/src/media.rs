@@ -24,8 +24,7 @@ use serde::Deserialize;
 use tower_http::services::ServeFile;
 
 pub fn routes(state: AppState) -> Router {
-    let mut router =
-        Router::new().route("/api/media", post(upload)).route("/media/{workspace}/{name}", get(download));
+    let mut router = Router::new().route("/api/media", post(upload)).route("/media/{workspace}/{name}", get(download));
     if state.settings.sandbox {
         router = router
             .route("/sandbox/api/media", post(network_upload))

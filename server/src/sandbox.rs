@@ -108,10 +108,9 @@ async fn send(
     body: Result<Json<SendBody>, JsonRejection>,
 ) -> Result<Json<Sent>, ApiError> {
     let Json(body) = body?;
-    let wa_id =
-        sandbox::customer_send(&state, &body.from, &body.to, &body.text, body.media.as_ref())
-            .await
-            .map_err(api_error(SEND_FIELDS))?;
+    let wa_id = sandbox::customer_send(&state, &body.from, &body.to, &body.text, body.media.as_ref())
+        .await
+        .map_err(api_error(SEND_FIELDS))?;
     Ok(Json(Sent { wa_id }))
 }
 

@@ -5,8 +5,8 @@
 
 use balas_domain::{
     Channel, ChannelId, ChannelName, ChannelState, ContactId, ConversationId, ConversationStatus, ConversationSummary,
-    Direction, LinkMethod, Media, Message, MessageId, MessageStatus, Pairing, PhoneNumber, Provider,
-    RatePerSecond, SenderKind, Timestamp, UserId, WorkspaceId,
+    Direction, LinkMethod, Media, Message, MessageId, MessageStatus, Pairing, PhoneNumber, Provider, RatePerSecond,
+    SenderKind, Timestamp, UserId, WorkspaceId,
 };
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};

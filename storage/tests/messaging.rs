@@ -1,9 +1,11 @@
 //! Storage conformance for channels and messages, on SQLite and on PostgreSQL: inbound messages
 //! are stored once, statuses only move forward, sending is scoped to the channel's workspace, and
-//! concurrent ingest of one contact's first messages makes one contact and one conversation.
+//! concurrent ingest of one contact's first messages makes one contact and one conversation, and
+//! files are kept with their messages.
 
 use balas_domain::{
-    ChannelName, ChannelState, ConversationStatus, MessageStatus, MessageText, Provider, RatePerSecond,
+    ChannelName, ChannelState, ConversationStatus, Media, MediaKind, MediaName, MessageStatus, MessageText, Provider,
+    RatePerSecond,
 };
 use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewOutbound, Store, StoreError};
 
@@ -17,6 +19,7 @@ conformance!(
     sending_is_scoped_to_the_workspace,
     channel_numbers_are_unique_and_states_recorded,
     concurrent_first_messages_make_one_conversation,
+    files_are_kept_with_their_messages,
 );
 
 use common::{T0, channel, phone, reply, workspace};
@@ -25,8 +28,14 @@ async fn inbound_messages_are_stored_once(store: Store) {
     let ws = workspace(&store, "Toko", "a@example.com").await;
     let sales = channel(&store, ws, "+6281100000001").await;
     let customer = phone("+6281234567890");
-    let message =
-        NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: Some("Sari"), text: "Halo 👋", media: None };
+    let message = NewInbound {
+        channel: &sales,
+        wa_id: "WA1",
+        from: &customer,
+        push_name: Some("Sari"),
+        text: "Halo 👋",
+        media: None,
+    };
     let (stored, conversation) = store.store_inbound(&message, T0).await.unwrap().expect("first time stored");
     assert_eq!((stored.body.as_str(), stored.status), ("Halo 👋", MessageStatus::Received));
     assert_eq!((conversation.unread, conversation.contact_name.as_deref()), (1, Some("Sari")));
@@ -44,6 +53,40 @@ async fn inbound_messages_are_stored_once(store: Store) {
     let other = channel(&store, ws, "+6281100000002").await;
     let elsewhere = NewInbound { channel: &other, ..message };
     assert!(store.store_inbound(&elsewhere, T0).await.unwrap().is_some());
+}
+
+async fn files_are_kept_with_their_messages(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let customer = phone("+6281234567890");
+    let photo = Media {
+        kind: MediaKind::Image,
+        mime: "image/jpeg".into(),
+        file_name: None,
+        size: 48_213,
+        name: MediaName::new([9; 16], "image/jpeg"),
+    };
+    let inbound =
+        NewInbound { channel: &sales, wa_id: "WA1", from: &customer, push_name: None, text: "", media: Some(&photo) };
+    let (stored, conversation) = store.store_inbound(&inbound, T0).await.unwrap().unwrap();
+    assert_eq!((stored.body.as_str(), stored.media.as_ref()), ("", Some(&photo)));
+    assert_eq!(conversation.last_preview.as_deref(), Some("📷 Photo"));
+    let text = MessageText::parse("x").unwrap();
+    let document = Media {
+        kind: MediaKind::Document,
+        mime: "application/pdf".into(),
+        file_name: Some("invoice.pdf".into()),
+        name: MediaName::new([8; 16], "application/pdf"),
+        ..photo.clone()
+    };
+    let outbound =
+        NewOutbound { text: "your invoice", media: Some(&document), ..reply(ws, sales.id, &customer, &text, "OUT1") };
+    let (queued, conversation) = store.queue_message(&outbound, T0.plus_millis(5)).await.unwrap();
+    assert_eq!(queued.media.as_ref(), Some(&document));
+    assert_eq!(conversation.last_preview.as_deref(), Some("📄 invoice.pdf · your invoice"));
+    let history = store.messages(ws, conversation.id, None, 10).await.unwrap();
+    let files: Vec<_> = history.iter().map(|m| m.media.clone()).collect();
+    assert!(files.contains(&Some(photo)) && files.contains(&Some(document)), "{files:?}");
 }
 
 async fn statuses_only_move_forward(store: Store) {
@@ -75,7 +118,8 @@ async fn statuses_only_move_forward(store: Store) {
     assert_eq!((stored.status, stored.error.as_deref()), (MessageStatus::Failed, Some(reason)));
     // Receipts never touch inbound messages.
     let customer = phone("+6281234567891");
-    let inbound = NewInbound { channel: &sales, wa_id: "IN1", from: &customer, push_name: None, text: "hi", media: None };
+    let inbound =
+        NewInbound { channel: &sales, wa_id: "IN1", from: &customer, push_name: None, text: "hi", media: None };
     store.store_inbound(&inbound, T0).await.unwrap();
     assert!(
         store
@@ -133,7 +177,8 @@ async fn concurrent_first_messages_make_one_conversation(store: Store) {
         let sales = sales.clone();
         let customer = customer.clone();
         async move {
-            let message = NewInbound { channel: &sales, wa_id, from: &customer, push_name: None, text: "burst", media: None };
+            let message =
+                NewInbound { channel: &sales, wa_id, from: &customer, push_name: None, text: "burst", media: None };
             store.store_inbound(&message, T0).await
         }
     });

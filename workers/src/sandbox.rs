@@ -44,7 +44,12 @@ fn transient(error: impl std::fmt::Display) -> SendError {
 impl SandboxProvider {
     /// Connects `phone`, a channel of `workspace`, with fencing token `fence`. Fails with
     /// [`SendError::Replaced`] when a connection with a newer token exists.
-    pub async fn connect(&self, phone: PhoneNumber, workspace: WorkspaceId, fence: u64) -> Result<Connected, SendError> {
+    pub async fn connect(
+        &self,
+        phone: PhoneNumber,
+        workspace: WorkspaceId,
+        fence: u64,
+    ) -> Result<Connected, SendError> {
         let area = Area::Workspace(workspace);
         if !self.bus.sandbox_connect(&phone, fence).await.map_err(transient)? {
             return Err(SendError::Replaced);
@@ -58,7 +63,14 @@ impl SandboxProvider {
         if let Some(until) = banned {
             let _ = tx.send(Incoming { event: SessionEvent::Banned { until }, ack: None }).await;
         } else {
-            let inbox = Inbox { bus: reader, phone: phone.clone(), fence, latency: self.latency, media: self.media.clone(), area };
+            let inbox = Inbox {
+                bus: reader,
+                phone: phone.clone(),
+                fence,
+                latency: self.latency,
+                media: self.media.clone(),
+                area,
+            };
             tokio::spawn(inbox.read(cursor, tx, stopped));
         }
         let media = self.media.clone();
@@ -149,16 +161,13 @@ impl Inbox {
                         };
                         (at, SessionEvent::Message { wa_id, from, push_name: None, text, media, sent_at: at })
                     }
-                    SandboxPacket::Receipt { wa_id, receipt, at, .. } => {
-                        (at, SessionEvent::Receipt { wa_id, receipt })
-                    }
+                    SandboxPacket::Receipt { wa_id, receipt, at, .. } => (at, SessionEvent::Receipt { wa_id, receipt }),
                     SandboxPacket::Typing { from, typing, at } => (at, SessionEvent::Typing { from, typing }),
                     // Only simulated customers keep copies of what they sent.
                     SandboxPacket::Sent { .. } => continue,
                     SandboxPacket::Banned { at } => {
                         let until = bus.sandbox_banned_until(phone, now()).await.ok().flatten().unwrap_or(at);
-                        let _ =
-                            tx.send(Incoming { event: SessionEvent::Banned { until }, ack: Some(entry.id) }).await;
+                        let _ = tx.send(Incoming { event: SessionEvent::Banned { until }, ack: Some(entry.id) }).await;
                         return;
                     }
                 };

@@ -220,7 +220,9 @@ pub async fn run_channel(
     let ended = loop {
         report(&ctx.bus, channel.id, WaEvent::State { state: ChannelState::Connecting, detail: None }).await;
         let connected = match (&channel.provider, &ctx.sandbox) {
-            (Provider::Sandbox, Some(sandbox)) => sandbox.connect(channel.phone.clone(), channel.workspace_id, lease.fence).await,
+            (Provider::Sandbox, Some(sandbox)) => {
+                sandbox.connect(channel.phone.clone(), channel.workspace_id, lease.fence).await
+            }
             (Provider::Sandbox, None) => return,
             (Provider::Whatsapp, _) => ctx.whatsapp.connect(&channel).await,
         };

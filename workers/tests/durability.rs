@@ -158,7 +158,16 @@ async fn an_ingest_killed_mid_stream_loses_and_doubles_nothing() {
         let wa_id = balas_backend::messaging::new_wa_id();
         let from = &customers[n % customers.len()];
         h.bus
-            .sandbox_send(rules, None, from, &channel.phone, &wa_id, &format!("question {n}"), None, balas_backend::now())
+            .sandbox_send(
+                rules,
+                None,
+                from,
+                &channel.phone,
+                &wa_id,
+                &format!("question {n}"),
+                None,
+                balas_backend::now(),
+            )
             .await
             .unwrap();
         sent.insert(wa_id);
@@ -257,7 +266,16 @@ async fn a_redis_restart_loses_nothing_that_was_acknowledged() {
     for n in 0..50 {
         let wa_id = balas_backend::messaging::new_wa_id();
         h.bus
-            .sandbox_send(rules, None, &customer, &channel.phone, &wa_id, &format!("reply {n}"), None, balas_backend::now())
+            .sandbox_send(
+                rules,
+                None,
+                &customer,
+                &channel.phone,
+                &wa_id,
+                &format!("reply {n}"),
+                None,
+                balas_backend::now(),
+            )
             .await
             .unwrap();
         inbound.insert(wa_id);

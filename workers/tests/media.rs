@@ -7,9 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use balas_domain::{
-    AppError, Field, Issue, LiveEvent, Media, MediaKind, Message, PhoneNumber, SandboxMessage,
-};
+use balas_domain::{AppError, Field, Issue, LiveEvent, Media, MediaKind, Message, PhoneNumber, SandboxMessage};
 use common::{Browser, Harness, eventually, next_message, wait_connected};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_SECURITY_POLICY, CONTENT_TYPE, COOKIE, X_CONTENT_TYPE_OPTIONS};

@@ -424,8 +424,12 @@ pub fn media_message(media: &Media, caption: &str, up: &Uploaded) -> wa::Message
         };
     }
     match media.kind {
-        MediaKind::Image => wa::Message { image_message: file_message!(ImageMessage { caption, }), ..Default::default() },
-        MediaKind::Video => wa::Message { video_message: file_message!(VideoMessage { caption, }), ..Default::default() },
+        MediaKind::Image => {
+            wa::Message { image_message: file_message!(ImageMessage { caption }), ..Default::default() }
+        }
+        MediaKind::Video => {
+            wa::Message { video_message: file_message!(VideoMessage { caption }), ..Default::default() }
+        }
         MediaKind::Audio => wa::Message { audio_message: file_message!(AudioMessage {}), ..Default::default() },
         MediaKind::Document => wa::Message {
             document_message: file_message!(DocumentMessage {
