@@ -211,3 +211,58 @@ test("on a phone-sized screen the list and the chat take turns", async ({ browse
   await expect(page.getByTestId("chat-name")).toHaveCount(0);
   await context.close();
 });
+
+test("files: a customer's photo shows in the inbox; an agent's document reaches the phone; a refused file says why", async ({ browser }) => {
+  const who = "+628139990009";
+  const ana = await agentPage(browser, admin);
+  const noErrors = failOnPageErrors(ana);
+  const phone = await phonePage(browser, who);
+  // A real 1×1 PNG, so the browser can draw it once the server hands it out.
+  const png = Buffer.from(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+    "base64",
+  );
+
+  // The customer attaches a photo with a caption; their own chat shows it.
+  await phone.getByTestId("attach-input").setInputFiles({ name: "receipt.png", mimeType: "image/png", buffer: png });
+  await expect(phone.getByTestId("attachment")).toContainText("Photo");
+  await phone.getByTestId("phone-input").fill("bukti transfer");
+  await phone.getByTestId("phone-input").press("Enter");
+  const mine = phone.getByTestId("phone-message").filter({ hasText: "bukti transfer" });
+  await expect(mine.getByTestId("media-image")).toBeVisible();
+
+  // The agent sees the photo, served to them (it decodes: the image has a size).
+  await openConversation(ana, who);
+  const inbound = ana.getByTestId("message").filter({ hasText: "bukti transfer" });
+  const image = inbound.getByTestId("media-image");
+  await expect(image).toBeVisible();
+  await expect.poll(() => image.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(1);
+  await expect(row(ana, who)).toContainText("📷 Photo · bukti transfer");
+
+  // A file WhatsApp would refuse is refused in the composer, with the reason, before any upload.
+  await ana.getByTestId("attach-input").setInputFiles({ name: "anim.gif", mimeType: "image/gif", buffer: Buffer.from("GIF89a") });
+  await expect(ana.getByTestId("composer-error")).toContainText("WhatsApp does not send files of this type");
+  await expect(ana.getByTestId("attachment")).toHaveCount(0);
+
+  // The agent attaches a document (the upload shows its name), sends it with a caption, and the
+  // phone gets a download link with the file's name.
+  const pdf = Buffer.from("%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n");
+  await ana.getByTestId("attach-input").setInputFiles({ name: "invoice.pdf", mimeType: "application/pdf", buffer: pdf });
+  await expect(ana.getByTestId("attachment")).toContainText("invoice.pdf");
+  await expect(ana.getByTestId("composer-error")).toHaveCount(0);
+  await ana.getByTestId("composer").fill("ini invoicenya");
+  await ana.getByTestId("composer").press("Enter");
+  await expect(ana.getByTestId("attachment")).toHaveCount(0);
+  const outbound = ana.getByTestId("message").filter({ hasText: "ini invoicenya" });
+  await expect(outbound.getByTestId("media-document")).toContainText("invoice.pdf");
+  const received = phone.getByTestId("phone-message").filter({ hasText: "ini invoicenya" });
+  const link = received.getByTestId("media-document");
+  await expect(link).toContainText("invoice.pdf");
+  // The phone downloads exactly what the agent sent.
+  const download = phone.waitForEvent("download");
+  await link.click();
+  const saved = await (await download).path();
+  expect(fs.readFileSync(saved!).equals(pdf)).toBe(true);
+  await expect(outbound).toHaveAttribute("data-status", "read");
+  noErrors();
+});

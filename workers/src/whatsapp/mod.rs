@@ -407,7 +407,7 @@ pub fn media_message(media: &Media, caption: &str, up: &Uploaded) -> wa::Message
     let caption = Some(caption.to_owned()).filter(|c| !c.is_empty());
     // The fields every kind of file message has, then the kind's own.
     macro_rules! file_message {
-        ($kind:ident { $($own:tt)* }) => {
+        ($kind:ident { $($field:ident $(: $value:expr)?),* $(,)? }) => {
             wa::message::$kind {
                 url: Some(up.url.clone()),
                 direct_path: Some(up.direct_path.clone()),
@@ -417,7 +417,7 @@ pub fn media_message(media: &Media, caption: &str, up: &Uploaded) -> wa::Message
                 file_length: Some(up.file_length),
                 media_key_timestamp: Some(up.media_key_timestamp),
                 mimetype: Some(media.mime.clone()),
-                $($own)*
+                $($field $(: $value)?,)*
                 ..Default::default()
             }
             .into()
