@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use balas_domain::{ChannelId, MessageId, MessageText, PhoneNumber, SendJob, SendPriority, WorkspaceId};
+use balas_domain::{ChannelId, MessageId, PhoneNumber, SendJob, SendPriority, WorkspaceId};
 use bullmq::options::RedisConnectionOptions;
 use bullmq::types::RemoveOnFinish;
 use bullmq::worker::WorkerEvent;
@@ -131,7 +131,8 @@ pub async fn run(args: &Args) -> Result<()> {
                     message_id: MessageId(n as i64 + 1),
                     to: PhoneNumber::parse(&format!("+62812{:07}1", n % 1000))?,
                     wa_id: format!("3EB0{n:020X}"),
-                    text: MessageText::parse("Your order has shipped.")?,
+                    text: "Your order has shipped.".to_owned(),
+                    media: None,
                     retry: 0,
                 };
                 bus.enqueue_send(&job, SendPriority::Bulk).await?;
