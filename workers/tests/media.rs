@@ -104,6 +104,13 @@ async fn files_travel_both_ways_and_are_served_to_their_workspace_only() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let invoice: Media = serde_json::from_value(body).unwrap();
     assert_eq!((invoice.kind, invoice.file_name.as_deref()), (MediaKind::Document, Some("invoice.pdf")));
+    // A file of a few megabytes goes through whole (no smaller limit hides in the way).
+    let catalogue = [PDF, &vec![b' '; 3 * 1024 * 1024]].concat();
+    let (status, body) =
+        upload(&h, "/api/media", Some(&admin), "catalogue.pdf", "application/pdf", catalogue.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let stored: Media = serde_json::from_value(body).unwrap();
+    assert_eq!(std::fs::read(workspace_dir.join(stored.name.as_str())).unwrap(), catalogue);
     let id = conversation.0.to_string();
     let reply = [
         ("conversation", id.as_str()),
