@@ -2,12 +2,12 @@
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
 use balas_domain::{
-    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, ConversationSummary,
-    ConversationView, InboxFilter, InboxPage, InviteInfo, Me, Message, MessagePage, Onboarding, SandboxChannel,
-    SystemStatus, TeamMember,
+    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, Contact, ContactFilter, ContactPage,
+    ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage,
+    Onboarding, SandboxChannel, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
-use balas_domain::{ConversationId, Field, FieldError, Issue, LinkMethod, MessageId};
+use balas_domain::{ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -547,4 +547,67 @@ pub async fn phone_read(reader: String, sender: String, wa_ids: Vec<String>) -> 
 #[server(prefix = "/api", endpoint = "unread_total")]
 pub async fn unread_total() -> Result<i64, AppError> {
     ssr::respond(async { balas_backend::inbox::unread_total(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// A page of the workspace's contacts that match `filter`.
+#[server(prefix = "/api", endpoint = "contacts")]
+pub async fn list_contacts(filter: ContactFilter, page: u32) -> Result<ContactPage, AppError> {
+    ssr::respond(
+        async { balas_backend::crm::contacts(&ssr::state()?, &ssr::caller().await?, &filter, page).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "edit_contact")]
+pub async fn edit_contact(id: i64, name: String, email: String) -> Result<Contact, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::crm::edit_contact(&state, &caller, ContactId(id), &name, &email).await
+        }
+        .await,
+    )
+}
+
+/// Stops (or restarts) broadcasts for a contact.
+#[server(prefix = "/api", endpoint = "set_opted_out")]
+pub async fn set_opted_out(id: i64, opted_out: bool) -> Result<Contact, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::crm::set_opted_out(&state, &caller, ContactId(id), opted_out).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "labels")]
+pub async fn list_labels() -> Result<Vec<Label>, AppError> {
+    ssr::respond(async { balas_backend::crm::labels(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "create_label")]
+pub async fn create_label(name: String, color: String) -> Result<Vec<Label>, AppError> {
+    ssr::respond(
+        async { balas_backend::crm::create_label(&ssr::state()?, &ssr::caller().await?, &name, &color).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "delete_label")]
+pub async fn delete_label(id: i64) -> Result<Vec<Label>, AppError> {
+    ssr::respond(
+        async { balas_backend::crm::delete_label(&ssr::state()?, &ssr::caller().await?, LabelId(id)).await }.await,
+    )
+}
+
+/// Puts a label on (or, with `on` false, takes it off) the chosen contacts; returns how many
+/// changed.
+#[server(prefix = "/api", endpoint = "label_contacts")]
+pub async fn label_contacts(label: i64, contacts: Vec<i64>, on: bool) -> Result<u64, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::crm::label_contacts(&state, &caller, LabelId(label), &contacts, on).await
+        }
+        .await,
+    )
 }

@@ -272,7 +272,7 @@ pub async fn canned_responses(state: &AppState, caller: &Caller) -> Result<Vec<C
     state.store.canned_responses(caller.me.workspace_id).await.map_err(from_store)
 }
 
-async fn audit(state: &AppState, caller: &Caller, action: AuditAction, subject: &str, detail: &str) {
+pub(crate) async fn audit(state: &AppState, caller: &Caller, action: AuditAction, subject: &str, detail: &str) {
     let entry = Audit {
         workspace_id: caller.me.workspace_id,
         actor: Some(caller.me.user_id),

@@ -18,7 +18,7 @@ use balas_storage::{Conflict, MessageKey, NewInbound, StatusChange, Store, Store
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::now;
+use crate::{AppState, now};
 
 /// The consumer group of the server instances.
 pub const INGEST_GROUP: &str = "ingest";
@@ -29,8 +29,9 @@ const BATCH: usize = 256;
 /// Reads and handles worker events as `consumer` until `stop` turns true. Only the instance that
 /// holds the ingest lease reads (so that events are stored and announced in the order they
 /// happened); the others stand by and take over within the lease time when it stops or dies.
-pub async fn run(store: Store, bus: Bus, consumer: String, mut stop: watch::Receiver<bool>) {
-    let mut ingest = Ingest::new(store, bus.clone());
+pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bool>) {
+    let bus = state.bus.clone();
+    let mut ingest = Ingest::new(state);
     let reader = loop {
         match bus.dedicated().await {
             Ok(reader) => break reader,
@@ -166,6 +167,8 @@ impl IngestError {
 pub struct Ingest {
     pub store: Store,
     pub bus: Bus,
+    /// For what an event sets off (a stop keyword's confirmation).
+    state: AppState,
     /// Channels by id (a channel never changes workspace).
     channels: HashMap<ChannelId, Channel>,
     /// How often each event has failed, so that one that can never be stored does not hold up
@@ -178,8 +181,9 @@ pub struct Ingest {
 const GIVE_UP_AFTER: u32 = 5;
 
 impl Ingest {
-    pub fn new(store: Store, bus: Bus) -> Self {
-        Self { store, bus, channels: HashMap::new(), failures: HashMap::new() }
+    pub fn new(state: AppState) -> Self {
+        let (store, bus) = (state.store.clone(), state.bus.clone());
+        Self { store, bus, state, channels: HashMap::new(), failures: HashMap::new() }
     }
 
     /// Handles events in order, acknowledging each handled one; stops at the first that cannot be
@@ -239,6 +243,8 @@ impl Ingest {
         };
         let workspace = channel.workspace_id;
         let at = now();
+        // A customer's message that may be a stop keyword, acted on once it is announced.
+        let mut keyword = None;
         let live = match &envelope.event {
             WaEvent::Message { wa_id, from, push_name, text, media, .. } => {
                 let push_name = push_name.as_deref();
@@ -249,9 +255,9 @@ impl Ingest {
                     Some(stored) => Some(stored),
                     None => self.store.message_by_wa_id(channel.id, wa_id).await?,
                 };
-                stored.map(|(message, conversation)| LiveEvent::MessageNew {
-                    message: Box::new(message),
-                    conversation: Box::new(conversation),
+                stored.map(|(message, conversation)| {
+                    keyword = Some((message.clone(), from.clone()));
+                    LiveEvent::MessageNew { message: Box::new(message), conversation: Box::new(conversation) }
                 })
             }
             WaEvent::Receipt { wa_id, receipt } => {
@@ -300,6 +306,10 @@ impl Ingest {
         };
         if let Some(event) = live {
             self.bus.publish_live(workspace, &event).await?;
+        }
+        // Also for a redelivered message: the change (and its confirmation) happens once.
+        if let Some((message, from)) = keyword {
+            crate::crm::customer_keyword(&self.state, &message, &from).await;
         }
         Ok(())
     }

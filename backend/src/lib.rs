@@ -2,6 +2,7 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod crm;
 pub mod inbox;
 pub mod ingest;
 pub mod media;
@@ -131,6 +132,9 @@ pub fn from_store(error: StoreError) -> AppError {
         }
         StoreError::Conflict(Conflict::ShortcutTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Shortcut, balas_domain::Issue::Taken))
+        }
+        StoreError::Conflict(Conflict::LabelTaken) => {
+            AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Name, balas_domain::Issue::Taken))
         }
         StoreError::Conflict(Conflict::PhoneTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Phone, balas_domain::Issue::Taken))

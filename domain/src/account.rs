@@ -149,10 +149,17 @@ pub enum AuditAction {
     ReadReceiptsChanged,
     /// An admin asked for a real number to be linked again.
     ChannelRelinked,
+    /// A contact stopped broadcasts (by a keyword, or an agent for them).
+    ContactOptedOut,
+    /// A contact takes broadcasts again.
+    ContactOptedIn,
+    ContactEdited,
+    LabelCreated,
+    LabelDeleted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 12] = [
+    pub const ALL: [AuditAction; 17] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -165,6 +172,11 @@ impl AuditAction {
         AuditAction::CannedResponseDeleted,
         AuditAction::ReadReceiptsChanged,
         AuditAction::ChannelRelinked,
+        AuditAction::ContactOptedOut,
+        AuditAction::ContactOptedIn,
+        AuditAction::ContactEdited,
+        AuditAction::LabelCreated,
+        AuditAction::LabelDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +193,11 @@ impl AuditAction {
             AuditAction::CannedResponseDeleted => "canned_response_deleted",
             AuditAction::ReadReceiptsChanged => "read_receipts_changed",
             AuditAction::ChannelRelinked => "channel_relinked",
+            AuditAction::ContactOptedOut => "contact_opted_out",
+            AuditAction::ContactOptedIn => "contact_opted_in",
+            AuditAction::ContactEdited => "contact_edited",
+            AuditAction::LabelCreated => "label_created",
+            AuditAction::LabelDeleted => "label_deleted",
         }
     }
 

@@ -30,6 +30,7 @@ macro_rules! string_newtype {
 }
 
 mod account;
+mod crm;
 mod error;
 mod ids;
 mod inbox;
@@ -39,6 +40,7 @@ mod system;
 mod validate;
 
 pub use account::*;
+pub use crm::*;
 pub use error::*;
 pub use ids::*;
 pub use inbox::*;

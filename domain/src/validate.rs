@@ -23,6 +23,10 @@ pub enum Field {
     Status,
     /// A file to send.
     File,
+    /// A label's colour.
+    Color,
+    /// Contacts chosen in a list.
+    Contacts,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.
@@ -74,7 +78,7 @@ impl FieldError {
 
 /// Trims the text and checks it is a sensible single line: not empty, not longer than `max`
 /// characters, and free of control characters (which break layouts and logs).
-fn single_line(field: Field, raw: &str, max: usize) -> Result<String, FieldError> {
+pub(crate) fn single_line(field: Field, raw: &str, max: usize) -> Result<String, FieldError> {
     let text = raw.trim();
     if text.is_empty() {
         return Err(FieldError::new(field, Issue::Required));

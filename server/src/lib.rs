@@ -45,7 +45,7 @@ pub async fn launch(
     // A name that survives a restart on the same address, so a restarted instance finishes the
     // events it had been given.
     let consumer = format!("{}-{}", balas_backend::hostname(), address.port());
-    let ingest = tokio::spawn(ingest::run(state.store.clone(), state.bus.clone(), consumer, stopped));
+    let ingest = tokio::spawn(ingest::run(state.clone(), consumer, stopped));
     let app = router(state.clone(), hub, address);
     tracing::info!(%address, "serving");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -44,7 +44,7 @@ fn changed(done: &sqlx::any::AnyQueryResult) -> StoreResult<()> {
 }
 
 /// `text` for a LIKE pattern, with its wildcards escaped (`\` is the escape character).
-fn like_escape(text: &str) -> String {
+pub(crate) fn like_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len() + 2);
     for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {

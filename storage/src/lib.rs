@@ -8,6 +8,7 @@
 //! The conformance suite in `tests/` runs every behaviour against both.
 
 mod accounts;
+mod crm;
 mod inbox;
 mod messaging;
 mod wa_session;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::*;
+pub use crm::*;
 pub use inbox::*;
 pub use messaging::*;
 pub use wa_session::*;
@@ -87,6 +89,8 @@ pub enum Conflict {
     ShortcutTaken,
     /// Another worker took the WhatsApp session since this one claimed it.
     SessionTaken,
+    /// The workspace has a label of this name.
+    LabelTaken,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

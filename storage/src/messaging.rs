@@ -393,8 +393,9 @@ async fn upsert_contact(
     now: Timestamp,
 ) -> StoreResult<ContactId> {
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO contacts (workspace_id, phone, name, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (workspace_id, phone) DO UPDATE SET name = COALESCE(contacts.name, excluded.name) RETURNING id",
+        "INSERT INTO contacts (workspace_id, phone, name, created_at, last_message_at) VALUES ($1, $2, $3, $4, $4) \
+         ON CONFLICT (workspace_id, phone) DO UPDATE SET name = COALESCE(contacts.name, excluded.name), \
+         last_message_at = excluded.last_message_at RETURNING id",
     )
     .bind(workspace_id.0)
     .bind(phone.as_str())

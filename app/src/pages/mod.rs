@@ -1,5 +1,6 @@
 pub mod auth;
 pub mod channels;
+pub mod contacts;
 pub mod inbox;
 pub mod phone;
 pub mod settings;

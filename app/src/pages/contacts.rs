@@ -1,0 +1,364 @@
+//! Contacts: the workspace's customers, searched, filtered by label and opt-out state, sorted and
+//! paged on the server; a selection takes a label on or off at once; each row shows and changes
+//! whether the customer gets broadcasts. Admins manage the labels beside the list.
+
+use std::collections::BTreeSet;
+
+use balas_domain::{
+    CONTACT_PAGE, Contact, ContactFilter, ContactPage, ContactSort, Field, LABEL_COLORS, Label, LabelId, OptOutFilter,
+};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_meta::Title;
+
+use crate::api::{create_label, delete_label, label_contacts, list_contacts, list_labels, set_opted_out};
+use crate::i18n::*;
+use crate::pages::shell::use_me;
+use crate::ui::{ErrorBanner, error_text, issue_text};
+
+fn short_date(at: balas_domain::Timestamp) -> String {
+    crate::ui::format_time(at.0)
+}
+
+/// A label as a coloured chip.
+#[component]
+fn LabelChip(label: Label) -> impl IntoView {
+    view! { <span class=format!("label-chip label-{}", label.color.as_str()) data-testid="label-chip">{label.name.to_string()}</span> }
+}
+
+#[component]
+pub fn ContactsPage() -> impl IntoView {
+    let i18n = use_i18n();
+    let admin = use_me().is_some_and(|me| me.is_admin());
+    let filter = RwSignal::new(ContactFilter::default());
+    let search = RwSignal::new(String::new());
+    let page = RwSignal::new(0u32);
+    let listing = RwSignal::new(None::<Result<ContactPage, balas_domain::AppError>>);
+    let labels = RwSignal::new(Vec::<Label>::new());
+    let selected = RwSignal::new(BTreeSet::<i64>::new());
+    let notice = RwSignal::new(None::<String>);
+    let generation = StoredValue::new(0u64);
+
+    let load = move || {
+        let generation_now = generation.get_value() + 1;
+        generation.set_value(generation_now);
+        let (current, at) = (filter.get_untracked(), page.get_untracked());
+        spawn_local(async move {
+            let answer = list_contacts(current, at).await;
+            // An older answer never replaces a newer one.
+            if generation.try_get_value() == Some(generation_now) {
+                listing.try_set(Some(answer));
+            }
+        });
+    };
+    let load_labels = move || {
+        spawn_local(async move {
+            if let Ok(list) = list_labels().await {
+                labels.try_set(list);
+            }
+        });
+    };
+    Effect::new(move || {
+        filter.track();
+        page.track();
+        load();
+    });
+    Effect::new(move || load_labels());
+    // The search waits for a pause in typing.
+    let typed = StoredValue::new(0u64);
+    let on_search = move |ev: leptos::ev::Event| {
+        search.set(event_target_value(&ev));
+        let mine = typed.get_value() + 1;
+        typed.set_value(mine);
+        set_timeout(
+            move || {
+                if typed.try_get_value() == Some(mine) {
+                    page.set(0);
+                    filter.update(|f| f.search = search.get_untracked());
+                }
+            },
+            std::time::Duration::from_millis(250),
+        );
+    };
+    let label_of = move |id: LabelId| labels.with(|all| all.iter().find(|l| l.id == id).cloned());
+    let total = move || listing.with(|l| l.as_ref().and_then(|l| l.as_ref().ok()).map_or(0, |p| p.total));
+    let pages = move || (total() as u32).div_ceil(CONTACT_PAGE).max(1);
+
+    let toggle_opt_out = move |contact: Contact| {
+        spawn_local(async move {
+            match set_opted_out(contact.id.0, !contact.opted_out()).await {
+                Ok(_) => load(),
+                Err(error) => {
+                    notice.try_set(error_text(i18n, &error));
+                }
+            }
+        });
+    };
+    let bulk_label = RwSignal::new(String::new());
+    let bulk = move |on: bool| {
+        let Ok(label) = bulk_label.get_untracked().parse::<i64>() else {
+            notice.set(Some(t_string!(i18n, contacts.pick_label).to_string()));
+            return;
+        };
+        let ids: Vec<i64> = selected.get_untracked().into_iter().collect();
+        spawn_local(async move {
+            match label_contacts(label, ids, on).await {
+                Ok(changed) => {
+                    notice.try_set(Some(t_string!(i18n, contacts.labelled, count = changed).to_string()));
+                    selected.try_set(BTreeSet::new());
+                    load();
+                    load_labels();
+                }
+                Err(error) => {
+                    notice.try_set(error_text(i18n, &error));
+                }
+            }
+        });
+    };
+
+    let row = move |contact: Contact| {
+        let id = contact.id.0;
+        let opted_out = contact.opted_out();
+        let chips = contact
+            .labels
+            .iter()
+            .filter_map(|l| label_of(*l))
+            .map(|label| view! { <LabelChip label /> })
+            .collect_view();
+        let flip = contact.clone();
+        view! {
+            <tr data-testid="contact" data-phone=contact.phone.to_string() data-opted-out=opted_out.to_string()>
+                <td>
+                    <input
+                        type="checkbox"
+                        aria-label=move || t_string!(i18n, contacts.select).to_string()
+                        prop:checked=move || selected.with(|s| s.contains(&id))
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            selected.update(|s| { if on { s.insert(id); } else { s.remove(&id); } });
+                        }
+                    />
+                </td>
+                <td>{contact.name.clone().unwrap_or_else(|| "—".to_owned())}</td>
+                <td class="nowrap">{contact.phone.to_string()}</td>
+                <td>{contact.email.clone().unwrap_or_default()}</td>
+                <td><span class="chips">{chips}</span></td>
+                <td class="nowrap muted">{contact.last_message_at.map(short_date).unwrap_or_default()}</td>
+                <td>
+                    <button
+                        type="button"
+                        class=if opted_out { "pill pill-off" } else { "pill pill-on" }
+                        data-testid="opt-out"
+                        title=move || t_string!(i18n, contacts.opt_out_hint).to_string()
+                        on:click=move |_| toggle_opt_out(flip.clone())
+                    >
+                        {if opted_out { t_string!(i18n, contacts.opted_out).to_string() } else { t_string!(i18n, contacts.subscribed).to_string() }}
+                    </button>
+                </td>
+            </tr>
+        }
+    };
+
+    view! {
+        <Title text=move || format!("{} · Balas", t_string!(i18n, nav.contacts)) />
+        <section class="page contacts-page">
+            <h1>
+                {t!(i18n, nav.contacts)}
+                <span class="muted count" data-testid="contact-total">{move || total().to_string()}</span>
+            </h1>
+            <div class="toolbar" role="search">
+                <input
+                    type="search"
+                    data-testid="contact-search"
+                    aria-label=move || t_string!(i18n, contacts.search).to_string()
+                    placeholder=move || t_string!(i18n, contacts.search).to_string()
+                    prop:value=move || search.get()
+                    on:input=on_search
+                />
+                <select
+                    data-testid="label-filter"
+                    aria-label=move || t_string!(i18n, contacts.label).to_string()
+                    on:change=move |ev| {
+                        let label = event_target_value(&ev).parse().ok().map(LabelId);
+                        page.set(0);
+                        filter.update(|f| f.label = label);
+                    }
+                >
+                    <option value="">{t!(i18n, contacts.all_labels)}</option>
+                    {move || labels.get().into_iter().map(|l| view! { <option value=l.id.0.to_string()>{l.name.to_string()}</option> }).collect_view()}
+                </select>
+                <select
+                    data-testid="opt-out-filter"
+                    aria-label=move || t_string!(i18n, contacts.broadcasts).to_string()
+                    on:change=move |ev| {
+                        let choice = match event_target_value(&ev).as_str() {
+                            "subscribed" => OptOutFilter::Subscribed,
+                            "opted_out" => OptOutFilter::OptedOut,
+                            _ => OptOutFilter::Any,
+                        };
+                        page.set(0);
+                        filter.update(|f| f.opt_out = choice);
+                    }
+                >
+                    <option value="any">{t!(i18n, contacts.everyone)}</option>
+                    <option value="subscribed">{t!(i18n, contacts.subscribed)}</option>
+                    <option value="opted_out">{t!(i18n, contacts.opted_out)}</option>
+                </select>
+                <select
+                    data-testid="contact-sort"
+                    aria-label=move || t_string!(i18n, contacts.sort).to_string()
+                    on:change=move |ev| {
+                        let sort = match event_target_value(&ev).as_str() {
+                            "name" => ContactSort::Name,
+                            "created" => ContactSort::Created,
+                            _ => ContactSort::Recent,
+                        };
+                        filter.update(|f| f.sort = sort);
+                    }
+                >
+                    <option value="recent">{t!(i18n, contacts.sort_recent)}</option>
+                    <option value="name">{t!(i18n, contacts.sort_name)}</option>
+                    <option value="created">{t!(i18n, contacts.sort_created)}</option>
+                </select>
+            </div>
+            <Show when=move || selected.with(|s| !s.is_empty())>
+                <div class="bulk" data-testid="bulk">
+                    <strong>{move || t_string!(i18n, contacts.selected, count = selected.with(BTreeSet::len)).to_string()}</strong>
+                    <select aria-label=move || t_string!(i18n, contacts.label).to_string() data-testid="bulk-label" on:change=move |ev| bulk_label.set(event_target_value(&ev))>
+                        <option value="">{t!(i18n, contacts.pick_label)}</option>
+                        {move || labels.get().into_iter().map(|l| view! { <option value=l.id.0.to_string()>{l.name.to_string()}</option> }).collect_view()}
+                    </select>
+                    <button type="button" class="button" on:click=move |_| bulk(true)>{t!(i18n, contacts.add_label)}</button>
+                    <button type="button" class="button" on:click=move |_| bulk(false)>{t!(i18n, contacts.remove_label)}</button>
+                    <button type="button" class="link-button" on:click=move |_| selected.set(BTreeSet::new())>{t!(i18n, contacts.clear)}</button>
+                </div>
+            </Show>
+            {move || notice.get().map(|n| view! { <p class="notice" role="status" data-testid="contacts-notice">{n}</p> })}
+            <div class="contacts-layout">
+                <div>
+                    {move || match listing.get() {
+                        None => view! { <p class="muted">{t!(i18n, loading)}</p> }.into_any(),
+                        Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
+                        Some(Ok(found)) if found.contacts.is_empty() => {
+                            let filtered = filter.with(|f| *f != ContactFilter { sort: f.sort, ..ContactFilter::default() });
+                            view! {
+                                <p class="empty-state" data-testid="no-contacts">
+                                    {if filtered { t_string!(i18n, contacts.none_match).to_string() } else { t_string!(i18n, contacts.empty).to_string() }}
+                                </p>
+                            }.into_any()
+                        }
+                        Some(Ok(found)) => view! {
+                            <div class="table-wrap">
+                                <table class="table" data-testid="contacts">
+                                    <thead>
+                                        <tr>
+                                            <th><span class="visually-hidden">{t!(i18n, contacts.select)}</span></th>
+                                            <th>{t!(i18n, contacts.name)}</th>
+                                            <th>{t!(i18n, contacts.phone)}</th>
+                                            <th>{t!(i18n, contacts.email)}</th>
+                                            <th>{t!(i18n, contacts.labels)}</th>
+                                            <th>{t!(i18n, contacts.last_message)}</th>
+                                            <th>{t!(i18n, contacts.broadcasts)}</th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>{found.contacts.into_iter().map(row).collect_view()}</tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                    }}
+                    <nav class="pager" aria-label=move || t_string!(i18n, contacts.pages).to_string()>
+                        <button type="button" class="button" disabled=move || page.get() == 0 on:click=move |_| page.update(|p| *p = p.saturating_sub(1))>
+                            {t!(i18n, contacts.previous)}
+                        </button>
+                        <span data-testid="page-of">{move || t_string!(i18n, contacts.page_of, page = page.get() + 1, pages = pages()).to_string()}</span>
+                        <button type="button" class="button" disabled=move || page.get() + 1 >= pages() on:click=move |_| page.update(|p| *p += 1)>
+                            {t!(i18n, contacts.next)}
+                        </button>
+                    </nav>
+                </div>
+                <Labels labels admin changed=move || { load_labels(); load(); } />
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+/// The workspace's labels with their counts; admins add and delete them here.
+#[component]
+fn Labels(
+    labels: RwSignal<Vec<Label>>,
+    admin: bool,
+    changed: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    let name = RwSignal::new(String::new());
+    let color = RwSignal::new(LABEL_COLORS[6].to_owned());
+    let problem = RwSignal::new(None::<String>);
+    let add = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (new_name, new_color) = (name.get_untracked(), color.get_untracked());
+        spawn_local(async move {
+            match create_label(new_name, new_color).await {
+                Ok(list) => {
+                    labels.try_set(list);
+                    name.try_set(String::new());
+                    problem.try_set(None);
+                    changed();
+                }
+                Err(error) => {
+                    let field = error.field_errors(Field::Name).next().map(|e| issue_text(i18n, e.issue));
+                    problem.try_set(field.or_else(|| error_text(i18n, &error)));
+                }
+            }
+        });
+    };
+    let remove = move |label: Label| {
+        let question =
+            t_string!(i18n, contacts.delete_label_confirm, name = label.name.to_string(), count = label.contacts)
+                .to_string();
+        if !window().confirm_with_message(&question).unwrap_or(false) {
+            return;
+        }
+        spawn_local(async move {
+            if let Ok(list) = delete_label(label.id.0).await {
+                labels.try_set(list);
+                changed();
+            }
+        });
+    };
+    view! {
+        <aside class="card labels-panel" data-testid="labels">
+            <h2>{t!(i18n, contacts.labels)}</h2>
+            <Show when=move || labels.with(Vec::is_empty)>
+                <p class="muted small">{if admin { t_string!(i18n, contacts.no_labels_admin).to_string() } else { t_string!(i18n, contacts.no_labels).to_string() }}</p>
+            </Show>
+            <ul class="label-list">
+                {move || labels.get().into_iter().map(|label| {
+                    let gone = label.clone();
+                    view! {
+                        <li>
+                            <LabelChip label=label.clone() />
+                            <span class="muted small">{label.contacts.to_string()}</span>
+                            {admin.then(|| view! {
+                                <button type="button" class="link-button" aria-label=move || t_string!(i18n, contacts.delete_label).to_string() on:click=move |_| remove(gone.clone())>"×"</button>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+            {admin.then(|| view! {
+                <form class="form" on:submit=add data-testid="label-form">
+                    <label for="label_name">{t!(i18n, contacts.new_label)}</label>
+                    <input id="label_name" maxlength="40" autocomplete="off" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                    <label for="label_color">{t!(i18n, contacts.color)}</label>
+                    <select id="label_color" on:change=move |ev| color.set(event_target_value(&ev))>
+                        {LABEL_COLORS.iter().map(|c| view! { <option value=*c selected=*c == LABEL_COLORS[6]>{*c}</option> }).collect_view()}
+                    </select>
+                    {move || problem.get().map(|p| view! { <p class="field-error" role="alert">{p}</p> })}
+                    <button type="submit" class="button primary">{t!(i18n, contacts.add_label_button)}</button>
+                </form>
+            })}
+        </aside>
+    }
+    .into_any()
+}

@@ -1,0 +1,182 @@
+//! The CRM's rules: who may see and change contacts and labels, and what a customer's stop (or
+//! start) keyword does. Every call checks the caller's session and scopes to their workspace.
+
+use balas_domain::{
+    AppError, AuditAction, CONTACT_PAGE, Contact, ContactFilter, ContactId, ContactPage, DEFAULT_STOP_KEYWORDS, Field,
+    FieldError, Issue, Label, LabelColor, LabelId, LabelName, MessageText, OptRequest, SenderKind,
+};
+use balas_storage::{Audit, StoreError};
+
+use crate::accounts::Caller;
+use crate::inbox::audit;
+use crate::messaging::queue_text;
+use crate::{AppState, from_store, now};
+
+/// The most contacts one bulk action may touch.
+pub const MAX_BULK: usize = 1000;
+
+/// A page of the workspace's contacts (agents and admins).
+pub async fn contacts(
+    state: &AppState,
+    caller: &Caller,
+    filter: &ContactFilter,
+    page: u32,
+) -> Result<ContactPage, AppError> {
+    caller.require_active()?;
+    filter.search_text().map_err(AppError::invalid)?;
+    if page > 100_000 {
+        return Err(AppError::invalid(FieldError::new(Field::Search, Issue::OutOfRange { min: 0, max: 100_000 })));
+    }
+    let (contacts, total) =
+        state.store.contacts(caller.me.workspace_id, filter, page, CONTACT_PAGE).await.map_err(from_store)?;
+    Ok(ContactPage { contacts, total, page })
+}
+
+pub async fn contact(state: &AppState, caller: &Caller, id: ContactId) -> Result<Contact, AppError> {
+    caller.require_active()?;
+    state.store.contact(caller.me.workspace_id, id).await.map_err(from_store)
+}
+
+/// Changes a contact's name and email (agents and admins; audited).
+pub async fn edit_contact(
+    state: &AppState,
+    caller: &Caller,
+    id: ContactId,
+    name: &str,
+    email: &str,
+) -> Result<Contact, AppError> {
+    caller.require_active()?;
+    let (name, email) =
+        balas_domain::parse_contact_fields(name, email).map_err(|errors| AppError::Invalid { errors })?;
+    let contact = state
+        .store
+        .edit_contact(caller.me.workspace_id, id, name.as_deref(), email.as_ref())
+        .await
+        .map_err(from_store)?;
+    audit(state, caller, AuditAction::ContactEdited, contact.phone.as_str(), "").await;
+    Ok(contact)
+}
+
+/// An agent stops (or restarts) broadcasts for a contact; audited when it changed anything.
+pub async fn set_opted_out(
+    state: &AppState,
+    caller: &Caller,
+    id: ContactId,
+    opted_out: bool,
+) -> Result<Contact, AppError> {
+    caller.require_active()?;
+    let workspace = caller.me.workspace_id;
+    match state.store.set_opted_out(workspace, id, opted_out, now()).await.map_err(from_store)? {
+        Some(change) => {
+            let action = if opted_out { AuditAction::ContactOptedOut } else { AuditAction::ContactOptedIn };
+            audit(state, caller, action, change.contact.phone.as_str(), "by an agent").await;
+            Ok(change.contact)
+        }
+        None => state.store.contact(workspace, id).await.map_err(from_store),
+    }
+}
+
+pub async fn labels(state: &AppState, caller: &Caller) -> Result<Vec<Label>, AppError> {
+    caller.require_active()?;
+    state.store.labels(caller.me.workspace_id).await.map_err(from_store)
+}
+
+/// Adds a label (admins; audited).
+pub async fn create_label(state: &AppState, caller: &Caller, name: &str, color: &str) -> Result<Vec<Label>, AppError> {
+    caller.require_admin()?;
+    let (name, color) = match (LabelName::parse(name), LabelColor::parse(color)) {
+        (Ok(name), Ok(color)) => (name, color),
+        (name, color) => return Err(AppError::Invalid { errors: name.err().into_iter().chain(color.err()).collect() }),
+    };
+    let workspace = caller.me.workspace_id;
+    state.store.create_label(workspace, &name, &color, now()).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::LabelCreated, name.as_str(), color.as_str()).await;
+    state.store.labels(workspace).await.map_err(from_store)
+}
+
+/// Deletes a label and takes it off every contact (admins; audited).
+pub async fn delete_label(state: &AppState, caller: &Caller, id: LabelId) -> Result<Vec<Label>, AppError> {
+    caller.require_admin()?;
+    let workspace = caller.me.workspace_id;
+    let name = state.store.delete_label(workspace, id).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::LabelDeleted, &name, "").await;
+    state.store.labels(workspace).await.map_err(from_store)
+}
+
+/// Puts a label on (or takes it off) up to [`MAX_BULK`] contacts; returns how many changed.
+pub async fn label_contacts(
+    state: &AppState,
+    caller: &Caller,
+    label: LabelId,
+    contacts: &[i64],
+    on: bool,
+) -> Result<u64, AppError> {
+    caller.require_active()?;
+    if contacts.is_empty() || contacts.len() > MAX_BULK {
+        let range = Issue::OutOfRange { min: 1, max: MAX_BULK as i64 };
+        return Err(AppError::invalid(FieldError::new(Field::Contacts, range)));
+    }
+    let ids: Vec<ContactId> = contacts.iter().copied().map(ContactId).collect();
+    state.store.label_contacts(caller.me.workspace_id, label, &ids, on).await.map_err(|error| match error {
+        StoreError::NotFound => AppError::invalid(FieldError::new(Field::Name, Issue::NotAllowed)),
+        other => from_store(other),
+    })
+}
+
+/// What a workspace's customers send to stop broadcasts.
+pub async fn stop_keywords(state: &AppState, workspace: balas_domain::WorkspaceId) -> Vec<String> {
+    match state.store.stop_keywords(workspace).await {
+        Ok(Some(words)) => words,
+        Ok(None) => DEFAULT_STOP_KEYWORDS.iter().map(|w| (*w).to_owned()).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "stop keywords could not be read; using the defaults");
+            DEFAULT_STOP_KEYWORDS.iter().map(|w| (*w).to_owned()).collect()
+        }
+    }
+}
+
+/// A customer's message that is a stop (or start) keyword changes their subscription, once:
+/// they get one confirmation, and the audit log records it. Run for each newly stored inbound
+/// message.
+pub async fn customer_keyword(state: &AppState, message: &balas_domain::Message, from: &balas_domain::PhoneNumber) {
+    let workspace = message.workspace_id;
+    if message.media.is_some() {
+        return;
+    }
+    let Some(request) = OptRequest::of(&message.body, &stop_keywords(state, workspace).await) else { return };
+    let Ok(Some(contact)) = state.store.contact_by_phone(workspace, from).await else { return };
+    let opted_out = request == OptRequest::Stop;
+    let change = match state.store.set_opted_out(workspace, contact.id, opted_out, now()).await {
+        Ok(Some(change)) => change,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::error!(%error, "a customer's stop keyword could not be applied");
+            return;
+        }
+    };
+    let action = if opted_out { AuditAction::ContactOptedOut } else { AuditAction::ContactOptedIn };
+    let entry = Audit {
+        workspace_id: workspace,
+        actor: None,
+        action,
+        subject: change.contact.phone.as_str(),
+        detail: "by the customer's message",
+        ip: None,
+        at: now(),
+    };
+    if let Err(error) = state.store.append_audit(&entry).await {
+        tracing::error!(%error, "an opt-out was not written to the audit log");
+    }
+    let reply = if opted_out {
+        "You will no longer receive broadcasts from us. Reply START to receive them again. \
+         / Anda tidak akan menerima siaran lagi. Balas MULAI untuk menerimanya lagi."
+    } else {
+        "You will receive our broadcasts again. Reply STOP to stop them. \
+         / Anda akan menerima siaran kami lagi. Balas BERHENTI untuk berhenti."
+    };
+    let text = MessageText::parse(reply).expect("a valid confirmation");
+    let sent = queue_text(state, workspace, message.channel_id, from, &text, SenderKind::System, None).await;
+    if let Err(error) = sent {
+        tracing::error!(?error, "the opt-out confirmation was not queued");
+    }
+}

@@ -1,0 +1,231 @@
+//! Customers as a workspace manages them: contacts with labels and an opt-out state, the filters
+//! of the Contacts page, and the keywords a customer sends to stop (or restart) broadcasts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ContactId, Email, Field, FieldError, Issue, PhoneNumber, Timestamp, WorkspaceId};
+
+/// A label of a workspace, for contacts (and conversations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LabelId(pub i64);
+
+/// A label's name: 1 to 40 characters on one line, unique in its workspace (any case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LabelName(String);
+
+impl LabelName {
+    pub const MAX_CHARS: usize = 40;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        crate::validate::single_line(Field::Name, raw, Self::MAX_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+string_newtype!(LabelName);
+
+/// The colours a label may have (each has a light and a dark shade in the stylesheet).
+pub const LABEL_COLORS: [&str; 9] = ["gray", "red", "orange", "yellow", "green", "teal", "blue", "purple", "pink"];
+
+/// A label's colour, one of [`LABEL_COLORS`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct LabelColor(String);
+
+impl LabelColor {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let raw = raw.trim();
+        LABEL_COLORS
+            .contains(&raw)
+            .then(|| Self(raw.to_owned()))
+            .ok_or(FieldError::new(Field::Color, Issue::NotAllowed))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+string_newtype!(LabelColor);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    pub id: LabelId,
+    pub name: LabelName,
+    pub color: LabelColor,
+    /// How many contacts carry it.
+    pub contacts: i64,
+}
+
+/// A customer of the workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: ContactId,
+    pub workspace_id: WorkspaceId,
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// The customer asked for no broadcasts (since then).
+    pub opted_out_at: Option<Timestamp>,
+    pub labels: Vec<LabelId>,
+    pub created_at: Timestamp,
+    /// The customer's latest message or ours, in any conversation.
+    pub last_message_at: Option<Timestamp>,
+}
+
+impl Contact {
+    pub fn opted_out(&self) -> bool {
+        self.opted_out_at.is_some()
+    }
+}
+
+/// Which contacts, by their opt-out state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptOutFilter {
+    #[default]
+    Any,
+    /// Those who may get broadcasts.
+    Subscribed,
+    OptedOut,
+}
+
+/// The order of the contact list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactSort {
+    /// Most recent conversation first (contacts who never wrote last).
+    #[default]
+    Recent,
+    Name,
+    /// Newest contact first.
+    Created,
+}
+
+/// The Contacts page's filters.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ContactFilter {
+    /// Part of the name or email (any case), or of the phone number.
+    #[serde(default)]
+    pub search: String,
+    #[serde(default)]
+    pub label: Option<LabelId>,
+    #[serde(default)]
+    pub opt_out: OptOutFilter,
+    #[serde(default)]
+    pub sort: ContactSort,
+}
+
+impl ContactFilter {
+    /// The search, trimmed and in lower case; refused when longer than 100 characters.
+    pub fn search_text(&self) -> Result<String, FieldError> {
+        let text = self.search.trim();
+        if text.chars().count() > 100 {
+            return Err(FieldError::new(Field::Search, Issue::TooLong { max: 100 }));
+        }
+        Ok(text.to_lowercase())
+    }
+
+    /// The digits of a search that looks like (part of) a phone number. A number written the
+    /// local way (`0812…`) finds the international one (`+62812…`): leading zeros are dropped.
+    pub fn search_digits(&self) -> Option<String> {
+        let text = self.search.trim();
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        let phone_like = text.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c));
+        let digits = digits.trim_start_matches('0');
+        (phone_like && !digits.is_empty()).then(|| digits.to_owned())
+    }
+}
+
+/// How many contacts a page of the list shows.
+pub const CONTACT_PAGE: u32 = 50;
+
+/// One page of the contact list, with how many match in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactPage {
+    pub contacts: Vec<Contact>,
+    pub total: i64,
+    /// The page shown (0 first).
+    pub page: u32,
+}
+
+/// A contact's details as an agent edits them.
+pub fn parse_contact_fields(name: &str, email: &str) -> Result<(Option<String>, Option<Email>), Vec<FieldError>> {
+    let name = name.trim();
+    let name = match name {
+        "" => Ok(None),
+        _ => crate::validate::single_line(Field::Name, name, 100).map(Some),
+    };
+    let email = match email.trim() {
+        "" => Ok(None),
+        raw => Email::parse(raw).map(Some),
+    };
+    match (name, email) {
+        (Ok(name), Ok(email)) => Ok((name, email)),
+        (name, email) => Err(name.err().into_iter().chain(email.err()).collect()),
+    }
+}
+
+/// What a customer's message asks of their subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OptRequest {
+    Stop,
+    Start,
+}
+
+/// The stop keywords when a workspace has set none: English and Indonesian.
+pub const DEFAULT_STOP_KEYWORDS: [&str; 4] = ["STOP", "BERHENTI", "UNSUBSCRIBE", "STOP ALL"];
+/// Keywords that subscribe an opted-out customer again.
+pub const START_KEYWORDS: [&str; 3] = ["START", "MULAI", "SUBSCRIBE"];
+
+impl OptRequest {
+    /// Whether a message is a stop (or start) keyword: the whole message, in any case, with
+    /// spaces and trailing punctuation ignored ("stop!" is, "please don't stop" is not).
+    pub fn of(text: &str, stop_keywords: &[String]) -> Option<Self> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let normal = words.join(" ").trim_end_matches(['.', '!', '?']).to_uppercase();
+        if normal.is_empty() {
+            return None;
+        }
+        if stop_keywords.iter().any(|k| k.trim().to_uppercase() == normal) {
+            Some(OptRequest::Stop)
+        } else if START_KEYWORDS.contains(&normal.as_str()) {
+            Some(OptRequest::Start)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_keywords_are_whole_messages_in_any_case() {
+        let keywords: Vec<String> = DEFAULT_STOP_KEYWORDS.iter().map(|k| k.to_string()).collect();
+        assert_eq!(OptRequest::of("stop", &keywords), Some(OptRequest::Stop));
+        assert_eq!(OptRequest::of("  Berhenti! ", &keywords), Some(OptRequest::Stop));
+        assert_eq!(OptRequest::of("stop   all", &keywords), Some(OptRequest::Stop));
+        assert_eq!(OptRequest::of("please don't stop", &keywords), None);
+        assert_eq!(OptRequest::of("mulai", &keywords), Some(OptRequest::Start));
+        assert_eq!(OptRequest::of("", &keywords), None);
+        assert_eq!(OptRequest::of("halt", &["HALT".into()]), Some(OptRequest::Stop));
+    }
+
+    #[test]
+    fn labels_and_contact_fields_are_checked() {
+        assert!(LabelName::parse("VIP").is_ok());
+        assert_eq!(LabelName::parse(&"x".repeat(41)).unwrap_err().issue, Issue::TooLong { max: 40 });
+        assert!(LabelColor::parse("teal").is_ok());
+        assert_eq!(LabelColor::parse("#ff0000").unwrap_err().field, Field::Color);
+        assert_eq!(parse_contact_fields(" Sari ", "").unwrap().0.as_deref(), Some("Sari"));
+        let errors = parse_contact_fields(&"n".repeat(101), "not-an-email").unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Email]);
+    }
+}

@@ -1,0 +1,296 @@
+//! The CRM: the contact list (search, filters, sorting, pages), contacts' details and opt-out,
+//! labels, and a workspace's stop keywords. Every query is scoped to a workspace.
+
+use std::collections::HashMap;
+
+use balas_domain::{
+    Contact, ContactFilter, ContactId, ContactSort, Email, Label, LabelColor, LabelId, LabelName, OptOutFilter,
+    PhoneNumber, Timestamp, WorkspaceId,
+};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::inbox::like_escape;
+use crate::{Conflict, Store, StoreError, StoreResult, on_unique};
+
+const CONTACT_COLUMNS: &str = "c.id, c.workspace_id, c.phone, c.name, c.email, c.opted_out_at, c.created_at, \
+                               c.last_message_at";
+
+fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
+    Ok(Contact {
+        id: ContactId(row.try_get(0)?),
+        workspace_id: WorkspaceId(row.try_get(1)?),
+        phone: PhoneNumber::parse(&row.try_get::<String, _>(2)?)
+            .map_err(|_| StoreError::Corrupt("contact phone".into()))?,
+        name: row.try_get(3)?,
+        email: row.try_get(4)?,
+        opted_out_at: row.try_get::<Option<i64>, _>(5)?.map(Timestamp),
+        labels: Vec::new(),
+        created_at: Timestamp(row.try_get(6)?),
+        last_message_at: row.try_get::<Option<i64>, _>(7)?.map(Timestamp),
+    })
+}
+
+/// A change of a contact's opt-out state that happened (it was not in that state already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptChange {
+    pub contact: Contact,
+}
+
+impl Store {
+    /// A page (`page`, from 0, of `page_size`) of a workspace's contacts that match `filter`, and
+    /// how many match in all.
+    pub async fn contacts(
+        &self,
+        workspace_id: WorkspaceId,
+        filter: &ContactFilter,
+        page: u32,
+        page_size: u32,
+    ) -> StoreResult<(Vec<Contact>, i64)> {
+        let search = filter.search_text().unwrap_or_default();
+        let (text, digits) = match (search.is_empty(), filter.search_digits()) {
+            (true, _) => (String::new(), String::new()),
+            (false, Some(digits)) => (String::new(), format!("%{digits}%")),
+            (false, None) => (format!("%{}%", like_escape(&search)), String::new()),
+        };
+        let opt_out = match filter.opt_out {
+            OptOutFilter::Any => "",
+            OptOutFilter::Subscribed => "AND c.opted_out_at IS NULL",
+            OptOutFilter::OptedOut => "AND c.opted_out_at IS NOT NULL",
+        };
+        let matching = format!(
+            "FROM contacts c WHERE c.workspace_id = $1 \
+             AND ($2 = '' OR LOWER(c.name) LIKE $2 ESCAPE '\\' OR LOWER(c.email) LIKE $2 ESCAPE '\\') \
+             AND ($3 = '' OR c.phone LIKE $3) \
+             AND ($4 = 0 OR EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label_id = $4)) \
+             {opt_out}"
+        );
+        let order = match filter.sort {
+            ContactSort::Recent => "c.last_message_at DESC NULLS LAST, c.id DESC",
+            ContactSort::Name => "c.name IS NULL, LOWER(c.name), c.id",
+            ContactSort::Created => "c.created_at DESC, c.id DESC",
+        };
+        let label = filter.label.map_or(0, |l| l.0);
+        let sql = format!("SELECT {CONTACT_COLUMNS} {matching} ORDER BY {order} LIMIT $5 OFFSET $6");
+        let rows = sqlx::query(&sql)
+            .bind(workspace_id.0)
+            .bind(&text)
+            .bind(&digits)
+            .bind(label)
+            .bind(i64::from(page_size))
+            .bind(i64::from(page) * i64::from(page_size))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut contacts = rows.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {matching}"))
+            .bind(workspace_id.0)
+            .bind(&text)
+            .bind(&digits)
+            .bind(label)
+            .fetch_one(&self.pool)
+            .await?;
+        self.attach_labels(&mut contacts).await?;
+        Ok((contacts, total))
+    }
+
+    async fn attach_labels(&self, contacts: &mut [Contact]) -> StoreResult<()> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (1..=contacts.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT contact_id, label_id FROM contact_labels WHERE contact_id IN ({}) ORDER BY label_id",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for contact in contacts.iter() {
+            query = query.bind(contact.id.0);
+        }
+        let mut labels: HashMap<i64, Vec<LabelId>> = HashMap::new();
+        for row in query.fetch_all(&self.pool).await? {
+            labels.entry(row.try_get(0)?).or_default().push(LabelId(row.try_get(1)?));
+        }
+        for contact in contacts.iter_mut() {
+            contact.labels = labels.remove(&contact.id.0).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    pub async fn contact(&self, workspace_id: WorkspaceId, id: ContactId) -> StoreResult<Contact> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.workspace_id = $1 AND c.id = $2");
+        let row = sqlx::query(&sql).bind(workspace_id.0).bind(id.0).fetch_optional(&self.pool).await?;
+        let mut contact = [contact_from_row(&row.ok_or(StoreError::NotFound)?)?];
+        self.attach_labels(&mut contact).await?;
+        let [contact] = contact;
+        Ok(contact)
+    }
+
+    /// The contact with this number in the workspace, if there is one.
+    pub async fn contact_by_phone(
+        &self,
+        workspace_id: WorkspaceId,
+        phone: &PhoneNumber,
+    ) -> StoreResult<Option<Contact>> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE workspace_id = $1 AND phone = $2")
+            .bind(workspace_id.0)
+            .bind(phone.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        match id {
+            Some(id) => Ok(Some(self.contact(workspace_id, ContactId(id)).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets a contact's name and email.
+    pub async fn edit_contact(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ContactId,
+        name: Option<&str>,
+        email: Option<&Email>,
+    ) -> StoreResult<Contact> {
+        let done = sqlx::query("UPDATE contacts SET name = $3, email = $4 WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id.0)
+            .bind(id.0)
+            .bind(name)
+            .bind(email.map(Email::as_str))
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.contact(workspace_id, id).await
+    }
+
+    /// Opts a contact out (at `at`) or back in. `None` when it was in that state already, so that
+    /// a customer who sends STOP twice is confirmed once.
+    pub async fn set_opted_out(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ContactId,
+        opted_out: bool,
+        at: Timestamp,
+    ) -> StoreResult<Option<OptChange>> {
+        let sql = if opted_out {
+            "UPDATE contacts SET opted_out_at = $3 WHERE workspace_id = $1 AND id = $2 AND opted_out_at IS NULL"
+        } else {
+            "UPDATE contacts SET opted_out_at = NULL WHERE workspace_id = $1 AND id = $2 AND opted_out_at IS NOT NULL \
+             AND $3 = $3"
+        };
+        let done = sqlx::query(sql).bind(workspace_id.0).bind(id.0).bind(at.0).execute(&self.pool).await?;
+        let contact = self.contact(workspace_id, id).await?;
+        Ok((done.rows_affected() > 0).then_some(OptChange { contact }))
+    }
+
+    /// A workspace's labels by name, with how many contacts carry each.
+    pub async fn labels(&self, workspace_id: WorkspaceId) -> StoreResult<Vec<Label>> {
+        let rows = sqlx::query(
+            "SELECT l.id, l.name, l.color, (SELECT COUNT(*) FROM contact_labels x WHERE x.label_id = l.id) \
+             FROM labels l WHERE l.workspace_id = $1 ORDER BY l.name_key",
+        )
+        .bind(workspace_id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |what: &str| StoreError::Corrupt(format!("label {what}"));
+                Ok(Label {
+                    id: LabelId(row.try_get(0)?),
+                    name: LabelName::parse(&row.try_get::<String, _>(1)?).map_err(|_| corrupt("name"))?,
+                    color: LabelColor::parse(&row.try_get::<String, _>(2)?).map_err(|_| corrupt("colour"))?,
+                    contacts: row.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates a label; `Conflict::LabelTaken` when the workspace has one of that name (any case).
+    pub async fn create_label(
+        &self,
+        workspace_id: WorkspaceId,
+        name: &LabelName,
+        color: &LabelColor,
+        now: Timestamp,
+    ) -> StoreResult<LabelId> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO labels (workspace_id, name, name_key, color, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id",
+        )
+        .bind(workspace_id.0)
+        .bind(name.as_str())
+        .bind(name.as_str().to_lowercase())
+        .bind(color.as_str())
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(on_unique(Conflict::LabelTaken))?;
+        Ok(LabelId(id))
+    }
+
+    /// Deletes a label (and takes it off every contact); returns its name.
+    pub async fn delete_label(&self, workspace_id: WorkspaceId, id: LabelId) -> StoreResult<String> {
+        let name: Option<String> =
+            sqlx::query_scalar("DELETE FROM labels WHERE workspace_id = $1 AND id = $2 RETURNING name")
+                .bind(workspace_id.0)
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        name.ok_or(StoreError::NotFound)
+    }
+
+    /// Puts a label on (or takes it off) the workspace's contacts among `contacts`; returns how
+    /// many changed. `NotFound` when the label is not the workspace's.
+    pub async fn label_contacts(
+        &self,
+        workspace_id: WorkspaceId,
+        label: LabelId,
+        contacts: &[ContactId],
+        on: bool,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM labels WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id.0)
+            .bind(label.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if owned.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let sql = if on {
+            "INSERT INTO contact_labels (contact_id, label_id) \
+             SELECT id, $3 FROM contacts WHERE workspace_id = $1 AND id = $2 ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM contact_labels WHERE label_id = $3 AND contact_id = \
+             (SELECT id FROM contacts WHERE workspace_id = $1 AND id = $2)"
+        };
+        let mut changed = 0;
+        for contact in contacts {
+            let done = sqlx::query(sql).bind(workspace_id.0).bind(contact.0).bind(label.0).execute(&mut *tx).await?;
+            changed += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// The words that stop broadcasts in a workspace (`None`: the defaults).
+    pub async fn stop_keywords(&self, workspace_id: WorkspaceId) -> StoreResult<Option<Vec<String>>> {
+        let json: Option<Option<String>> = sqlx::query_scalar("SELECT stop_keywords FROM workspaces WHERE id = $1")
+            .bind(workspace_id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        json.flatten()
+            .map(|json| serde_json::from_str(&json).map_err(|_| StoreError::Corrupt("stop keywords".into())))
+            .transpose()
+    }
+
+    pub async fn set_stop_keywords(&self, workspace_id: WorkspaceId, keywords: &[String]) -> StoreResult<()> {
+        let json = serde_json::to_string(keywords).expect("strings serialize");
+        sqlx::query("UPDATE workspaces SET stop_keywords = $2 WHERE id = $1")
+            .bind(workspace_id.0)
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
