@@ -551,7 +551,10 @@ pub async fn unread_total() -> Result<i64, AppError> {
 
 /// A page of the workspace's contacts that match `filter`.
 #[server(prefix = "/api", endpoint = "contacts")]
-pub async fn list_contacts(filter: ContactFilter, page: u32) -> Result<ContactPage, AppError> {
+pub async fn list_contacts(
+    #[server(default)] filter: ContactFilter,
+    #[server(default)] page: u32,
+) -> Result<ContactPage, AppError> {
     ssr::respond(
         async { balas_backend::crm::contacts(&ssr::state()?, &ssr::caller().await?, &filter, page).await }.await,
     )
