@@ -2,9 +2,9 @@
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
 use balas_domain::{
-    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, Contact, ContactFilter, ContactPage,
-    ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage,
-    Onboarding, SandboxChannel, SystemStatus, TeamMember,
+    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, Contact, ContactFilter, ContactNote,
+    ContactPage, ContactView, ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me,
+    Message, MessagePage, Onboarding, SandboxChannel, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
 use balas_domain::{ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
@@ -560,14 +560,39 @@ pub async fn list_contacts(
     )
 }
 
+#[server(prefix = "/api", endpoint = "contact")]
+pub async fn open_contact(id: i64) -> Result<ContactView, AppError> {
+    ssr::respond(
+        async { balas_backend::crm::contact_view(&ssr::state()?, &ssr::caller().await?, ContactId(id)).await }.await,
+    )
+}
+
 #[server(prefix = "/api", endpoint = "edit_contact")]
-pub async fn edit_contact(id: i64, name: String, email: String) -> Result<Contact, AppError> {
+pub async fn edit_contact(id: i64, name: String, phone: String, email: String) -> Result<Contact, AppError> {
     ssr::respond(
         async {
             let (state, caller) = (ssr::state()?, ssr::caller().await?);
-            balas_backend::crm::edit_contact(&state, &caller, ContactId(id), &name, &email).await
+            balas_backend::crm::edit_contact(&state, &caller, ContactId(id), &name, &phone, &email).await
         }
         .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "add_contact_note")]
+pub async fn add_contact_note(id: i64, body: String) -> Result<Vec<ContactNote>, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::crm::add_contact_note(&state, &caller, ContactId(id), &body).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "delete_contact")]
+pub async fn delete_contact(id: i64) -> Result<(), AppError> {
+    ssr::respond(
+        async { balas_backend::crm::delete_contact(&ssr::state()?, &ssr::caller().await?, ContactId(id)).await }.await,
     )
 }
 

@@ -19,7 +19,7 @@ use leptos_router::{SsrMode, path};
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
 use crate::pages::channels::ChannelsPage;
-use crate::pages::contacts::ContactsPage;
+use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
 use crate::pages::settings::{AccountSettings, Audit, CannedResponses, SettingsLayout, System, Team};
@@ -73,6 +73,7 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("") view=|| view! { <Redirect path="/inbox" /> } />
                         <Route path=path!("inbox/:id?") view=InboxPage />
                         <Route path=path!("contacts") view=ContactsPage />
+                        <Route path=path!("contacts/:id") view=ContactDetail />
                         <Route path=path!("broadcasts") view=|| view! { <SoonPage page=Soon::Broadcasts /> } />
                         <Route
                             path=path!("ai-agent")

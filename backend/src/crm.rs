@@ -2,8 +2,9 @@
 //! start) keyword does. Every call checks the caller's session and scopes to their workspace.
 
 use balas_domain::{
-    AppError, AuditAction, CONTACT_PAGE, Contact, ContactFilter, ContactId, ContactPage, DEFAULT_STOP_KEYWORDS, Field,
-    FieldError, Issue, Label, LabelColor, LabelId, LabelName, MessageText, OptRequest, SenderKind,
+    AppError, AuditAction, CONTACT_PAGE, Contact, ContactFilter, ContactId, ContactNote, ContactPage, ContactView,
+    DEFAULT_STOP_KEYWORDS, Field, FieldError, Issue, Label, LabelColor, LabelId, LabelName, MessageText, OptRequest,
+    SenderKind,
 };
 use balas_storage::{Audit, StoreError};
 
@@ -37,24 +38,55 @@ pub async fn contact(state: &AppState, caller: &Caller, id: ContactId) -> Result
     state.store.contact(caller.me.workspace_id, id).await.map_err(from_store)
 }
 
-/// Changes a contact's name and email (agents and admins; audited).
+/// A contact with its notes and conversations.
+pub async fn contact_view(state: &AppState, caller: &Caller, id: ContactId) -> Result<ContactView, AppError> {
+    caller.require_active()?;
+    let workspace = caller.me.workspace_id;
+    let contact = state.store.contact(workspace, id).await.map_err(from_store)?;
+    let notes = state.store.contact_notes(workspace, id).await.map_err(from_store)?;
+    let conversations = state.store.contact_conversations(workspace, id).await.map_err(from_store)?;
+    Ok(ContactView { contact, notes, conversations })
+}
+
+/// Changes a contact's name, number and email (agents and admins; audited).
 pub async fn edit_contact(
     state: &AppState,
     caller: &Caller,
     id: ContactId,
     name: &str,
+    phone: &str,
     email: &str,
 ) -> Result<Contact, AppError> {
     caller.require_active()?;
-    let (name, email) =
-        balas_domain::parse_contact_fields(name, email).map_err(|errors| AppError::Invalid { errors })?;
-    let contact = state
-        .store
-        .edit_contact(caller.me.workspace_id, id, name.as_deref(), email.as_ref())
-        .await
-        .map_err(from_store)?;
+    let (name, phone, email) =
+        balas_domain::parse_contact_fields(name, phone, email).map_err(|errors| AppError::Invalid { errors })?;
+    let workspace = caller.me.workspace_id;
+    let contact =
+        state.store.edit_contact(workspace, id, name.as_deref(), &phone, email.as_ref()).await.map_err(from_store)?;
     audit(state, caller, AuditAction::ContactEdited, contact.phone.as_str(), "").await;
     Ok(contact)
+}
+
+/// Adds a note to a contact (agents and admins); returns the notes, newest first.
+pub async fn add_contact_note(
+    state: &AppState,
+    caller: &Caller,
+    id: ContactId,
+    body: &str,
+) -> Result<Vec<ContactNote>, AppError> {
+    caller.require_active()?;
+    let body = MessageText::parse(body).map_err(AppError::invalid)?;
+    let workspace = caller.me.workspace_id;
+    state.store.add_contact_note(workspace, id, caller.me.user_id, &body, now()).await.map_err(from_store)?;
+    state.store.contact_notes(workspace, id).await.map_err(from_store)
+}
+
+/// Deletes a contact with its conversations and notes (admins; audited).
+pub async fn delete_contact(state: &AppState, caller: &Caller, id: ContactId) -> Result<(), AppError> {
+    caller.require_admin()?;
+    let phone = state.store.delete_contact(caller.me.workspace_id, id).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::ContactDeleted, phone.as_str(), "").await;
+    Ok(())
 }
 
 /// An agent stops (or restarts) broadcasts for a contact; audited when it changed anything.

@@ -154,12 +154,13 @@ pub enum AuditAction {
     /// A contact takes broadcasts again.
     ContactOptedIn,
     ContactEdited,
+    ContactDeleted,
     LabelCreated,
     LabelDeleted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 17] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -175,6 +176,7 @@ impl AuditAction {
         AuditAction::ContactOptedOut,
         AuditAction::ContactOptedIn,
         AuditAction::ContactEdited,
+        AuditAction::ContactDeleted,
         AuditAction::LabelCreated,
         AuditAction::LabelDeleted,
     ];
@@ -196,6 +198,7 @@ impl AuditAction {
             AuditAction::ContactOptedOut => "contact_opted_out",
             AuditAction::ContactOptedIn => "contact_opted_in",
             AuditAction::ContactEdited => "contact_edited",
+            AuditAction::ContactDeleted => "contact_deleted",
             AuditAction::LabelCreated => "label_created",
             AuditAction::LabelDeleted => "label_deleted",
         }

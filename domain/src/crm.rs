@@ -154,20 +154,45 @@ pub struct ContactPage {
     pub page: u32,
 }
 
-/// A contact's details as an agent edits them.
-pub fn parse_contact_fields(name: &str, email: &str) -> Result<(Option<String>, Option<Email>), Vec<FieldError>> {
-    let name = name.trim();
-    let name = match name {
+/// A note an agent wrote about a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactNote {
+    pub id: i64,
+    /// The author's name (gone when they left the workspace).
+    pub author: Option<String>,
+    pub body: String,
+    pub created_at: Timestamp,
+}
+
+/// A contact with everything the detail page shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactView {
+    pub contact: Contact,
+    /// Newest first.
+    pub notes: Vec<ContactNote>,
+    /// Newest activity first.
+    pub conversations: Vec<crate::ConversationSummary>,
+}
+
+/// A contact's details as an agent edits them: a name (may be empty), a number, an email (may be
+/// empty). Every problem is reported at once.
+pub fn parse_contact_fields(
+    name: &str,
+    phone: &str,
+    email: &str,
+) -> Result<(Option<String>, PhoneNumber, Option<Email>), Vec<FieldError>> {
+    let name = match name.trim() {
         "" => Ok(None),
-        _ => crate::validate::single_line(Field::Name, name, 100).map(Some),
+        name => crate::validate::single_line(Field::Name, name, 100).map(Some),
     };
+    let phone = PhoneNumber::parse(phone);
     let email = match email.trim() {
         "" => Ok(None),
         raw => Email::parse(raw).map(Some),
     };
-    match (name, email) {
-        (Ok(name), Ok(email)) => Ok((name, email)),
-        (name, email) => Err(name.err().into_iter().chain(email.err()).collect()),
+    match (name, phone, email) {
+        (Ok(name), Ok(phone), Ok(email)) => Ok((name, phone, email)),
+        (name, phone, email) => Err(name.err().into_iter().chain(phone.err()).chain(email.err()).collect()),
     }
 }
 
@@ -224,8 +249,8 @@ mod tests {
         assert_eq!(LabelName::parse(&"x".repeat(41)).unwrap_err().issue, Issue::TooLong { max: 40 });
         assert!(LabelColor::parse("teal").is_ok());
         assert_eq!(LabelColor::parse("#ff0000").unwrap_err().field, Field::Color);
-        assert_eq!(parse_contact_fields(" Sari ", "").unwrap().0.as_deref(), Some("Sari"));
-        let errors = parse_contact_fields(&"n".repeat(101), "not-an-email").unwrap_err();
-        assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Email]);
+        assert_eq!(parse_contact_fields(" Sari ", "+62 812 3456 7890", "").unwrap().0.as_deref(), Some("Sari"));
+        let errors = parse_contact_fields(&"n".repeat(101), "0812", "not-an-email").unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Phone, Field::Email]);
     }
 }

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use balas_domain::{
-    Contact, ContactFilter, ContactId, ContactSort, Email, Label, LabelColor, LabelId, LabelName, OptOutFilter,
-    PhoneNumber, Timestamp, WorkspaceId,
+    Contact, ContactFilter, ContactId, ContactNote, ContactSort, Email, Label, LabelColor, LabelId, LabelName,
+    MessageText, OptOutFilter, PhoneNumber, Timestamp, UserId, WorkspaceId,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -142,25 +142,86 @@ impl Store {
         }
     }
 
-    /// Sets a contact's name and email.
+    /// Sets a contact's name, number and email; `Conflict::PhoneTaken` when another contact of the
+    /// workspace has the number.
     pub async fn edit_contact(
         &self,
         workspace_id: WorkspaceId,
         id: ContactId,
         name: Option<&str>,
+        phone: &PhoneNumber,
         email: Option<&Email>,
     ) -> StoreResult<Contact> {
-        let done = sqlx::query("UPDATE contacts SET name = $3, email = $4 WHERE workspace_id = $1 AND id = $2")
-            .bind(workspace_id.0)
-            .bind(id.0)
-            .bind(name)
-            .bind(email.map(Email::as_str))
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE contacts SET name = $3, email = $4, phone = $5 WHERE workspace_id = $1 AND id = $2")
+                .bind(workspace_id.0)
+                .bind(id.0)
+                .bind(name)
+                .bind(email.map(Email::as_str))
+                .bind(phone.as_str())
+                .execute(&self.pool)
+                .await
+                .map_err(on_unique(Conflict::PhoneTaken))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
         self.contact(workspace_id, id).await
+    }
+
+    /// Deletes a contact with its conversations, messages and notes; returns its number.
+    pub async fn delete_contact(&self, workspace_id: WorkspaceId, id: ContactId) -> StoreResult<PhoneNumber> {
+        let phone: Option<String> =
+            sqlx::query_scalar("DELETE FROM contacts WHERE workspace_id = $1 AND id = $2 RETURNING phone")
+                .bind(workspace_id.0)
+                .bind(id.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        PhoneNumber::parse(&phone.ok_or(StoreError::NotFound)?).map_err(|_| StoreError::Corrupt("contact phone".into()))
+    }
+
+    /// A contact's notes, newest first.
+    pub async fn contact_notes(&self, workspace_id: WorkspaceId, id: ContactId) -> StoreResult<Vec<ContactNote>> {
+        let rows = sqlx::query(
+            "SELECT n.id, u.name, n.body, n.created_at FROM contact_notes n LEFT JOIN users u ON u.id = n.author \
+             WHERE n.workspace_id = $1 AND n.contact_id = $2 ORDER BY n.created_at DESC, n.id DESC LIMIT 200",
+        )
+        .bind(workspace_id.0)
+        .bind(id.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(ContactNote {
+                    id: row.try_get(0)?,
+                    author: row.try_get(1)?,
+                    body: row.try_get(2)?,
+                    created_at: Timestamp(row.try_get(3)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a note to a contact of the workspace.
+    pub async fn add_contact_note(
+        &self,
+        workspace_id: WorkspaceId,
+        id: ContactId,
+        author: UserId,
+        body: &MessageText,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "INSERT INTO contact_notes (workspace_id, contact_id, author, body, created_at) \
+             SELECT $1, c.id, $3, $4, $5 FROM contacts c WHERE c.workspace_id = $1 AND c.id = $2",
+        )
+        .bind(workspace_id.0)
+        .bind(id.0)
+        .bind(author.0)
+        .bind(body.as_str())
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 
     /// Opts a contact out (at `at`) or back in. `None` when it was in that state already, so that

@@ -39,7 +39,9 @@ async fn contacts_are_searched_filtered_sorted_and_paged(store: Store) {
     customer(&store, &sales, "+6281234560002", Some("Budi 100%"), 10).await;
     customer(&store, &sales, "+6281299990003", None, 20).await;
     let email = Email::parse("sari@shop.example").unwrap();
-    store.edit_contact(ws, sari, Some("Sari Dewi"), Some(&email)).await.unwrap();
+    store.edit_contact(ws, sari, Some("Sari Dewi"), &phone("+6281234560001"), Some(&email)).await.unwrap();
+    let taken = store.edit_contact(ws, sari, None, &phone("+6281234560002"), None).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(Conflict::PhoneTaken))), "{taken:?}");
 
     // Search by name (any case), by email, by part of the number; LIKE's wildcards are literal.
     assert_eq!(phones(&store, ws, &filter("sARI"), 0, 10).await, (vec!["+6281234560001".into()], 1));
@@ -110,6 +112,20 @@ async fn labels_and_opt_out_stay_in_their_workspace(store: Store) {
     assert!(store.set_opted_out(ws, mine, false, T0).await.unwrap().is_some());
     assert!(store.set_opted_out(ws, mine, false, T0).await.unwrap().is_none());
 
+    // Notes belong to a contact of the workspace; deleting the contact takes its notes and
+    // conversations with it.
+    let admin = store.agents(ws).await.unwrap()[0].id;
+    let note = balas_domain::MessageText::parse("prefers calls after 5pm").unwrap();
+    store.add_contact_note(ws, mine, admin, &note, T0).await.unwrap();
+    assert!(matches!(store.add_contact_note(ws, their_customer, admin, &note, T0).await, Err(StoreError::NotFound)));
+    let notes = store.contact_notes(ws, mine).await.unwrap();
+    assert_eq!(
+        (notes.len(), notes[0].author.as_deref(), notes[0].body.as_str()),
+        (1, Some("Admin"), "prefers calls after 5pm")
+    );
+    assert!(store.contact_notes(theirs, mine).await.unwrap().is_empty());
+    assert!(matches!(store.delete_contact(theirs, mine).await, Err(StoreError::NotFound)));
+
     // Deleting a label takes it off its contacts.
     assert_eq!(store.delete_label(ws, vip).await.unwrap(), "VIP");
     assert_eq!(store.contact(ws, mine).await.unwrap().labels, []);
@@ -119,4 +135,10 @@ async fn labels_and_opt_out_stay_in_their_workspace(store: Store) {
     store.set_stop_keywords(ws, &["HALT".into()]).await.unwrap();
     assert_eq!(store.stop_keywords(ws).await.unwrap(), Some(vec!["HALT".to_owned()]));
     assert_eq!(store.stop_keywords(theirs).await.unwrap(), None);
+
+    assert_eq!(store.delete_contact(ws, mine).await.unwrap().as_str(), "+6281234560001");
+    assert!(matches!(store.contact(ws, mine).await, Err(StoreError::NotFound)));
+    assert!(store.contact_conversations(ws, mine).await.unwrap().is_empty());
+    assert!(store.contact_notes(ws, mine).await.unwrap().is_empty());
+    assert!(store.contact(theirs, their_customer).await.is_ok(), "the other workspace's contact stays");
 }

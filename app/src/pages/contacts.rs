@@ -1,17 +1,23 @@
 //! Contacts: the workspace's customers, searched, filtered by label and opt-out state, sorted and
 //! paged on the server; a selection takes a label on or off at once; each row shows and changes
-//! whether the customer gets broadcasts. Admins manage the labels beside the list.
+//! whether the customer gets broadcasts. Admins manage the labels beside the list. A contact's
+//! page edits its details, labels and opt-out, keeps the team's notes and links its conversations.
 
 use std::collections::BTreeSet;
 
 use balas_domain::{
-    CONTACT_PAGE, Contact, ContactFilter, ContactPage, ContactSort, Field, LABEL_COLORS, Label, LabelId, OptOutFilter,
+    AppError, CONTACT_PAGE, Contact, ContactFilter, ContactPage, ContactSort, ContactView, Field, LABEL_COLORS, Label,
+    LabelId, OptOutFilter,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
 
-use crate::api::{create_label, delete_label, label_contacts, list_contacts, list_labels, set_opted_out};
+use crate::api::{
+    add_contact_note, create_label, delete_contact, delete_label, edit_contact, label_contacts, list_contacts,
+    list_labels, open_contact, set_opted_out,
+};
 use crate::i18n::*;
 use crate::pages::shell::use_me;
 use crate::ui::{ErrorBanner, error_text, issue_text};
@@ -139,7 +145,11 @@ pub fn ContactsPage() -> impl IntoView {
                         }
                     />
                 </td>
-                <td>{contact.name.clone().unwrap_or_else(|| "—".to_owned())}</td>
+                <td>
+                    <a href=format!("/contacts/{id}") data-testid="contact-link">
+                        {contact.name.clone().unwrap_or_else(|| t_string!(i18n, contacts.no_name).to_string())}
+                    </a>
+                </td>
                 <td class="nowrap">{contact.phone.to_string()}</td>
                 <td>{contact.email.clone().unwrap_or_default()}</td>
                 <td><span class="chips">{chips}</span></td>
@@ -359,6 +369,231 @@ fn Labels(
                 </form>
             })}
         </aside>
+    }
+    .into_any()
+}
+
+/// One contact: details to edit, labels, broadcasts, notes, conversations; admins may delete it.
+#[component]
+pub fn ContactDetail() -> impl IntoView {
+    let i18n = use_i18n();
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id").and_then(|id| id.parse::<i64>().ok())));
+    let admin = use_me().is_some_and(|me| me.is_admin());
+    let view_data = RwSignal::new(None::<Result<ContactView, AppError>>);
+    let labels = RwSignal::new(Vec::<Label>::new());
+    let reload = move || {
+        let Some(contact) = id.get_untracked() else { return };
+        spawn_local(async move {
+            let answer = open_contact(contact).await;
+            view_data.try_set(Some(answer));
+        });
+    };
+    Effect::new(move || {
+        id.track();
+        reload();
+    });
+    Effect::new(move || {
+        spawn_local(async move {
+            if let Ok(list) = list_labels().await {
+                labels.try_set(list);
+            }
+        });
+    });
+    view! {
+        <section class="page contact-page">
+            <p><a href="/contacts" class="back-link">{t!(i18n, contacts.back)}</a></p>
+            {move || match view_data.get() {
+                None => view! { <p class="muted">{t!(i18n, loading)}</p> }.into_any(),
+                Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
+                Some(Ok(data)) => view! { <ContactCard data labels admin reload /> }.into_any(),
+            }}
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn ContactCard(
+    data: ContactView,
+    labels: RwSignal<Vec<Label>>,
+    admin: bool,
+    reload: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    let contact = data.contact.clone();
+    let id = contact.id.0;
+    let name = RwSignal::new(contact.name.clone().unwrap_or_default());
+    let phone = RwSignal::new(contact.phone.to_string());
+    let email = RwSignal::new(contact.email.clone().unwrap_or_default());
+    let problem = RwSignal::new(None::<AppError>);
+    let saved = RwSignal::new(false);
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (n, p, e) = (name.get_untracked(), phone.get_untracked(), email.get_untracked());
+        spawn_local(async move {
+            match edit_contact(id, n, p, e).await {
+                Ok(_) => {
+                    problem.try_set(None);
+                    saved.try_set(true);
+                    reload();
+                }
+                Err(error) => {
+                    saved.try_set(false);
+                    problem.try_set(Some(error));
+                }
+            }
+        });
+    };
+    let field_error = move |field: Field| {
+        problem.with(|p| p.as_ref().and_then(|e| e.field_errors(field).next().map(|e| issue_text(i18n, e.issue))))
+    };
+    let note = RwSignal::new(String::new());
+    let notes = RwSignal::new(data.notes.clone());
+    let note_problem = RwSignal::new(None::<String>);
+    let add_note = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = note.get_untracked();
+        spawn_local(async move {
+            match add_contact_note(id, body).await {
+                Ok(list) => {
+                    notes.try_set(list);
+                    note.try_set(String::new());
+                    note_problem.try_set(None);
+                }
+                Err(error) => {
+                    let field = error.field_errors(Field::Text).next().map(|e| issue_text(i18n, e.issue));
+                    note_problem.try_set(field.or_else(|| error_text(i18n, &error)));
+                }
+            }
+        });
+    };
+    let label_choice = RwSignal::new(String::new());
+    let relabel = move |label: i64, on: bool| {
+        spawn_local(async move {
+            if label_contacts(label, vec![id], on).await.is_ok() {
+                reload();
+            }
+        });
+    };
+    let opted_out = contact.opted_out();
+    let navigate = leptos_router::hooks::use_navigate();
+    let remove = move |_| {
+        let question = t_string!(i18n, contacts.delete_confirm, phone = phone.get_untracked()).to_string();
+        if !window().confirm_with_message(&question).unwrap_or(false) {
+            return;
+        }
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match delete_contact(id).await {
+                Ok(()) => navigate("/contacts", Default::default()),
+                Err(error) => {
+                    problem.try_set(Some(error));
+                }
+            }
+        });
+    };
+    let chips = contact
+        .labels
+        .iter()
+        .filter_map(|l| labels.with_untracked(|all| all.iter().find(|x| x.id == *l).cloned()))
+        .map(|label| {
+            let label_id = label.id.0;
+            view! {
+                <span class="chip-with-remove">
+                    <LabelChip label />
+                    <button type="button" class="link-button" aria-label=move || t_string!(i18n, contacts.remove_label).to_string() on:click=move |_| relabel(label_id, false)>"×"</button>
+                </span>
+            }
+        })
+        .collect_view();
+    let title = contact.name.clone().unwrap_or_else(|| contact.phone.to_string());
+    view! {
+        <Title text=format!("{title} · Balas") />
+        <h1 data-testid="contact-title">{title}</h1>
+        <div class="contact-grid">
+            <div class="card">
+                <form class="form" on:submit=save data-testid="contact-form" novalidate>
+                    <label for="contact_name">{t!(i18n, contacts.name)}</label>
+                    <input id="contact_name" maxlength="100" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                    {move || field_error(Field::Name).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+                    <label for="contact_phone">{t!(i18n, contacts.phone)}</label>
+                    <input id="contact_phone" inputmode="tel" prop:value=move || phone.get() on:input=move |ev| phone.set(event_target_value(&ev)) />
+                    {move || field_error(Field::Phone).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+                    <label for="contact_email">{t!(i18n, contacts.email)}</label>
+                    <input id="contact_email" type="email" prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev)) />
+                    {move || field_error(Field::Email).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+                    {move || problem.with(|p| p.as_ref().and_then(|e| error_text(i18n, e))).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+                    {move || saved.get().then(|| view! { <p class="notice" role="status" data-testid="contact-saved">{t!(i18n, contacts.saved)}</p> })}
+                    <button type="submit" class="button primary">{t!(i18n, contacts.save)}</button>
+                </form>
+                <p class="muted small">{format!("WhatsApp: {}", contact.phone.digits())}</p>
+                <h2>{t!(i18n, contacts.labels)}</h2>
+                <div class="chips" data-testid="contact-labels">{chips}</div>
+                <div class="row-actions">
+                    <select aria-label=move || t_string!(i18n, contacts.label).to_string() data-testid="contact-add-label" on:change=move |ev| label_choice.set(event_target_value(&ev))>
+                        <option value="">{t!(i18n, contacts.pick_label)}</option>
+                        {move || labels.get().into_iter().map(|l| view! { <option value=l.id.0.to_string()>{l.name.to_string()}</option> }).collect_view()}
+                    </select>
+                    <button type="button" class="button" on:click=move |_| {
+                        if let Ok(label) = label_choice.get_untracked().parse() { relabel(label, true) }
+                    }>{t!(i18n, contacts.add_label)}</button>
+                </div>
+                <h2>{t!(i18n, contacts.broadcasts)}</h2>
+                <p data-testid="contact-opt-out" data-opted-out=opted_out.to_string()>
+                    {if opted_out {
+                        t_string!(i18n, contacts.opted_out_since, when = contact.opted_out_at.map(short_date).unwrap_or_default()).to_string()
+                    } else {
+                        t_string!(i18n, contacts.subscribed_long).to_string()
+                    }}
+                </p>
+                <button type="button" class="button" on:click=move |_| {
+                    spawn_local(async move {
+                        if set_opted_out(id, !opted_out).await.is_ok() { reload(); }
+                    });
+                }>
+                    {if opted_out { t_string!(i18n, contacts.opt_in).to_string() } else { t_string!(i18n, contacts.opt_out).to_string() }}
+                </button>
+                {admin.then(|| view! {
+                    <h2>{t!(i18n, contacts.danger)}</h2>
+                    <button type="button" class="button danger" data-testid="delete-contact" on:click=remove>{t!(i18n, contacts.delete)}</button>
+                })}
+            </div>
+            <div class="card">
+                <h2>{t!(i18n, contacts.notes)}</h2>
+                <form class="form" on:submit=add_note data-testid="note-form">
+                    <textarea rows="3" aria-label=move || t_string!(i18n, contacts.note_placeholder).to_string() placeholder=move || t_string!(i18n, contacts.note_placeholder).to_string() prop:value=move || note.get() on:input=move |ev| note.set(event_target_value(&ev))></textarea>
+                    {move || note_problem.get().map(|p| view! { <p class="field-error" role="alert">{p}</p> })}
+                    <button type="submit" class="button">{t!(i18n, contacts.add_note)}</button>
+                </form>
+                <Show when=move || notes.with(Vec::is_empty)>
+                    <p class="muted small">{t!(i18n, contacts.no_notes)}</p>
+                </Show>
+                <ol class="timeline" data-testid="notes">
+                    {move || notes.get().into_iter().map(|n| view! {
+                        <li>
+                            <div class="small muted">{n.author.clone().unwrap_or_default()} " · " {short_date(n.created_at)}</div>
+                            <div class="note-body">{n.body.clone()}</div>
+                        </li>
+                    }).collect_view()}
+                </ol>
+                <h2>{t!(i18n, contacts.conversations)}</h2>
+                {if data.conversations.is_empty() {
+                    view! { <p class="muted small">{t!(i18n, contacts.no_conversations)}</p> }.into_any()
+                } else {
+                    view! {
+                        <ul class="plain-list" data-testid="contact-conversations">
+                            {data.conversations.iter().map(|c| view! {
+                                <li>
+                                    <a href=format!("/inbox/{}", c.id.0)>{c.last_preview.clone().unwrap_or_default()}</a>
+                                    <span class="muted small">" · " {short_date(c.last_message_at)} " · " {c.status.as_str()}</span>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any()
+                }}
+            </div>
+        </div>
     }
     .into_any()
 }

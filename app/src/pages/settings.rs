@@ -289,6 +289,7 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::ContactOptedOut => t_string!(i18n, audit.contact_opted_out).to_string(),
         AuditAction::ContactOptedIn => t_string!(i18n, audit.contact_opted_in).to_string(),
         AuditAction::ContactEdited => t_string!(i18n, audit.contact_edited).to_string(),
+        AuditAction::ContactDeleted => t_string!(i18n, audit.contact_deleted).to_string(),
         AuditAction::LabelCreated => t_string!(i18n, audit.label_created).to_string(),
         AuditAction::LabelDeleted => t_string!(i18n, audit.label_deleted).to_string(),
     }
