@@ -2,6 +2,7 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod contacts_io;
 pub mod crm;
 pub mod inbox;
 pub mod ingest;

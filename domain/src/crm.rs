@@ -254,3 +254,97 @@ mod tests {
         assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Phone, Field::Email]);
     }
 }
+
+/// What a CSV column holds, as the person importing maps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportField {
+    Phone,
+    Name,
+    Email,
+    /// Label names, separated by `;` (or `,`), each an existing label.
+    Labels,
+    /// yes/no, true/false, 1/0, ya/tidak: "yes" opts the contact out.
+    OptedOut,
+}
+
+impl ImportField {
+    pub const ALL: [ImportField; 5] =
+        [ImportField::Phone, ImportField::Name, ImportField::Email, ImportField::Labels, ImportField::OptedOut];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportField::Phone => "phone",
+            ImportField::Name => "name",
+            ImportField::Email => "email",
+            ImportField::Labels => "labels",
+            ImportField::OptedOut => "opted_out",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == raw)
+    }
+
+    /// The field a column header most likely means (English and Indonesian names).
+    pub fn guess(header: &str) -> Option<Self> {
+        let h = header.trim().to_lowercase().replace(['_', '-'], " ");
+        let any = |words: &[&str]| words.iter().any(|w| h == *w || h.split_whitespace().any(|part| part == *w));
+        if any(&["phone", "nomor", "number", "whatsapp", "hp", "telepon", "mobile", "wa"]) {
+            Some(ImportField::Phone)
+        } else if any(&["email", "e mail", "surel"]) {
+            Some(ImportField::Email)
+        } else if any(&["labels", "label", "tags", "tag"]) {
+            Some(ImportField::Labels)
+        } else if any(&["opted out", "optout", "unsubscribed", "berhenti", "opt out"]) {
+            Some(ImportField::OptedOut)
+        } else if any(&["name", "nama", "full name", "customer"]) {
+            Some(ImportField::Name)
+        } else {
+            None
+        }
+    }
+}
+
+/// What to do when some rows are wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportMode {
+    /// Import the valid rows and report the others.
+    #[default]
+    ValidRows,
+    /// Import nothing unless every row is valid.
+    AllOrNothing,
+}
+
+/// The largest CSV file an import takes, and the most rows.
+pub const IMPORT_MAX_BYTES: u64 = 20 * 1024 * 1024;
+pub const IMPORT_MAX_ROWS: usize = 200_000;
+
+/// A row an import refused: its line in the file (the header is line 1) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedRow {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// How an import went.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub rows: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub rejected: Vec<RejectedRow>,
+    /// Nothing was imported (all-or-nothing, and some row was wrong; or the file was refused).
+    pub nothing_imported: bool,
+    /// Why the whole file was refused, when it was.
+    pub refused: Option<String>,
+}
+
+/// One line of an import's answer, as it goes: progress, then the report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ImportUpdate {
+    Progress { done: u64, total: u64 },
+    Done { report: ImportReport },
+}

@@ -3,6 +3,7 @@
 //! customer API under `/sandbox/api` (when enabled), and `/healthz` and `/readyz` for load
 //! balancers. It also runs this instance's ingest consumer and live hub.
 
+mod contacts;
 mod live;
 mod media;
 mod realtime;
@@ -71,7 +72,7 @@ pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
     let gate = Gate { state: state.clone(), set_up: Arc::new(AtomicBool::new(false)) };
     let sandbox = state.settings.sandbox.then(|| sandbox::routes(state.clone()));
     let realtime = realtime::Realtime { state: state.clone(), hub };
-    let media = media::routes(state.clone());
+    let media = media::routes(state.clone()).merge(contacts::routes(state.clone()));
     let mut router = Router::new()
         .route("/ws", get(realtime::socket).with_state(realtime))
         .route("/healthz", get(|| async { "ok" }))
@@ -107,6 +108,23 @@ pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
 }
 
 /// Ready when the database and Redis both answer within two seconds.
+/// An [`AppError`] as the JSON answer of a plain HTTP route, with its status.
+pub(crate) fn error(error: balas_domain::AppError) -> Response {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(error)).into_response()
+}
+
+/// The logged-in caller of a plain HTTP route (who has chosen their own password).
+pub(crate) async fn signed_in(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<accounts::Caller, balas_domain::AppError> {
+    let token = cookie(headers, SESSION_COOKIE);
+    let caller = accounts::require_caller(state, token.as_deref()).await?;
+    caller.require_active()?;
+    Ok(caller)
+}
+
 async fn readyz(State(state): State<AppState>) -> Response {
     let (database, redis) = balas_backend::health(&state).await;
     let word = |ok: bool| if ok { "ok" } else { "unreachable" };

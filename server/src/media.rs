@@ -16,12 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_backend::media::{self, Area};
-use balas_backend::{AppState, accounts, sandbox};
+use balas_backend::{AppState, sandbox};
 use balas_domain::{AppError, Media, MediaKind, MediaName};
 use serde::Deserialize;
 use tower_http::services::ServeFile;
+
+use crate::{error, signed_in};
 
 pub fn routes(state: AppState) -> Router {
     let mut router = Router::new().route("/api/media", post(upload)).route("/media/{workspace}/{name}", get(download));
@@ -31,11 +32,6 @@ pub fn routes(state: AppState) -> Router {
             .route("/sandbox/media/{name}", get(network_download));
     }
     router.with_state(state)
-}
-
-fn error(error: AppError) -> Response {
-    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, Json(error)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -57,14 +53,10 @@ async fn upload(
     Query(query): Query<UploadQuery>,
     body: Body,
 ) -> Response {
-    let token = cookie(&headers, SESSION_COOKIE);
-    let caller = match accounts::require_caller(&state, token.as_deref()).await {
+    let caller = match signed_in(&state, &headers).await {
         Ok(caller) => caller,
         Err(e) => return error(e),
     };
-    if let Err(e) = caller.require_active() {
-        return error(e);
-    }
     let (mime, length) = declared(&headers);
     let area = Area::Workspace(caller.me.workspace_id);
     match media::store_upload(&state, area, &mime, &query.name, length, body.into_data_stream()).await {
@@ -78,8 +70,7 @@ async fn download(
     Path((workspace, name)): Path<(i64, String)>,
     request: Request,
 ) -> Response {
-    let token = cookie(request.headers(), SESSION_COOKIE);
-    let caller = match accounts::require_caller(&state, token.as_deref()).await {
+    let caller = match signed_in(&state, request.headers()).await {
         Ok(caller) => caller,
         Err(e) => return error(e),
     };

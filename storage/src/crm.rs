@@ -355,3 +355,96 @@ impl Store {
         Ok(())
     }
 }
+
+/// A contact as an import writes it (checked already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportContact {
+    pub phone: PhoneNumber,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub labels: Vec<LabelId>,
+    /// Opts the contact out (an import never opts anyone back in).
+    pub opted_out: bool,
+}
+
+/// Contacts an import writes per statement.
+const IMPORT_BATCH: usize = 500;
+
+impl Store {
+    /// Creates or updates (by number) the workspace's contacts, in one transaction: all of them or,
+    /// on a failure, none. A name or email left empty keeps the one stored. Labels are added.
+    /// Calls `progress` with how many are written after each batch. Returns (created, updated).
+    pub async fn import_contacts(
+        &self,
+        workspace_id: WorkspaceId,
+        contacts: &[ImportContact],
+        now: Timestamp,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> StoreResult<(u64, u64)> {
+        let mut tx = self.pool.begin().await?;
+        let (mut created, mut updated) = (0u64, 0u64);
+        for (n, batch) in contacts.chunks(IMPORT_BATCH).enumerate() {
+            let numbers: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql =
+                format!("SELECT COUNT(*) FROM contacts WHERE workspace_id = $1 AND phone IN ({})", numbers.join(", "));
+            let mut existing = sqlx::query_scalar::<_, i64>(&sql).bind(workspace_id.0);
+            for contact in batch {
+                existing = existing.bind(contact.phone.as_str());
+            }
+            let existing = existing.fetch_one(&mut *tx).await? as u64;
+            updated += existing;
+            created += batch.len() as u64 - existing;
+
+            let rows: Vec<String> = (0..batch.len())
+                .map(|i| {
+                    let p = i * 6;
+                    format!("(${}, ${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6)
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO contacts (workspace_id, phone, name, email, created_at, opted_out_at) VALUES {} \
+                 ON CONFLICT (workspace_id, phone) DO UPDATE SET name = COALESCE(excluded.name, contacts.name), \
+                 email = COALESCE(excluded.email, contacts.email), \
+                 opted_out_at = COALESCE(contacts.opted_out_at, excluded.opted_out_at) RETURNING id, phone",
+                rows.join(", ")
+            );
+            let mut insert = sqlx::query(&sql);
+            for contact in batch {
+                insert = insert
+                    .bind(workspace_id.0)
+                    .bind(contact.phone.as_str())
+                    .bind(contact.name.as_deref())
+                    .bind(contact.email.as_deref())
+                    .bind(now.0)
+                    .bind(contact.opted_out.then_some(now.0));
+            }
+            let ids: HashMap<String, i64> = insert
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get::<String, _>(1)?, row.try_get::<i64, _>(0)?)))
+                .collect::<StoreResult<_>>()?;
+            let pairs: Vec<(i64, i64)> = batch
+                .iter()
+                .filter_map(|c| ids.get(c.phone.as_str()).map(|id| (*id, c)))
+                .flat_map(|(id, c)| c.labels.iter().map(move |l| (id, l.0)))
+                .collect();
+            for chunk in pairs.chunks(IMPORT_BATCH) {
+                let values: Vec<String> =
+                    (0..chunk.len()).map(|i| format!("(${}, ${})", i * 2 + 1, i * 2 + 2)).collect();
+                let sql = format!(
+                    "INSERT INTO contact_labels (contact_id, label_id) VALUES {} ON CONFLICT DO NOTHING",
+                    values.join(", ")
+                );
+                let mut labels = sqlx::query(&sql);
+                for (contact, label) in chunk {
+                    labels = labels.bind(*contact).bind(*label);
+                }
+                labels.execute(&mut *tx).await?;
+            }
+            progress(((n + 1) * IMPORT_BATCH).min(contacts.len()) as u64);
+        }
+        tx.commit().await?;
+        Ok((created, updated))
+    }
+}

@@ -1,13 +1,14 @@
 //! The CRM against the whole pipeline (server, worker, sandbox network, real Redis and SQLite): a
 //! customer who sends a stop keyword is opted out and confirmed once, a start keyword brings them
 //! back; agents see and change the state (audited); labels are the admins'; another workspace
-//! reaches none of it.
+//! reaches none of it. CSV imports report bad lines and update rather than duplicate; exports
+//! follow the list's filter and read back.
 
 mod common;
 
 use std::time::Duration;
 
-use balas_domain::{AppError, ContactPage, PhoneNumber, SandboxMessage};
+use balas_domain::{AppError, ContactPage, ImportReport, ImportUpdate, PhoneNumber, SandboxMessage};
 use common::{Harness, eventually, next_message, wait_connected};
 use reqwest::StatusCode;
 
@@ -136,4 +137,102 @@ async fn labels_are_managed_by_admins_and_used_by_agents() {
     let (status, _) = h.call(&agent, "label_contacts", &[("label", vip.as_str()), ("on", "true")]).await;
     assert_ne!(status, StatusCode::OK, "an empty selection is refused");
     worker.stop().await;
+}
+
+/// Imports `csv` with `map` and `mode`; returns the status and the report (the last line).
+async fn import(h: &Harness, who: &common::Browser, csv: &[u8], map: &str, mode: &str) -> (StatusCode, ImportReport) {
+    let response = h
+        .http
+        .post(format!("{}/api/contacts/import", h.base()))
+        .query(&[("map", map), ("mode", mode)])
+        .header(reqwest::header::COOKIE, &who.cookie)
+        .body(csv.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let last = text.lines().last().unwrap_or_else(|| panic!("no answer: {text}"));
+    match serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {text}")) {
+        ImportUpdate::Done { report } => (status, report),
+        other => panic!("the import did not finish: {other:?} in {text}"),
+    }
+}
+
+#[tokio::test]
+async fn csv_imports_report_bad_lines_update_existing_contacts_and_export_round_trips() {
+    let h = Harness::start(|_| {}).await;
+    let admin = h.admin().await;
+    let other = h.other_workspace().await;
+    h.call(&admin, "create_label", &[("name", "VIP"), ("color", "purple")]).await;
+    let file = "Nama,Nomor WA,Email,Label\n\
+                Sari,+62 812 3456 0001,sari@example.com,VIP\n\
+                Budi,0812,budi@example.com,\n\
+                Citra,+6281234560003,not-an-email,\n\
+                Dewi,+6281234560004,,Gold\n\
+                \"Eko, Jr.\",+6281234560005,,\n\
+                Sari Dewi,+6281234560001,,\n";
+    let map = "name,phone,email,labels";
+
+    // All or nothing: the bad lines are reported and nothing is written.
+    let (status, report) = import(&h, &admin, file.as_bytes(), map, "all_or_nothing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(report.nothing_imported);
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [2, 3, 4, 5], "{report:?}");
+    let (_, page) = h.call(&admin, "contacts", &[("page", "0")]).await;
+    assert_eq!(page["total"], 0, "{page}");
+
+    // The valid rows: two new contacts (the repeated number counts once, the later row wins).
+    let (_, report) = import(&h, &admin, file.as_bytes(), map, "valid_rows").await;
+    assert_eq!((report.rows, report.created, report.updated), (6, 2, 0), "{report:?}");
+    let reasons: Vec<(u64, &str)> = report.rejected.iter().map(|r| (r.line, r.reason.as_str())).collect();
+    assert!(reasons[0].1.contains("same number as line 7"), "{reasons:?}");
+    assert!(reasons[1].1.contains("invalid phone number “0812”"), "{reasons:?}");
+    assert!(reasons[2].1.contains("invalid email"), "{reasons:?}");
+    assert!(reasons[3].1.contains("unknown label “Gold”"), "{reasons:?}");
+    let (_, found) = h.call(&admin, "contacts", &[("filter[search]", "+62 812 3456 0001"), ("page", "0")]).await;
+    assert_eq!(found["contacts"][0]["name"], "Sari Dewi", "{found}");
+
+    // Importing again updates, never duplicates; a label column adds labels.
+    let again = "phone,labels\n+6281234560005,VIP\n";
+    let (_, report) = import(&h, &admin, again.as_bytes(), "phone,labels", "valid_rows").await;
+    assert_eq!((report.created, report.updated, report.rejected.len()), (0, 1, 0), "{report:?}");
+    let (_, page) = h.call(&admin, "contacts", &[("page", "0")]).await;
+    assert_eq!(page["total"], 2, "{page}");
+
+    // Files that cannot be read are refused whole, with the reason.
+    let latin1 = b"name,phone\nJos\xe9,+6281234560009\n";
+    let (_, report) = import(&h, &admin, latin1, "name,phone", "valid_rows").await;
+    assert!(report.refused.as_deref().unwrap().contains("UTF-8"), "{report:?}");
+    let (status, report) = import(&h, &admin, b"a,b\n1,2\n", "name,email", "valid_rows").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(report.refused.as_deref().unwrap().contains("phone"), "{report:?}");
+    let garbage: Vec<u8> = (0..2_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let (_, report) = import(&h, &admin, &garbage, "phone", "valid_rows").await;
+    assert!(report.refused.is_some() && report.nothing_imported, "{report:?}");
+    let (_, page) = h.call(&other, "contacts", &[("page", "0")]).await;
+    assert_eq!(page["total"], 0, "the other workspace got nothing: {page}");
+
+    // Export the filtered list; it reads back as the same contacts.
+    let labels: serde_json::Value = h.call(&admin, "labels", &[]).await.1;
+    let vip = labels[0]["id"].to_string();
+    let csv = h
+        .http
+        .get(format!("{}/api/contacts/export.csv", h.base()))
+        .query(&[("label", vip.as_str())])
+        .header(reqwest::header::COOKIE, &admin.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
+    let csv = csv.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "phone,name,email,labels,opted_out,created_at,last_message_at");
+    assert_eq!(rows.len(), 2, "only the VIP: {csv}");
+    assert!(rows[1].starts_with("+6281234560005,\"Eko, Jr.\",,VIP,no,"), "{csv}");
+    let (_, report) = import(&h, &admin, csv.as_bytes(), "phone,name,email,labels,opted_out", "all_or_nothing").await;
+    assert_eq!((report.updated, report.rejected.len()), (1, 0), "{report:?}");
+    let anonymous = h.http.get(format!("{}/api/contacts/export.csv", h.base())).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
