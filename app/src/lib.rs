@@ -10,6 +10,7 @@ mod live;
 mod media;
 mod pages;
 mod ui;
+mod xhr;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};

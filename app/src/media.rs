@@ -144,37 +144,19 @@ pub fn AttachButton(
     .into_any()
 }
 
-/// Uploads a file with its type, reporting the share sent so far (XMLHttpRequest: `fetch` tells
-/// nothing about an upload's progress).
+/// Uploads a file with its type, reporting the share sent so far.
 #[cfg(feature = "hydrate")]
 async fn upload(endpoint: &str, file: web_sys::File, progress: RwSignal<Option<u32>>) -> Result<Media, AppError> {
-    use wasm_bindgen::JsCast;
-    use wasm_bindgen::closure::Closure;
     let failed = |what: &str| AppError::Transport { message: what.to_owned() };
-    let xhr = web_sys::XmlHttpRequest::new().map_err(|_| failed("the browser cannot upload files"))?;
     let name = String::from(web_sys::js_sys::encode_uri_component(&file.name()));
-    xhr.open("POST", &format!("{endpoint}?name={name}")).map_err(|_| failed("the upload could not start"))?;
     let mime = Some(file.type_()).filter(|t| !t.is_empty()).unwrap_or_else(|| "application/octet-stream".into());
-    let _ = xhr.set_request_header("Content-Type", &mime);
-    let on_progress = Closure::<dyn FnMut(web_sys::ProgressEvent)>::new(move |event: web_sys::ProgressEvent| {
-        if event.length_computable() && event.total() > 0.0 {
-            progress.try_set(Some((event.loaded() / event.total() * 100.0) as u32));
-        }
-    });
-    if let Ok(target) = xhr.upload() {
-        target.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
-    }
-    let done = web_sys::js_sys::Promise::new(&mut |resolve, reject| {
-        xhr.set_onload(Some(&resolve));
-        xhr.set_onerror(Some(&reject));
-        xhr.set_onabort(Some(&reject));
-    });
-    xhr.send_with_opt_blob(Some(&file)).map_err(|_| failed("the upload could not start"))?;
-    let finished = wasm_bindgen_futures::JsFuture::from(done).await;
-    drop(on_progress);
-    finished.map_err(|_| failed("the connection broke off during the upload"))?;
-    let body = xhr.response_text().ok().flatten().unwrap_or_default();
-    if xhr.status().unwrap_or(0) == 201 {
+    let on_upload = move |share: f64| {
+        progress.try_set(Some((share * 100.0) as u32));
+    };
+    let (status, body) = crate::xhr::post_blob(&format!("{endpoint}?name={name}"), &mime, &file, on_upload, |_| {})
+        .await
+        .map_err(|e| failed(&e))?;
+    if status == 201 {
         serde_json::from_str(&body).map_err(|_| failed("the server's answer was not understood"))
     } else {
         Err(serde_json::from_str(&body).unwrap_or_else(|_| failed(&body)))

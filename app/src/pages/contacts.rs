@@ -19,6 +19,7 @@ use crate::api::{
     list_labels, open_contact, set_opted_out,
 };
 use crate::i18n::*;
+use crate::pages::import::ImportPanel;
 use crate::pages::shell::use_me;
 use crate::ui::{ErrorBanner, error_text, issue_text};
 
@@ -44,6 +45,25 @@ pub fn ContactsPage() -> impl IntoView {
     let selected = RwSignal::new(BTreeSet::<i64>::new());
     let notice = RwSignal::new(None::<String>);
     let generation = StoredValue::new(0u64);
+    let importing = RwSignal::new(false);
+    // The export follows the list's filter.
+    let export_url = move || {
+        filter.with(|f| {
+            let encode = |text: &str| String::from(web_sys::js_sys::encode_uri_component(text));
+            let opt_out = match f.opt_out {
+                OptOutFilter::Any => "any",
+                OptOutFilter::Subscribed => "subscribed",
+                OptOutFilter::OptedOut => "opted_out",
+            };
+            let sort = match f.sort {
+                ContactSort::Recent => "recent",
+                ContactSort::Name => "name",
+                ContactSort::Created => "created",
+            };
+            let label = f.label.map(|l| l.0.to_string()).unwrap_or_default();
+            format!("/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}", encode(&f.search))
+        })
+    };
 
     let load = move || {
         let generation_now = generation.get_value() + 1;
@@ -176,6 +196,16 @@ pub fn ContactsPage() -> impl IntoView {
                 {t!(i18n, nav.contacts)}
                 <span class="muted count" data-testid="contact-total">{move || total().to_string()}</span>
             </h1>
+            <div class="row-actions page-actions">
+                <button type="button" class="button" data-testid="import-open" aria-expanded=move || importing.get().to_string()
+                    on:click=move |_| importing.update(|open| *open = !*open)>
+                    {t!(i18n, contacts.import_title)}
+                </button>
+                <a class="button" data-testid="export" href=export_url download="contacts.csv">{t!(i18n, contacts.export)}</a>
+            </div>
+            <Show when=move || importing.get()>
+                <ImportPanel done=move || { load(); load_labels(); } />
+            </Show>
             <div class="toolbar" role="search">
                 <input
                     type="search"

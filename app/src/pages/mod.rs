@@ -1,6 +1,7 @@
 pub mod auth;
 pub mod channels;
 pub mod contacts;
+pub mod import;
 pub mod inbox;
 pub mod phone;
 pub mod settings;
