@@ -148,7 +148,7 @@ pub fn AttachButton(
 #[cfg(feature = "hydrate")]
 async fn upload(endpoint: &str, file: web_sys::File, progress: RwSignal<Option<u32>>) -> Result<Media, AppError> {
     let failed = |what: &str| AppError::Transport { message: what.to_owned() };
-    let name = String::from(web_sys::js_sys::encode_uri_component(&file.name()));
+    let name = crate::ui::url_encode(&file.name());
     let mime = Some(file.type_()).filter(|t| !t.is_empty()).unwrap_or_else(|| "application/octet-stream".into());
     let on_upload = move |share: f64| {
         progress.try_set(Some((share * 100.0) as u32));

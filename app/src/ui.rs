@@ -209,3 +209,16 @@ impl<F: Fn(bool) + Copy + 'static> Typing<F> {
 pub fn format_time(millis: i64) -> String {
     balas_domain::Timestamp(millis).utc_minute()
 }
+
+/// `text` for a URL's query or a `data:` URL: every byte but letters, digits and `-_.~`
+/// percent-encoded. (Plain Rust, so pages render it on the server too.)
+pub fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}

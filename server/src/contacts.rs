@@ -86,9 +86,10 @@ async fn import(
         };
         let _ = tx.send(ImportUpdate::Done { report }).await;
     });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    // Fused: the compression layer polls once more after the end.
+    let stream = futures::StreamExt::fuse(futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|update| (Ok::<_, std::convert::Infallible>(line(&update)), rx))
-    });
+    }));
     ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
 }
 

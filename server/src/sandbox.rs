@@ -183,7 +183,7 @@ async fn events(
             }
         }
     });
-    Ok(Sse::new(stream.flatten()).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(stream.flatten().fuse()).keep_alive(KeepAlive::default()))
 }
 
 async fn messages(

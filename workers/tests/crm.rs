@@ -140,6 +140,7 @@ async fn labels_are_managed_by_admins_and_used_by_agents() {
 }
 
 /// Imports `csv` with `map` and `mode`; returns the status and the report (the last line).
+/// (The client asks for gzip, as browsers do: the answer streams through the compression layer.)
 async fn import(h: &Harness, who: &common::Browser, csv: &[u8], map: &str, mode: &str) -> (StatusCode, ImportReport) {
     let response = h
         .http

@@ -21,7 +21,7 @@ use crate::api::{
 use crate::i18n::*;
 use crate::pages::import::ImportPanel;
 use crate::pages::shell::use_me;
-use crate::ui::{ErrorBanner, error_text, issue_text};
+use crate::ui::{ErrorBanner, error_text, issue_text, url_encode};
 
 fn short_date(at: balas_domain::Timestamp) -> String {
     crate::ui::format_time(at.0)
@@ -49,7 +49,6 @@ pub fn ContactsPage() -> impl IntoView {
     // The export follows the list's filter.
     let export_url = move || {
         filter.with(|f| {
-            let encode = |text: &str| String::from(web_sys::js_sys::encode_uri_component(text));
             let opt_out = match f.opt_out {
                 OptOutFilter::Any => "any",
                 OptOutFilter::Subscribed => "subscribed",
@@ -61,7 +60,10 @@ pub fn ContactsPage() -> impl IntoView {
                 ContactSort::Created => "created",
             };
             let label = f.label.map(|l| l.0.to_string()).unwrap_or_default();
-            format!("/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}", encode(&f.search))
+            format!(
+                "/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}",
+                url_encode(&f.search)
+            )
         })
     };
 

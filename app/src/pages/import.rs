@@ -209,7 +209,7 @@ pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoV
             {move || report.get().map(|finished| {
                 let download = format!(
                     "data:text/csv;charset=utf-8,{}",
-                    String::from(web_sys::js_sys::encode_uri_component(&rejected_csv(&finished)))
+                    crate::ui::url_encode(&rejected_csv(&finished))
                 );
                 let summary = match &finished.refused {
                     Some(reason) => t_string!(i18n, contacts.import_refused, reason = reason.clone()).to_string(),
@@ -248,6 +248,7 @@ mod tests {
         let guessed: Vec<_> = found.header.iter().map(|h| ImportField::guess(h)).collect();
         assert_eq!(guessed, [Some(ImportField::Name), Some(ImportField::Phone), Some(ImportField::Email)]);
         assert!(sample("").is_err());
+        assert_eq!(crate::ui::url_encode("a b&ü"), "a%20b%26%C3%BC");
         let report = ImportReport {
             rejected: vec![balas_domain::RejectedRow { line: 3, reason: "invalid email, \"x\"".into() }],
             ..ImportReport::default()
