@@ -25,6 +25,7 @@
 //!
 //! Figures print as a table; with `--json` the last line is one JSON object.
 
+mod contacts;
 mod inbox;
 mod pipeline;
 mod queue;
@@ -117,6 +118,7 @@ async fn main() -> Result<()> {
         "ratelimit" => ratelimit::run(&args).await,
         "inbox" => inbox::run(&args).await,
         "sessions" => sessions::run(&args).await,
-        other => bail!("no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox or sessions"),
+        "contacts" => contacts::run(&args).await,
+        other => bail!("no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox, sessions or contacts"),
     }
 }

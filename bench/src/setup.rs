@@ -39,11 +39,18 @@ pub const ADMIN_PASSWORD: &str = "bench-password-1";
 
 impl Bench {
     pub async fn start() -> Result<Self> {
+        Self::start_on(None).await
+    }
+
+    /// Like [`Bench::start`], on the database at `database_url` (a fresh SQLite file when `None`).
+    pub async fn start_on(database_url: Option<String>) -> Result<Self> {
         let redis_url = std::env::var("BALAS_BENCH_REDIS_URL")
             .context("BALAS_BENCH_REDIS_URL is not set: run benchmarks with `cargo xtask bench NAME`")?;
         let dir = tempfile::tempdir()?;
+        let database_url =
+            database_url.unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display()));
         let settings = Settings {
-            database_url: SecretString::from(format!("sqlite://{}", dir.path().join("bench.db").display())),
+            database_url: SecretString::from(database_url),
             redis_url: SecretString::from(redis_url),
             redis_prefix: format!("bench{}", balas_backend::short_id()),
             sandbox: true,

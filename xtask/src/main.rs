@@ -49,7 +49,7 @@ fn run() -> Result<()> {
 }
 
 /// Benchmarks: the names `balas-bench` knows (see `bench/src/main.rs` for each one's options).
-const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox", "sessions"];
+const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox", "sessions", "contacts"];
 
 /// Builds the benchmarks in release mode, starts a Redis of their own (no persistence, as in
 /// `../shared/BASELINES.md`), installs the Node peers, and runs `balas-bench NAME ARGS…`.
@@ -73,6 +73,13 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
         tools::ensure_e2e_packages(&project)?;
         site::build_site(&project, site::Profile::Release)?;
     }
+    // The contacts benchmark measures PostgreSQL too, on a throwaway cluster of its own.
+    let postgres = if name == "contacts" {
+        let bin = tools::ensure_postgres()?;
+        Some(services::postgres(&bin, &tmp.0.join("postgres"), proc::free_port()?)?)
+    } else {
+        None
+    };
     // The pipeline benchmark runs the server and the worker as processes of their own.
     proc::run(project.cargo().args(["build", "--release", "-p", "balas-server", "-p", "balas-workers", "--bins"]))?;
     proc::run(
@@ -81,6 +88,7 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
             .args(["run", "--release", "-p", "balas-bench", "--bin", "balas-bench", "--", name])
             .args(rest)
             .env("BALAS_BENCH_REDIS_URL", format!("redis://127.0.0.1:{port}"))
+            .env("BALAS_BENCH_POSTGRES_URL", postgres.as_ref().map(|(_, url)| url.as_str()).unwrap_or_default())
             // The servers that benchmarks start serve the built site from here.
             .env("BALAS_SITE_ROOT", project.site_root()),
     )
