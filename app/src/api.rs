@@ -4,7 +4,7 @@
 use balas_domain::{
     AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, Contact, ContactFilter, ContactNote,
     ContactPage, ContactView, ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me,
-    Message, MessagePage, Onboarding, SandboxChannel, SystemStatus, TeamMember,
+    Message, MessagePage, Onboarding, SandboxChannel, Segment, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
 use balas_domain::{ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
@@ -638,4 +638,22 @@ pub async fn label_contacts(label: i64, contacts: Vec<i64>, on: bool) -> Result<
         }
         .await,
     )
+}
+
+#[server(prefix = "/api", endpoint = "segments")]
+pub async fn list_segments() -> Result<Vec<Segment>, AppError> {
+    ssr::respond(async { balas_backend::crm::segments(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Saves the contact list's filter under a name.
+#[server(prefix = "/api", endpoint = "create_segment")]
+pub async fn create_segment(name: String, #[server(default)] filter: ContactFilter) -> Result<Vec<Segment>, AppError> {
+    ssr::respond(
+        async { balas_backend::crm::create_segment(&ssr::state()?, &ssr::caller().await?, &name, &filter).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "delete_segment")]
+pub async fn delete_segment(id: i64) -> Result<Vec<Segment>, AppError> {
+    ssr::respond(async { balas_backend::crm::delete_segment(&ssr::state()?, &ssr::caller().await?, id).await }.await)
 }

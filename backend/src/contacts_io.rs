@@ -180,7 +180,7 @@ pub async fn import_contacts(
 /// The caller's contacts that match `filter`, as CSV in [`EXPORT_HEADER`]'s columns.
 pub async fn export_contacts(state: &AppState, caller: &Caller, filter: &ContactFilter) -> Result<String, AppError> {
     caller.require_active()?;
-    filter.search_text().map_err(AppError::invalid)?;
+    filter.check().map_err(AppError::invalid)?;
     let workspace = caller.me.workspace_id;
     let names: HashMap<LabelId, String> = state
         .store
@@ -195,7 +195,7 @@ pub async fn export_contacts(state: &AppState, caller: &Caller, filter: &Contact
     write(&mut out, &EXPORT_HEADER.map(str::to_owned))?;
     const PAGE: u32 = 2_000;
     for page in 0.. {
-        let (contacts, _) = state.store.contacts(workspace, filter, page, PAGE).await.map_err(from_store)?;
+        let (contacts, _) = state.store.contacts(workspace, filter, page, PAGE, now()).await.map_err(from_store)?;
         for c in &contacts {
             let labels: Vec<&str> = c.labels.iter().filter_map(|l| names.get(l).map(String::as_str)).collect();
             write(

@@ -2,9 +2,9 @@
 //! start) keyword does. Every call checks the caller's session and scopes to their workspace.
 
 use balas_domain::{
-    AppError, AuditAction, CONTACT_PAGE, Contact, ContactFilter, ContactId, ContactNote, ContactPage, ContactView,
-    DEFAULT_STOP_KEYWORDS, Field, FieldError, Issue, Label, LabelColor, LabelId, LabelName, MessageText, OptRequest,
-    SenderKind,
+    AppError, AuditAction, CONTACT_PAGE, Contact, ContactFilter, ContactId, ContactNote, ContactPage, ContactSort,
+    ContactView, DEFAULT_STOP_KEYWORDS, Field, FieldError, Issue, Label, LabelColor, LabelId, LabelName, MessageText,
+    OptRequest, Segment, SenderKind,
 };
 use balas_storage::{Audit, StoreError};
 
@@ -24,12 +24,12 @@ pub async fn contacts(
     page: u32,
 ) -> Result<ContactPage, AppError> {
     caller.require_active()?;
-    filter.search_text().map_err(AppError::invalid)?;
+    filter.check().map_err(AppError::invalid)?;
     if page > 100_000 {
         return Err(AppError::invalid(FieldError::new(Field::Search, Issue::OutOfRange { min: 0, max: 100_000 })));
     }
     let (contacts, total) =
-        state.store.contacts(caller.me.workspace_id, filter, page, CONTACT_PAGE).await.map_err(from_store)?;
+        state.store.contacts(caller.me.workspace_id, filter, page, CONTACT_PAGE, now()).await.map_err(from_store)?;
     Ok(ContactPage { contacts, total, page })
 }
 
@@ -211,4 +211,38 @@ pub async fn customer_keyword(state: &AppState, message: &balas_domain::Message,
     if let Err(error) = sent {
         tracing::error!(?error, "the opt-out confirmation was not queued");
     }
+}
+
+/// The workspace's segments, each with how many contacts match it now.
+pub async fn segments(state: &AppState, caller: &Caller) -> Result<Vec<Segment>, AppError> {
+    caller.require_active()?;
+    let workspace = caller.me.workspace_id;
+    let mut list = state.store.segments(workspace).await.map_err(from_store)?;
+    let at = now();
+    for segment in &mut list {
+        segment.contacts = state.store.count_contacts(workspace, &segment.filter, at).await.map_err(from_store)?;
+    }
+    Ok(list)
+}
+
+/// Saves the list's filter as a segment (agents and admins); returns the segments.
+pub async fn create_segment(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    filter: &ContactFilter,
+) -> Result<Vec<Segment>, AppError> {
+    caller.require_active()?;
+    let name = LabelName::parse(name).map_err(AppError::invalid)?;
+    filter.check().map_err(AppError::invalid)?;
+    let filter = ContactFilter { sort: ContactSort::default(), ..filter.clone() };
+    state.store.create_segment(caller.me.workspace_id, &name, &filter, now()).await.map_err(from_store)?;
+    segments(state, caller).await
+}
+
+/// Deletes a segment (admins); returns the segments.
+pub async fn delete_segment(state: &AppState, caller: &Caller, id: i64) -> Result<Vec<Segment>, AppError> {
+    caller.require_admin()?;
+    state.store.delete_segment(caller.me.workspace_id, id).await.map_err(from_store)?;
+    segments(state, caller).await
 }

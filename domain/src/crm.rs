@@ -119,6 +119,9 @@ pub struct ContactFilter {
     pub opt_out: OptOutFilter,
     #[serde(default)]
     pub sort: ContactSort,
+    /// Only contacts with a message (either way) in the last this many days.
+    #[serde(default)]
+    pub active_days: Option<u32>,
 }
 
 impl ContactFilter {
@@ -131,6 +134,22 @@ impl ContactFilter {
         Ok(text.to_lowercase())
     }
 
+    /// Checks everything a person can get wrong in a filter: the search's length and the days.
+    pub fn check(&self) -> Result<(), FieldError> {
+        self.search_text()?;
+        if let Some(days) = self.active_days
+            && !(1..=3650).contains(&days)
+        {
+            return Err(FieldError::new(Field::Days, Issue::OutOfRange { min: 1, max: 3650 }));
+        }
+        Ok(())
+    }
+
+    /// The earliest last message a contact may have to match, at `now`.
+    pub fn active_since(&self, now: Timestamp) -> Option<Timestamp> {
+        self.active_days.map(|days| Timestamp(now.0 - i64::from(days) * 86_400_000))
+    }
+
     /// The digits of a search that looks like (part of) a phone number. A number written the
     /// local way (`0812…`) finds the international one (`+62812…`): leading zeros are dropped.
     pub fn search_digits(&self) -> Option<String> {
@@ -140,6 +159,16 @@ impl ContactFilter {
         let digits = digits.trim_start_matches('0');
         (phone_like && !digits.is_empty()).then(|| digits.to_owned())
     }
+}
+
+/// A saved filter of contacts (broadcasts pick their audience from these), with how many contacts
+/// match it now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub id: i64,
+    pub name: LabelName,
+    pub filter: ContactFilter,
+    pub contacts: i64,
 }
 
 /// How many contacts a page of the list shows.

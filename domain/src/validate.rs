@@ -27,6 +27,8 @@ pub enum Field {
     Color,
     /// Contacts chosen in a list.
     Contacts,
+    /// A number of days.
+    Days,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.

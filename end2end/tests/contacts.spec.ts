@@ -81,6 +81,11 @@ test("a customer's STOP opts them out; admins label, import, filter, edit and ex
   await expect(ana.getByTestId("contact")).toHaveCount(2);
   await expect(ana.getByTestId("contact-total")).toHaveText("2");
 
+  // Save the filter as a segment (for broadcasts): it counts the two VIPs.
+  ana.once("dialog", (dialog) => dialog.accept("VIP buyers"));
+  await ana.getByTestId("save-segment").click();
+  await expect(ana.getByTestId("segment").filter({ hasText: "VIP buyers" }).getByTestId("segment-count")).toHaveText("2");
+
   // Export the filtered list: the two VIPs, in the import's columns.
   const download = ana.waitForEvent("download");
   await ana.getByTestId("export").click();

@@ -5,7 +5,7 @@
 //!   (empty: skip it); `mode` is `valid_rows` (import those, report the rest) or `all_or_nothing`.
 //!   The answer is a stream of JSON lines: `{"kind":"progress","done":N,"total":M}` as it goes,
 //!   then `{"kind":"done","report":{...}}` with every refused line and why.
-//! - `GET /api/contacts/export.csv?search=&label=&opt_out=&sort=`: the filtered list as CSV, in the
+//! - `GET /api/contacts/export.csv?search=&label=&opt_out=&sort=&active_days=`: the filtered list as CSV, in the
 //!   columns an import reads.
 
 use axum::Router;
@@ -103,6 +103,8 @@ struct ExportQuery {
     opt_out: Option<OptOutFilter>,
     #[serde(default)]
     sort: Option<ContactSort>,
+    #[serde(default)]
+    active_days: Option<u32>,
 }
 
 async fn export(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ExportQuery>) -> Response {
@@ -122,6 +124,7 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, Query(query):
         label,
         opt_out: query.opt_out.unwrap_or_default(),
         sort: query.sort.unwrap_or_default(),
+        active_days: query.active_days,
     };
     match export_contacts(&state, &caller, &filter).await {
         Ok(csv) => (

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use balas_domain::{
     Contact, ContactFilter, ContactId, ContactNote, ContactSort, Email, Label, LabelColor, LabelId, LabelName,
-    MessageText, OptOutFilter, PhoneNumber, Timestamp, UserId, WorkspaceId,
+    MessageText, OptOutFilter, PhoneNumber, Segment, Timestamp, UserId, WorkspaceId,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -31,22 +31,18 @@ fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
     })
 }
 
-/// A change of a contact's opt-out state that happened (it was not in that state already).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OptChange {
-    pub contact: Contact,
+/// The `FROM … WHERE …` of the contacts that match a filter, and its five parameters.
+struct Matching {
+    sql: String,
+    workspace: i64,
+    text: String,
+    digits: String,
+    label: i64,
+    since: i64,
 }
 
-impl Store {
-    /// A page (`page`, from 0, of `page_size`) of a workspace's contacts that match `filter`, and
-    /// how many match in all.
-    pub async fn contacts(
-        &self,
-        workspace_id: WorkspaceId,
-        filter: &ContactFilter,
-        page: u32,
-        page_size: u32,
-    ) -> StoreResult<(Vec<Contact>, i64)> {
+impl Matching {
+    fn of(workspace_id: WorkspaceId, filter: &ContactFilter, now: Timestamp) -> Self {
         let search = filter.search_text().unwrap_or_default();
         let (text, digits) = match (search.is_empty(), filter.search_digits()) {
             (true, _) => (String::new(), String::new()),
@@ -58,39 +54,83 @@ impl Store {
             OptOutFilter::Subscribed => "AND c.opted_out_at IS NULL",
             OptOutFilter::OptedOut => "AND c.opted_out_at IS NOT NULL",
         };
-        let matching = format!(
+        let sql = format!(
             "FROM contacts c WHERE c.workspace_id = $1 \
              AND ($2 = '' OR LOWER(c.name) LIKE $2 ESCAPE '\\' OR LOWER(c.email) LIKE $2 ESCAPE '\\') \
              AND ($3 = '' OR c.phone LIKE $3) \
              AND ($4 = 0 OR EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label_id = $4)) \
-             {opt_out}"
+             AND ($5 = 0 OR c.last_message_at >= $5) {opt_out}"
         );
+        Self {
+            sql,
+            workspace: workspace_id.0,
+            text,
+            digits,
+            label: filter.label.map_or(0, |l| l.0),
+            since: filter.active_since(now).map_or(0, |t| t.0),
+        }
+    }
+
+    fn bind<'q>(
+        &self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        query.bind(self.workspace).bind(self.text.clone()).bind(self.digits.clone()).bind(self.label).bind(self.since)
+    }
+}
+
+/// A change of a contact's opt-out state that happened (it was not in that state already).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptChange {
+    pub contact: Contact,
+}
+
+impl Store {
+    /// A page (`page`, from 0, of `page_size`) of a workspace's contacts that match `filter` at
+    /// `now`, and how many match in all.
+    pub async fn contacts(
+        &self,
+        workspace_id: WorkspaceId,
+        filter: &ContactFilter,
+        page: u32,
+        page_size: u32,
+        now: Timestamp,
+    ) -> StoreResult<(Vec<Contact>, i64)> {
+        let matching = Matching::of(workspace_id, filter, now);
         let order = match filter.sort {
             ContactSort::Recent => "c.last_message_at DESC NULLS LAST, c.id DESC",
             ContactSort::Name => "c.name IS NULL, LOWER(c.name), c.id",
             ContactSort::Created => "c.created_at DESC, c.id DESC",
         };
-        let label = filter.label.map_or(0, |l| l.0);
-        let sql = format!("SELECT {CONTACT_COLUMNS} {matching} ORDER BY {order} LIMIT $5 OFFSET $6");
-        let rows = sqlx::query(&sql)
-            .bind(workspace_id.0)
-            .bind(&text)
-            .bind(&digits)
-            .bind(label)
+        let sql = format!("SELECT {CONTACT_COLUMNS} {} ORDER BY {order} LIMIT $6 OFFSET $7", matching.sql);
+        let rows = matching
+            .bind(sqlx::query(&sql))
             .bind(i64::from(page_size))
             .bind(i64::from(page) * i64::from(page_size))
             .fetch_all(&self.pool)
             .await?;
         let mut contacts = rows.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) {matching}"))
-            .bind(workspace_id.0)
-            .bind(&text)
-            .bind(&digits)
-            .bind(label)
-            .fetch_one(&self.pool)
-            .await?;
+        let total = self.count_contacts(workspace_id, filter, now).await?;
         self.attach_labels(&mut contacts).await?;
         Ok((contacts, total))
+    }
+
+    /// How many of a workspace's contacts match `filter` at `now`.
+    pub async fn count_contacts(
+        &self,
+        workspace_id: WorkspaceId,
+        filter: &ContactFilter,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let matching = Matching::of(workspace_id, filter, now);
+        let sql = format!("SELECT COUNT(*) {}", matching.sql);
+        let query = sqlx::query_scalar::<_, i64>(&sql)
+            .bind(matching.workspace)
+            .bind(matching.text.clone())
+            .bind(matching.digits.clone())
+            .bind(matching.label)
+            .bind(matching.since);
+        Ok(query.fetch_one(&self.pool).await?)
     }
 
     async fn attach_labels(&self, contacts: &mut [Contact]) -> StoreResult<()> {
@@ -446,5 +486,60 @@ impl Store {
         }
         tx.commit().await?;
         Ok((created, updated))
+    }
+}
+
+impl Store {
+    /// A workspace's segments by name (their counts are 0: see [`Store::count_contacts`]).
+    pub async fn segments(&self, workspace_id: WorkspaceId) -> StoreResult<Vec<Segment>> {
+        let rows = sqlx::query("SELECT id, name, filter FROM segments WHERE workspace_id = $1 ORDER BY name_key")
+            .bind(workspace_id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |what: &str| StoreError::Corrupt(format!("segment {what}"));
+                Ok(Segment {
+                    id: row.try_get(0)?,
+                    name: LabelName::parse(&row.try_get::<String, _>(1)?).map_err(|_| corrupt("name"))?,
+                    filter: serde_json::from_str(&row.try_get::<String, _>(2)?).map_err(|_| corrupt("filter"))?,
+                    contacts: 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Saves a filter as a segment; `Conflict::LabelTaken` when the workspace has a segment of
+    /// that name (any case).
+    pub async fn create_segment(
+        &self,
+        workspace_id: WorkspaceId,
+        name: &LabelName,
+        filter: &ContactFilter,
+        now: Timestamp,
+    ) -> StoreResult<i64> {
+        let json = serde_json::to_string(filter).expect("filters serialize");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO segments (workspace_id, name, name_key, filter, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id",
+        )
+        .bind(workspace_id.0)
+        .bind(name.as_str())
+        .bind(name.as_str().to_lowercase())
+        .bind(json)
+        .bind(now.0)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(on_unique(Conflict::LabelTaken))?;
+        Ok(id)
+    }
+
+    pub async fn delete_segment(&self, workspace_id: WorkspaceId, id: i64) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM segments WHERE workspace_id = $1 AND id = $2")
+            .bind(workspace_id.0)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
 }

@@ -1,6 +1,6 @@
 //! Storage conformance for the CRM, on SQLite and on PostgreSQL: search, filters, sorting and
 //! pages of the contact list; labels (unique names, bulk labelling, deletion); opt-out changes
-//! that happen once; and another workspace reaching none of it.
+//! that happen once; segments; and another workspace reaching none of it.
 
 use balas_domain::{
     Channel, ContactFilter, ContactId, ContactSort, Email, LabelColor, LabelName, OptOutFilter, WorkspaceId,
@@ -28,7 +28,7 @@ fn filter(search: &str) -> ContactFilter {
 }
 
 async fn phones(store: &Store, ws: WorkspaceId, filter: &ContactFilter, page: u32, size: u32) -> (Vec<String>, i64) {
-    let (list, total) = store.contacts(ws, filter, page, size).await.unwrap();
+    let (list, total) = store.contacts(ws, filter, page, size, T0.plus_millis(1_000)).await.unwrap();
     (list.into_iter().map(|c| c.phone.to_string()).collect(), total)
 }
 
@@ -69,7 +69,7 @@ async fn contacts_are_searched_filtered_sorted_and_paged(store: Store) {
         .unwrap();
     assert_eq!(store.label_contacts(ws, vip, &[sari, sari], true).await.unwrap(), 1, "a label goes on once");
     let labelled = ContactFilter { label: Some(vip), ..ContactFilter::default() };
-    let (list, total) = store.contacts(ws, &labelled, 0, 10).await.unwrap();
+    let (list, total) = store.contacts(ws, &labelled, 0, 10, T0).await.unwrap();
     assert_eq!((list.len(), total, list[0].labels.clone()), (1, 1, vec![vip]));
     assert!(store.set_opted_out(ws, sari, true, T0.plus_millis(99)).await.unwrap().is_some());
     let out = ContactFilter { opt_out: OptOutFilter::OptedOut, ..ContactFilter::default() };
@@ -78,6 +78,26 @@ async fn contacts_are_searched_filtered_sorted_and_paged(store: Store) {
     assert_eq!(phones(&store, ws, &subscribed, 0, 10).await.1, 2);
     let both = ContactFilter { label: Some(vip), opt_out: OptOutFilter::Subscribed, ..ContactFilter::default() };
     assert_eq!(phones(&store, ws, &both, 0, 10).await.1, 0);
+
+    // "Last message within N days", counted at a given time.
+    let active = ContactFilter { active_days: Some(1), ..ContactFilter::default() };
+    let day_later = T0.plus_millis(86_400_000 + 15);
+    assert_eq!(store.count_contacts(ws, &active, day_later).await.unwrap(), 2);
+    assert_eq!(store.count_contacts(ws, &active, T0.plus_millis(86_400_000 * 2)).await.unwrap(), 0);
+
+    // Segments keep a filter under a name unique in the workspace.
+    let name = LabelName::parse("VIP buyers").unwrap();
+    let segment = store.create_segment(ws, &name, &labelled, T0).await.unwrap();
+    let again = store.create_segment(ws, &LabelName::parse("vip BUYERS").unwrap(), &recent, T0).await;
+    assert!(matches!(again, Err(StoreError::Conflict(Conflict::LabelTaken))), "{again:?}");
+    let saved = store.segments(ws).await.unwrap();
+    assert_eq!((saved.len(), &saved[0].filter), (1, &labelled));
+    assert_eq!(store.count_contacts(ws, &saved[0].filter, T0).await.unwrap(), 1);
+    let theirs = workspace(&store, "Other", "b@example.com").await;
+    assert!(store.segments(theirs).await.unwrap().is_empty());
+    assert!(matches!(store.delete_segment(theirs, segment).await, Err(StoreError::NotFound)));
+    store.delete_segment(ws, segment).await.unwrap();
+    assert!(store.segments(ws).await.unwrap().is_empty());
 }
 
 async fn labels_and_opt_out_stay_in_their_workspace(store: Store) {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use balas_domain::{
     AppError, CONTACT_PAGE, Contact, ContactFilter, ContactPage, ContactSort, ContactView, Field, LABEL_COLORS, Label,
-    LabelId, OptOutFilter,
+    LabelId, OptOutFilter, Segment,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -15,8 +15,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{
-    add_contact_note, create_label, delete_contact, delete_label, edit_contact, label_contacts, list_contacts,
-    list_labels, open_contact, set_opted_out,
+    add_contact_note, create_label, create_segment, delete_contact, delete_label, delete_segment, edit_contact,
+    label_contacts, list_contacts, list_labels, list_segments, open_contact, set_opted_out,
 };
 use crate::i18n::*;
 use crate::pages::import::ImportPanel;
@@ -46,6 +46,38 @@ pub fn ContactsPage() -> impl IntoView {
     let notice = RwSignal::new(None::<String>);
     let generation = StoredValue::new(0u64);
     let importing = RwSignal::new(false);
+    let segments = RwSignal::new(Vec::<Segment>::new());
+    let load_segments = move || {
+        spawn_local(async move {
+            if let Ok(list) = list_segments().await {
+                segments.try_set(list);
+            }
+        });
+    };
+    Effect::new(move || load_segments());
+    let save_segment = move |_| {
+        let Ok(Some(name)) = window().prompt_with_message(&t_string!(i18n, contacts.segment_name).to_string()) else {
+            return;
+        };
+        let current = filter.get_untracked();
+        spawn_local(async move {
+            match create_segment(name, current).await {
+                Ok(list) => {
+                    segments.try_set(list);
+                    notice.try_set(Some(t_string!(i18n, contacts.segment_saved).to_string()));
+                }
+                Err(error) => {
+                    let field = error.field_errors(Field::Name).next().map(|e| issue_text(i18n, e.issue));
+                    notice.try_set(field.or_else(|| error_text(i18n, &error)));
+                }
+            }
+        });
+    };
+    let apply_segment = move |segment: Segment| {
+        search.set(segment.filter.search.clone());
+        page.set(0);
+        filter.set(segment.filter);
+    };
     // The export follows the list's filter.
     let export_url = move || {
         filter.with(|f| {
@@ -60,8 +92,9 @@ pub fn ContactsPage() -> impl IntoView {
                 ContactSort::Created => "created",
             };
             let label = f.label.map(|l| l.0.to_string()).unwrap_or_default();
+            let active = f.active_days.map(|d| format!("&active_days={d}")).unwrap_or_default();
             format!(
-                "/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}",
+                "/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}{active}",
                 url_encode(&f.search)
             )
         })
@@ -247,6 +280,22 @@ pub fn ContactsPage() -> impl IntoView {
                     <option value="opted_out">{t!(i18n, contacts.opted_out)}</option>
                 </select>
                 <select
+                    data-testid="active-filter"
+                    aria-label=move || t_string!(i18n, contacts.active).to_string()
+                    prop:value=move || filter.with(|f| f.active_days.map(|d| d.to_string()).unwrap_or_default())
+                    on:change=move |ev| {
+                        let days = event_target_value(&ev).parse().ok();
+                        page.set(0);
+                        filter.update(|f| f.active_days = days);
+                    }
+                >
+                    <option value="">{t!(i18n, contacts.active_any)}</option>
+                    <option value="7">{t_string!(i18n, contacts.active_days, days = 7).to_string()}</option>
+                    <option value="30">{t_string!(i18n, contacts.active_days, days = 30).to_string()}</option>
+                    <option value="90">{t_string!(i18n, contacts.active_days, days = 90).to_string()}</option>
+                </select>
+                <button type="button" class="button" data-testid="save-segment" on:click=save_segment>{t!(i18n, contacts.save_segment)}</button>
+                <select
                     data-testid="contact-sort"
                     aria-label=move || t_string!(i18n, contacts.sort).to_string()
                     on:change=move |ev| {
@@ -318,7 +367,32 @@ pub fn ContactsPage() -> impl IntoView {
                         </button>
                     </nav>
                 </div>
-                <Labels labels admin changed=move || { load_labels(); load(); } />
+                <div>
+                    <Labels labels admin changed=move || { load_labels(); load(); } />
+                    <aside class="card labels-panel" data-testid="segments">
+                        <h2>{t!(i18n, contacts.segments)}</h2>
+                        <Show when=move || segments.with(Vec::is_empty)>
+                            <p class="muted small">{t!(i18n, contacts.no_segments)}</p>
+                        </Show>
+                        <ul class="label-list">
+                            {move || segments.get().into_iter().map(|segment| {
+                                let (chosen, id) = (segment.clone(), segment.id);
+                                view! {
+                                    <li data-testid="segment">
+                                        <button type="button" class="link-button" on:click=move |_| apply_segment(chosen.clone())>{segment.name.to_string()}</button>
+                                        <span class="muted small" data-testid="segment-count">{segment.contacts.to_string()}</span>
+                                        {admin.then(|| view! {
+                                            <button type="button" class="link-button" aria-label=move || t_string!(i18n, contacts.delete_segment).to_string()
+                                                on:click=move |_| spawn_local(async move {
+                                                    if let Ok(list) = delete_segment(id).await { segments.try_set(list); }
+                                                })>"×"</button>
+                                        })}
+                                    </li>
+                                }
+                            }).collect_view()}
+                        </ul>
+                    </aside>
+                </div>
             </div>
         </section>
     }
