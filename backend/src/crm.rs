@@ -155,6 +155,9 @@ pub async fn label_contacts(
     })
 }
 
+/// No stop or start keyword is longer than this.
+const MAX_KEYWORD_CHARS: usize = 40;
+
 /// What a workspace's customers send to stop broadcasts.
 pub async fn stop_keywords(state: &AppState, workspace: balas_domain::WorkspaceId) -> Vec<String> {
     match state.store.stop_keywords(workspace).await {
@@ -172,7 +175,8 @@ pub async fn stop_keywords(state: &AppState, workspace: balas_domain::WorkspaceI
 /// message.
 pub async fn customer_keyword(state: &AppState, message: &balas_domain::Message, from: &balas_domain::PhoneNumber) {
     let workspace = message.workspace_id;
-    if message.media.is_some() {
+    // Keywords are short: most messages need no look at the workspace's list.
+    if message.media.is_some() || message.body.chars().count() > MAX_KEYWORD_CHARS {
         return;
     }
     let Some(request) = OptRequest::of(&message.body, &stop_keywords(state, workspace).await) else { return };

@@ -120,10 +120,17 @@ async fn measure(args: &Args, database: &str, url: Option<String>) -> Result<Vec
 }
 
 pub async fn run(args: &Args) -> Result<()> {
-    let mut figures = measure(args, "sqlite", None).await?;
     let postgres = std::env::var("BALAS_BENCH_POSTGRES_URL")
         .context("BALAS_BENCH_POSTGRES_URL is not set: run benchmarks with `cargo xtask bench contacts`")?;
-    figures.extend(measure(args, "postgres", Some(postgres)).await?);
+    let mut figures = Vec::new();
+    for (database, url) in [("sqlite", None), ("postgres", Some(postgres))] {
+        let measured = measure(args, database, url).await?;
+        // Each database's figures as soon as they are in.
+        for (key, value) in &measured {
+            println!("  {key:<40} {value}");
+        }
+        figures.extend(measured);
+    }
     let borrowed: Vec<(&str, Value)> = figures.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     report(args, "contacts: 100,000 contacts, 20 labels (goals: p99 < 50 ms, import < 30 s)", &borrowed);
     Ok(())

@@ -6,7 +6,7 @@
 //!   PostgreSQL that it starts, Playwright in Chromium), then one summary line.
 //! - `cargo xtask build [--release]`: the site (wasm, JS, CSS) and the server binaries.
 //! - `cargo xtask bench NAME [--json] [options]`: run a benchmark (pipeline, queue, ratelimit, inbox,
-//!   sessions) beside its peer.
+//!   sessions, contacts) beside its peer, where it has one.
 
 mod dev;
 mod proc;
