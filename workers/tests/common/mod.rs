@@ -75,7 +75,8 @@ impl Harness {
         tune(&mut settings);
         let bus = Bus::connect(settings.redis_url.expose_secret(), &settings.redis_prefix).await.unwrap();
         let store = Store::open(settings.database_url.expose_secret(), 4).await.unwrap();
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        // Answers as the server sent them (a test that wants a browser's gzip asks for it).
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).no_gzip().build().unwrap();
         let mut harness = Self { settings, bus, store, server: None, http, _db: db };
         harness.start_server().await;
         harness
