@@ -253,6 +253,7 @@ pub fn ContactsPage() -> impl IntoView {
                 <select
                     data-testid="label-filter"
                     aria-label=move || t_string!(i18n, contacts.label).to_string()
+                    prop:value=move || filter.with(|f| f.label.map(|l| l.0.to_string()).unwrap_or_default())
                     on:change=move |ev| {
                         let label = event_target_value(&ev).parse().ok().map(LabelId);
                         page.set(0);
@@ -265,6 +266,11 @@ pub fn ContactsPage() -> impl IntoView {
                 <select
                     data-testid="opt-out-filter"
                     aria-label=move || t_string!(i18n, contacts.broadcasts).to_string()
+                    prop:value=move || filter.with(|f| match f.opt_out {
+                        OptOutFilter::Any => "any",
+                        OptOutFilter::Subscribed => "subscribed",
+                        OptOutFilter::OptedOut => "opted_out",
+                    })
                     on:change=move |ev| {
                         let choice = match event_target_value(&ev).as_str() {
                             "subscribed" => OptOutFilter::Subscribed,
