@@ -44,7 +44,7 @@ fn csv_file(contacts: usize, labels: &[String]) -> Vec<u8> {
         let email = if n % 3 == 0 { format!("{}.{n}@example.com", first.to_lowercase()) } else { String::new() };
         let tags: Vec<&str> =
             (0..random.next() % 3).map(|_| labels[random.next() as usize % labels.len()].as_str()).collect();
-        let out_opted = if random.next() % 20 == 0 { "yes" } else { "no" };
+        let out_opted = if random.next().is_multiple_of(20) { "yes" } else { "no" };
         out.push_str(&format!("+62812{n:08},{first} {last},{email},{},{out_opted}\n", tags.join(";")));
     }
     out.into_bytes()

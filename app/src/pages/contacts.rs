@@ -54,9 +54,9 @@ pub fn ContactsPage() -> impl IntoView {
             }
         });
     };
-    Effect::new(move || load_segments());
+    Effect::new(move |_| load_segments());
     let save_segment = move |_| {
-        let Ok(Some(name)) = window().prompt_with_message(&t_string!(i18n, contacts.segment_name).to_string()) else {
+        let Ok(Some(name)) = window().prompt_with_message(t_string!(i18n, contacts.segment_name)) else {
             return;
         };
         let current = filter.get_untracked();
@@ -124,7 +124,7 @@ pub fn ContactsPage() -> impl IntoView {
         page.track();
         load();
     });
-    Effect::new(move || load_labels());
+    Effect::new(move |_| load_labels());
     // The search waits for a pause in typing.
     let typed = StoredValue::new(0u64);
     let on_search = move |ev: leptos::ev::Event| {

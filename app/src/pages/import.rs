@@ -123,7 +123,7 @@ pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoV
                     progress.try_set(Some((share * 0.3, t_string!(i18n, contacts.import_uploading).to_string())));
                 };
                 let on_answer = move |text: &str| {
-                    let last = text.lines().filter_map(|l| serde_json::from_str::<ImportUpdate>(l).ok()).last();
+                    let last = text.lines().filter_map(|l| serde_json::from_str::<ImportUpdate>(l).ok()).next_back();
                     if let Some(ImportUpdate::Progress { done, total }) = last {
                         let share = if total == 0 { 1.0 } else { done as f64 / total as f64 };
                         let words = t_string!(i18n, contacts.import_progress, done = done, total = total).to_string();
@@ -133,7 +133,7 @@ pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoV
                 let answer = crate::xhr::post_blob(&url, "text/csv", &chosen, on_upload, on_answer).await;
                 progress.try_set(None);
                 let last = answer.as_ref().ok().and_then(|(_, text)| {
-                    text.lines().filter_map(|l| serde_json::from_str::<ImportUpdate>(l).ok()).last()
+                    text.lines().filter_map(|l| serde_json::from_str::<ImportUpdate>(l).ok()).next_back()
                 });
                 match last {
                     Some(ImportUpdate::Done { report: finished }) => {
