@@ -1,13 +1,15 @@
 //! Server functions: the dashboard's calls to the server. Each one is a thin layer over
 //! `balas_backend::accounts`, which checks the caller's session and role on the server.
 
+use std::collections::BTreeMap;
+
 use balas_domain::{
-    AddedMember, Agent, AppError, Attachment, AuditEntry, CannedResponse, Channel, Contact, ContactFilter, ContactNote,
-    ContactPage, ContactView, ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me,
-    Message, MessagePage, Onboarding, SandboxChannel, Segment, SystemStatus, TeamMember,
+    AddedMember, Agent, AppError, Attachment, Attribute, AuditEntry, CannedResponse, Channel, Contact, ContactFilter,
+    ContactNote, ContactPage, ContactView, ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo,
+    Label, Me, Message, MessagePage, Onboarding, SandboxChannel, Segment, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
-use balas_domain::{ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
+use balas_domain::{AttributeId, ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -567,12 +569,48 @@ pub async fn open_contact(id: i64) -> Result<ContactView, AppError> {
     )
 }
 
+/// Changes a contact's details; `attributes` maps attribute keys to values as typed (empty
+/// clears one; attributes left out are kept).
 #[server(prefix = "/api", endpoint = "edit_contact")]
-pub async fn edit_contact(id: i64, name: String, phone: String, email: String) -> Result<Contact, AppError> {
+pub async fn edit_contact(
+    id: i64,
+    name: String,
+    phone: String,
+    email: String,
+    #[server(default)] attributes: BTreeMap<String, String>,
+) -> Result<Contact, AppError> {
     ssr::respond(
         async {
             let (state, caller) = (ssr::state()?, ssr::caller().await?);
-            balas_backend::crm::edit_contact(&state, &caller, ContactId(id), &name, &phone, &email).await
+            balas_backend::crm::edit_contact(&state, &caller, ContactId(id), &name, &phone, &email, &attributes).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "create_contact")]
+pub async fn create_contact(
+    name: String,
+    phone: String,
+    email: String,
+    #[server(default)] attributes: BTreeMap<String, String>,
+) -> Result<Contact, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::crm::create_contact(&state, &caller, &name, &phone, &email, &attributes).await
+        }
+        .await,
+    )
+}
+
+/// Merges contact `other` into contact `keep`, which keeps its number.
+#[server(prefix = "/api", endpoint = "merge_contacts")]
+pub async fn merge_contacts(keep: i64, other: i64) -> Result<Contact, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::crm::merge_contacts(&state, &caller, ContactId(keep), ContactId(other)).await
         }
         .await,
     )
@@ -656,4 +694,79 @@ pub async fn create_segment(name: String, #[server(default)] filter: ContactFilt
 #[server(prefix = "/api", endpoint = "delete_segment")]
 pub async fn delete_segment(id: i64) -> Result<Vec<Segment>, AppError> {
     ssr::respond(async { balas_backend::crm::delete_segment(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "attributes")]
+pub async fn list_attributes() -> Result<Vec<Attribute>, AppError> {
+    ssr::respond(async { balas_backend::attributes::attributes(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Defines a custom attribute (`key` empty: made from the name; `options`: a list's choices,
+/// one per line).
+#[server(prefix = "/api", endpoint = "create_attribute")]
+pub async fn create_attribute(
+    name: String,
+    #[server(default)] key: String,
+    kind: String,
+    #[server(default)] options: String,
+) -> Result<Vec<Attribute>, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::attributes::create_attribute(&state, &caller, &name, &key, &kind, &options).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "update_attribute")]
+pub async fn update_attribute(
+    id: i64,
+    name: String,
+    #[server(default)] options: String,
+) -> Result<Vec<Attribute>, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::attributes::update_attribute(&state, &caller, AttributeId(id), &name, &options).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "delete_attribute")]
+pub async fn delete_attribute(id: i64) -> Result<Vec<Attribute>, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::attributes::delete_attribute(&state, &caller, AttributeId(id)).await
+        }
+        .await,
+    )
+}
+
+/// Puts a label on a conversation (or, with `on` false, takes it off).
+#[server(prefix = "/api", endpoint = "label_conversation")]
+pub async fn label_conversation(conversation: i64, label: i64, on: bool) -> Result<ConversationSummary, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            let id = ConversationId(conversation);
+            balas_backend::inbox::label_conversation(&state, &caller, id, LabelId(label), on).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "stop_keywords")]
+pub async fn stop_keywords() -> Result<Vec<String>, AppError> {
+    ssr::respond(async { balas_backend::crm::stop_keywords_of(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Sets the words that stop broadcasts (one per line).
+#[server(prefix = "/api", endpoint = "set_stop_keywords")]
+pub async fn set_stop_keywords(keywords: String) -> Result<Vec<String>, AppError> {
+    ssr::respond(
+        async { balas_backend::crm::set_stop_keywords(&ssr::state()?, &ssr::caller().await?, &keywords).await }.await,
+    )
 }

@@ -23,7 +23,7 @@ use crate::pages::channels::ChannelsPage;
 use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
-use crate::pages::settings::{AccountSettings, Audit, CannedResponses, SettingsLayout, System, Team};
+use crate::pages::settings::{AccountSettings, Audit, CannedResponses, SettingsLayout, StopKeywords, System, Team};
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.
@@ -90,6 +90,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("") view=AccountSettings />
                             <Route path=path!("team") view=|| view! { <AdminOnly><Team /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("canned") view=|| view! { <AdminOnly><CannedResponses /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("opt-out") view=|| view! { <AdminOnly><StopKeywords /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("audit") view=|| view! { <AdminOnly><Audit /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("system") view=|| view! { <AdminOnly><System /></AdminOnly> } ssr=SsrMode::Async />
                         </ParentRoute>

@@ -37,6 +37,14 @@ pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
         Issue::OutOfRange { min, max } => t_string!(i18n, errors.out_of_range, min = min, max = max).to_string(),
         Issue::FileType => t_string!(i18n, errors.file_type).to_string(),
         Issue::FileTooLarge { max_mb } => t_string!(i18n, errors.file_too_large, max_mb = max_mb).to_string(),
+        Issue::InvalidKey => t_string!(i18n, errors.invalid_key).to_string(),
+        Issue::Duplicate => t_string!(i18n, errors.duplicate).to_string(),
+        Issue::TooMany { max } => t_string!(i18n, errors.too_many_entries, max = max).to_string(),
+        Issue::InvalidNumber => t_string!(i18n, errors.invalid_number).to_string(),
+        Issue::InvalidDate => t_string!(i18n, errors.invalid_date).to_string(),
+        Issue::InvalidYesNo => t_string!(i18n, errors.invalid_yes_no).to_string(),
+        Issue::UnknownAttribute => t_string!(i18n, errors.unknown_attribute).to_string(),
+        Issue::InUse => t_string!(i18n, errors.in_use).to_string(),
     }
 }
 

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use balas_domain::{
-    AppError, ContactFilter, Email, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, ImportField, ImportMode, ImportReport,
-    ImportUpdate, LabelId, PhoneNumber, RejectedRow,
+    AppError, Attribute, ContactFilter, Email, IMPORT_MAX_BYTES, IMPORT_MAX_ROWS, ImportColumn, ImportField,
+    ImportMode, ImportReport, ImportUpdate, Issue, LabelId, PhoneNumber, RejectedRow, parse_yes_no,
 };
-use balas_storage::ImportContact;
+use balas_storage::{AttributeWrite, ImportContact};
 use tokio::sync::mpsc;
 
 use crate::accounts::Caller;
@@ -19,7 +19,8 @@ pub const EXPORT_HEADER: [&str; 7] = ["phone", "name", "email", "labels", "opted
 
 /// Reads a mapping given as one field name (or nothing) per column, comma-separated:
 /// `phone,name,,labels` maps column 1 to the phone, 2 to the name, skips 3, and so on.
-pub fn parse_mapping(raw: &str) -> Result<Vec<Option<ImportField>>, String> {
+/// A custom attribute is written `attr:KEY`.
+pub fn parse_mapping(raw: &str) -> Result<Vec<Option<ImportColumn>>, String> {
     let mut seen = Vec::new();
     let mut columns = Vec::new();
     for part in raw.split(',') {
@@ -28,14 +29,14 @@ pub fn parse_mapping(raw: &str) -> Result<Vec<Option<ImportField>>, String> {
             columns.push(None);
             continue;
         }
-        let field = ImportField::parse(part).ok_or_else(|| format!("“{part}” is not a field contacts have"))?;
-        if seen.contains(&field) {
-            return Err(format!("two columns are mapped to {}", field.as_str()));
+        let column = ImportColumn::parse(part).ok_or_else(|| format!("“{part}” is not a field contacts have"))?;
+        if seen.contains(&column) {
+            return Err(format!("two columns are mapped to {}", column.token()));
         }
-        seen.push(field);
-        columns.push(Some(field));
+        seen.push(column.clone());
+        columns.push(Some(column));
     }
-    if !seen.contains(&ImportField::Phone) {
+    if !seen.contains(&ImportColumn::Field(ImportField::Phone)) {
         return Err("no column is mapped to the phone number, which every contact needs".into());
     }
     Ok(columns)
@@ -45,22 +46,51 @@ fn refused(reason: impl Into<String>) -> ImportReport {
     ImportReport { nothing_imported: true, refused: Some(reason.into()), ..ImportReport::default() }
 }
 
-fn yes_no(raw: &str) -> Option<bool> {
-    match raw.trim().to_lowercase().as_str() {
-        "yes" | "y" | "true" | "1" | "ya" => Some(true),
-        "no" | "n" | "false" | "0" | "tidak" | "" => Some(false),
-        _ => None,
+/// Why an attribute's value was refused, for the import report.
+fn attribute_reason(definition: &Attribute, raw: &str, issue: Issue) -> String {
+    let key = definition.key.as_str();
+    match issue {
+        Issue::InvalidNumber => format!("{key}: “{raw}” is not a number (write 12 or 12.5, no thousands separators)"),
+        Issue::InvalidDate => format!("{key}: “{raw}” is not a date (write YYYY-MM-DD or DD/MM/YYYY)"),
+        Issue::InvalidYesNo => format!("{key}: must be yes or no, not “{raw}”"),
+        Issue::NotAllowed => format!("{key}: “{raw}” is not one of {}", definition.options.join(", ")),
+        Issue::TooLong { max } => format!("{key}: longer than {max} characters"),
+        Issue::ControlCharacters => format!("{key}: has control characters"),
+        other => format!("{key}: {other:?}"),
+    }
+}
+
+/// A mapping's columns resolved against the workspace's attributes.
+struct Columns<'a> {
+    mapping: &'a [Option<ImportColumn>],
+    attributes: Vec<(usize, &'a Attribute)>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(mapping: &'a [Option<ImportColumn>], definitions: &'a [Attribute]) -> Result<Self, String> {
+        let mut attributes = Vec::new();
+        for (i, column) in mapping.iter().enumerate() {
+            if let Some(ImportColumn::Attribute(key)) = column {
+                let definition = definitions
+                    .iter()
+                    .find(|d| &d.key == key)
+                    .ok_or_else(|| format!("this workspace has no attribute “{key}”: add it in Settings first"))?;
+                attributes.push((i, definition));
+            }
+        }
+        Ok(Self { mapping, attributes })
     }
 }
 
 /// One row as a contact, or why not.
 fn read_row(
     record: &csv::StringRecord,
-    mapping: &[Option<ImportField>],
+    columns: &Columns<'_>,
     labels: &HashMap<String, LabelId>,
 ) -> Result<ImportContact, String> {
     let cell = |field: ImportField| {
-        mapping.iter().position(|f| *f == Some(field)).and_then(|i| record.get(i)).map(str::trim).unwrap_or("")
+        let wanted = Some(ImportColumn::Field(field));
+        columns.mapping.iter().position(|f| *f == wanted).and_then(|i| record.get(i)).map(str::trim).unwrap_or("")
     };
     let raw_phone = cell(ImportField::Phone);
     let phone = PhoneNumber::parse(raw_phone).map_err(|_| match raw_phone {
@@ -85,8 +115,19 @@ fn read_row(
         }
     }
     let raw_opt = cell(ImportField::OptedOut);
-    let opted_out = yes_no(raw_opt).ok_or_else(|| format!("opted_out must be yes or no, not “{raw_opt}”"))?;
-    Ok(ImportContact { phone, name, email, labels: ids, opted_out })
+    let opted_out = match raw_opt {
+        "" => false,
+        raw => parse_yes_no(raw).ok_or_else(|| format!("opted_out must be yes or no, not “{raw_opt}”"))?,
+    };
+    let mut attributes = Vec::new();
+    for (i, definition) in &columns.attributes {
+        let raw = record.get(*i).unwrap_or("").trim();
+        let value = definition.value(raw).map_err(|issue| attribute_reason(definition, raw, issue))?;
+        if value.is_some() {
+            attributes.push(AttributeWrite::of(definition, value));
+        }
+    }
+    Ok(ImportContact { phone, name, email, labels: ids, opted_out, attributes })
 }
 
 /// Imports a CSV file (UTF-8, a header line, then one contact per line) into the caller's
@@ -97,7 +138,7 @@ pub async fn import_contacts(
     state: &AppState,
     caller: &Caller,
     file: &[u8],
-    mapping: &[Option<ImportField>],
+    mapping: &[Option<ImportColumn>],
     mode: ImportMode,
     progress: &mpsc::Sender<ImportUpdate>,
 ) -> Result<ImportReport, AppError> {
@@ -121,6 +162,11 @@ pub async fn import_contacts(
         .into_iter()
         .map(|l| (l.name.as_str().to_lowercase(), l.id))
         .collect();
+    let definitions = state.store.attributes(workspace).await.map_err(from_store)?;
+    let columns = match Columns::new(mapping, &definitions) {
+        Ok(columns) => columns,
+        Err(reason) => return Ok(refused(reason)),
+    };
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
     let mut report = ImportReport::default();
     let mut rows: Vec<(u64, ImportContact)> = Vec::new();
@@ -132,7 +178,7 @@ pub async fn import_contacts(
         match record {
             Ok(record) => {
                 let line = record.position().map_or(report.rows + 1, |p| p.line());
-                match read_row(&record, mapping, &labels) {
+                match read_row(&record, &columns, &labels) {
                     Ok(contact) => rows.push((line, contact)),
                     Err(reason) => report.rejected.push(RejectedRow { line, reason }),
                 }
@@ -180,8 +226,9 @@ pub async fn import_contacts(
 /// The caller's contacts that match `filter`, as CSV in [`EXPORT_HEADER`]'s columns.
 pub async fn export_contacts(state: &AppState, caller: &Caller, filter: &ContactFilter) -> Result<String, AppError> {
     caller.require_active()?;
-    filter.check().map_err(AppError::invalid)?;
     let workspace = caller.me.workspace_id;
+    let filter = &crate::attributes::checked_filter(state, workspace, filter).await?;
+    let definitions = state.store.attributes(workspace).await.map_err(from_store)?;
     let names: HashMap<LabelId, String> = state
         .store
         .labels(workspace)
@@ -192,24 +239,24 @@ pub async fn export_contacts(state: &AppState, caller: &Caller, filter: &Contact
         .collect();
     let mut out = csv::Writer::from_writer(Vec::new());
     let write = |out: &mut csv::Writer<Vec<u8>>, row: &[String]| out.write_record(row).map_err(crate::internal);
-    write(&mut out, &EXPORT_HEADER.map(str::to_owned))?;
+    let header = EXPORT_HEADER.iter().map(|h| (*h).to_owned()).chain(definitions.iter().map(|d| d.key.to_string()));
+    write(&mut out, &header.collect::<Vec<_>>())?;
     const PAGE: u32 = 2_000;
     for page in 0.. {
         let (contacts, _) = state.store.contacts(workspace, filter, page, PAGE, now()).await.map_err(from_store)?;
         for c in &contacts {
             let labels: Vec<&str> = c.labels.iter().filter_map(|l| names.get(l).map(String::as_str)).collect();
-            write(
-                &mut out,
-                &[
-                    c.phone.to_string(),
-                    c.name.clone().unwrap_or_default(),
-                    c.email.clone().unwrap_or_default(),
-                    labels.join(";"),
-                    if c.opted_out() { "yes" } else { "no" }.to_owned(),
-                    c.created_at.utc_minute(),
-                    c.last_message_at.map(|t| t.utc_minute()).unwrap_or_default(),
-                ],
-            )?;
+            let fields = [
+                c.phone.to_string(),
+                c.name.clone().unwrap_or_default(),
+                c.email.clone().unwrap_or_default(),
+                labels.join(";"),
+                if c.opted_out() { "yes" } else { "no" }.to_owned(),
+                c.created_at.utc_minute(),
+                c.last_message_at.map(|t| t.utc_minute()).unwrap_or_default(),
+            ];
+            let values = definitions.iter().map(|d| c.attributes.get(d.key.as_str()).cloned().unwrap_or_default());
+            write(&mut out, &fields.into_iter().chain(values).collect::<Vec<_>>())?;
         }
         if contacts.len() < PAGE as usize {
             break;
@@ -225,10 +272,18 @@ mod tests {
 
     #[test]
     fn mappings_need_one_phone_and_no_field_twice() {
+        let field = |f| Some(ImportColumn::Field(f));
         assert_eq!(
-            parse_mapping("phone,name,,labels").unwrap(),
-            [Some(ImportField::Phone), Some(ImportField::Name), None, Some(ImportField::Labels)]
+            parse_mapping("phone,name,,labels,attr:city").unwrap(),
+            [
+                field(ImportField::Phone),
+                field(ImportField::Name),
+                None,
+                field(ImportField::Labels),
+                Some(ImportColumn::Attribute(balas_domain::AttributeKey::parse("city").unwrap()))
+            ]
         );
+        assert!(parse_mapping("phone,attr:City").unwrap_err().contains("attr:City"));
         assert!(parse_mapping("name,email").unwrap_err().contains("phone"));
         assert!(parse_mapping("phone,phone").unwrap_err().contains("two columns"));
         assert!(parse_mapping("phone,shoe size").unwrap_err().contains("shoe size"));
@@ -237,8 +292,18 @@ mod tests {
     #[test]
     fn rows_are_checked_with_a_reason_for_each_problem() {
         let labels = HashMap::from([("vip".to_owned(), LabelId(3))]);
-        let mapping = parse_mapping("name,phone,email,labels,opted_out").unwrap();
-        let row = |cells: &[&str]| read_row(&csv::StringRecord::from(cells.to_vec()), &mapping, &labels);
+        let mapping = parse_mapping("name,phone,email,labels,opted_out,attr:birthday").unwrap();
+        let birthday = Attribute {
+            id: balas_domain::AttributeId(9),
+            key: balas_domain::AttributeKey::parse("birthday").unwrap(),
+            name: balas_domain::LabelName::parse("Birthday").unwrap(),
+            kind: balas_domain::AttributeKind::Date,
+            options: vec![],
+        };
+        let definitions = [birthday];
+        assert!(Columns::new(&mapping, &[]).err().unwrap().contains("no attribute “birthday”"));
+        let columns = Columns::new(&mapping, &definitions).unwrap();
+        let row = |cells: &[&str]| read_row(&csv::StringRecord::from(cells.to_vec()), &columns, &labels);
         let ok = row(&["Sari", "0062 812 3456 7890", "sari@example.com", "VIP; vip", "ya"]).unwrap();
         assert_eq!(
             (ok.phone.as_str(), ok.labels.as_slice(), ok.opted_out),
@@ -249,6 +314,9 @@ mod tests {
         assert!(row(&["Sari", "+6281234567890", "nope", "", ""]).unwrap_err().contains("invalid email"));
         assert!(row(&["Sari", "+6281234567890", "", "Gold", ""]).unwrap_err().contains("unknown label “Gold”"));
         assert!(row(&["Sari", "+6281234567890", "", "", "maybe"]).unwrap_err().contains("yes or no"));
+        assert!(row(&["Sari", "+6281234567890", "", "", "", "31/02/1990"]).unwrap_err().contains("birthday: “31/02"));
+        let dated = row(&["Sari", "+6281234567890", "", "", "", "7/3/1990"]).unwrap();
+        assert_eq!(dated.attributes[0].value.as_deref(), Some("1990-03-07"));
         // A short row (fewer cells than columns) is read as far as it goes.
         assert_eq!(row(&["Budi", "+6281234567891"]).unwrap().name.as_deref(), Some("Budi"));
     }

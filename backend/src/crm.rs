@@ -8,7 +8,13 @@ use balas_domain::{
 };
 use balas_storage::{Audit, StoreError};
 
+use std::collections::BTreeMap;
+
+use balas_domain::{Email, PhoneNumber};
+use balas_storage::AttributeWrite;
+
 use crate::accounts::Caller;
+use crate::attributes::{attribute_writes, checked_filter};
 use crate::inbox::audit;
 use crate::messaging::queue_text;
 use crate::{AppState, from_store, now};
@@ -24,7 +30,7 @@ pub async fn contacts(
     page: u32,
 ) -> Result<ContactPage, AppError> {
     caller.require_active()?;
-    filter.check().map_err(AppError::invalid)?;
+    let filter = &checked_filter(state, caller.me.workspace_id, filter).await?;
     if page > 100_000 {
         return Err(AppError::invalid(FieldError::new(Field::Search, Issue::OutOfRange { min: 0, max: 100_000 })));
     }
@@ -48,7 +54,47 @@ pub async fn contact_view(state: &AppState, caller: &Caller, id: ContactId) -> R
     Ok(ContactView { contact, notes, conversations })
 }
 
-/// Changes a contact's name, number and email (agents and admins; audited).
+/// A contact's details as typed, checked together: every problem is reported at once.
+async fn checked_details(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    phone: &str,
+    email: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<(Option<String>, PhoneNumber, Option<Email>, Vec<AttributeWrite>), AppError> {
+    let definitions = state.store.attributes(caller.me.workspace_id).await.map_err(from_store)?;
+    match (balas_domain::parse_contact_fields(name, phone, email), attribute_writes(&definitions, attributes)) {
+        (Ok((name, phone, email)), Ok(writes)) => Ok((name, phone, email, writes)),
+        (fields, writes) => {
+            let errors = fields.err().into_iter().flatten().chain(writes.err().into_iter().flatten()).collect();
+            Err(AppError::Invalid { errors })
+        }
+    }
+}
+
+/// Adds a contact by hand (agents and admins; audited).
+pub async fn create_contact(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    phone: &str,
+    email: &str,
+    attributes: &BTreeMap<String, String>,
+) -> Result<Contact, AppError> {
+    caller.require_active()?;
+    let (name, phone, email, writes) = checked_details(state, caller, name, phone, email, attributes).await?;
+    let contact = state
+        .store
+        .create_contact(caller.me.workspace_id, name.as_deref(), &phone, email.as_ref(), &writes, now())
+        .await
+        .map_err(from_store)?;
+    audit(state, caller, AuditAction::ContactEdited, contact.phone.as_str(), "created").await;
+    Ok(contact)
+}
+
+/// Changes a contact's name, number, email and the given custom attributes (key → value as
+/// typed; empty clears it), all checked first (agents and admins; audited).
 pub async fn edit_contact(
     state: &AppState,
     caller: &Caller,
@@ -56,13 +102,15 @@ pub async fn edit_contact(
     name: &str,
     phone: &str,
     email: &str,
+    attributes: &BTreeMap<String, String>,
 ) -> Result<Contact, AppError> {
     caller.require_active()?;
-    let (name, phone, email) =
-        balas_domain::parse_contact_fields(name, phone, email).map_err(|errors| AppError::Invalid { errors })?;
-    let workspace = caller.me.workspace_id;
-    let contact =
-        state.store.edit_contact(workspace, id, name.as_deref(), &phone, email.as_ref()).await.map_err(from_store)?;
+    let (name, phone, email, writes) = checked_details(state, caller, name, phone, email, attributes).await?;
+    let contact = state
+        .store
+        .edit_contact(caller.me.workspace_id, id, name.as_deref(), &phone, email.as_ref(), &writes)
+        .await
+        .map_err(from_store)?;
     audit(state, caller, AuditAction::ContactEdited, contact.phone.as_str(), "").await;
     Ok(contact)
 }
@@ -155,8 +203,69 @@ pub async fn label_contacts(
     })
 }
 
+/// Merges contact `other` into `keep`, which keeps its number (agents and admins; audited): see
+/// [`balas_storage::Store::merge_contacts`].
+pub async fn merge_contacts(
+    state: &AppState,
+    caller: &Caller,
+    keep: ContactId,
+    other: ContactId,
+) -> Result<Contact, AppError> {
+    caller.require_active()?;
+    if keep == other {
+        return Err(AppError::invalid(FieldError::new(Field::Contacts, Issue::Duplicate)));
+    }
+    let (contact, gone) = state.store.merge_contacts(caller.me.workspace_id, keep, other).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::ContactsMerged, contact.phone.as_str(), gone.as_str()).await;
+    Ok(contact)
+}
+
 /// No stop or start keyword is longer than this.
 const MAX_KEYWORD_CHARS: usize = 40;
+/// The most stop keywords a workspace may have.
+const MAX_KEYWORDS: usize = 20;
+
+/// The workspace's stop keywords as an admin sees them (the defaults when none were set).
+pub async fn stop_keywords_of(state: &AppState, caller: &Caller) -> Result<Vec<String>, AppError> {
+    caller.require_active()?;
+    Ok(stop_keywords(state, caller.me.workspace_id).await)
+}
+
+/// Sets the words that stop broadcasts, one per line or comma-separated (admins; audited). Each
+/// is a whole message of at most 40 characters; the start keywords cannot be stop keywords.
+pub async fn set_stop_keywords(state: &AppState, caller: &Caller, raw: &str) -> Result<Vec<String>, AppError> {
+    caller.require_admin()?;
+    let invalid = |issue| AppError::invalid(FieldError::new(Field::Keywords, issue));
+    let mut words: Vec<String> = Vec::new();
+    for word in raw.split(['\n', ',']).map(|w| w.split_whitespace().collect::<Vec<_>>().join(" ")) {
+        if word.is_empty() {
+            continue;
+        }
+        let word = word.to_uppercase();
+        if word.chars().count() > MAX_KEYWORD_CHARS {
+            return Err(invalid(Issue::TooLong { max: MAX_KEYWORD_CHARS }));
+        }
+        if word.chars().any(char::is_control) {
+            return Err(invalid(Issue::ControlCharacters));
+        }
+        if balas_domain::START_KEYWORDS.contains(&word.as_str()) {
+            return Err(invalid(Issue::NotAllowed));
+        }
+        if words.contains(&word) {
+            return Err(invalid(Issue::Duplicate));
+        }
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err(invalid(Issue::Required));
+    }
+    if words.len() > MAX_KEYWORDS {
+        return Err(invalid(Issue::TooMany { max: MAX_KEYWORDS }));
+    }
+    state.store.set_stop_keywords(caller.me.workspace_id, &words).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::StopKeywordsChanged, &words.join(", "), "").await;
+    Ok(words)
+}
 
 /// What a workspace's customers send to stop broadcasts.
 pub async fn stop_keywords(state: &AppState, workspace: balas_domain::WorkspaceId) -> Vec<String> {
@@ -238,8 +347,8 @@ pub async fn create_segment(
 ) -> Result<Vec<Segment>, AppError> {
     caller.require_active()?;
     let name = LabelName::parse(name).map_err(AppError::invalid)?;
-    filter.check().map_err(AppError::invalid)?;
-    let filter = ContactFilter { sort: ContactSort::default(), ..filter.clone() };
+    let filter = checked_filter(state, caller.me.workspace_id, filter).await?;
+    let filter = ContactFilter { sort: ContactSort::default(), ..filter };
     state.store.create_segment(caller.me.workspace_id, &name, &filter, now()).await.map_err(from_store)?;
     segments(state, caller).await
 }

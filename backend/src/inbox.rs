@@ -5,8 +5,8 @@
 use balas_domain::{
     Activity, Agent, AppError, Attachment, AuditAction, CHAT_PAGE, CannedResponse, ChannelId, Command, ConversationId,
     ConversationStatus, ConversationSummary, ConversationView, Field, FieldError, INBOX_PAGE, InboxFilter, InboxPage,
-    Issue, LiveEvent, Message, MessageId, MessagePage, MessageText, SendJob, SenderKind, SessionCommand, Shortcut,
-    Timestamp, UserId, message_body,
+    Issue, LabelId, LiveEvent, Message, MessageId, MessagePage, MessageText, SendJob, SenderKind, SessionCommand,
+    Shortcut, Timestamp, UserId, message_body,
 };
 use balas_storage::{Audit, ListCursor, ReadMark, StoreError};
 
@@ -206,6 +206,25 @@ pub async fn set_status(
     let status = ConversationStatus::parse(status)
         .ok_or_else(|| AppError::invalid(FieldError::new(Field::Status, Issue::NotAllowed)))?;
     let conversation = state.store.set_conversation_status(caller.me.workspace_id, id, status).await.map_err(scoped)?;
+    announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(conversation.clone()) }).await;
+    Ok(conversation)
+}
+
+/// Puts a label on a conversation or takes it off (agents and admins); every dashboard sees it.
+pub async fn label_conversation(
+    state: &AppState,
+    caller: &Caller,
+    id: ConversationId,
+    label: LabelId,
+    on: bool,
+) -> Result<ConversationSummary, AppError> {
+    owned(state, caller, id).await?;
+    let workspace = caller.me.workspace_id;
+    state.store.label_conversation(workspace, id, label, on).await.map_err(|error| match error {
+        StoreError::NotFound => AppError::invalid(FieldError::new(Field::Name, Issue::NotAllowed)),
+        other => from_store(other),
+    })?;
+    let conversation = state.store.conversation(workspace, id).await.map_err(from_store)?.ok_or(AppError::NotFound)?;
     announce(state, caller, LiveEvent::ConversationUpdated { conversation: Box::new(conversation.clone()) }).await;
     Ok(conversation)
 }

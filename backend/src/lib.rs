@@ -2,6 +2,7 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod attributes;
 pub mod contacts_io;
 pub mod crm;
 pub mod inbox;
@@ -137,6 +138,14 @@ pub fn from_store(error: StoreError) -> AppError {
         StoreError::Conflict(Conflict::LabelTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Name, balas_domain::Issue::Taken))
         }
+        StoreError::Conflict(Conflict::AttributeKeyTaken) => AppError::invalid(balas_domain::FieldError::new(
+            balas_domain::Field::AttributeKey,
+            balas_domain::Issue::Taken,
+        )),
+        StoreError::Conflict(Conflict::OptionInUse) => AppError::invalid(balas_domain::FieldError::new(
+            balas_domain::Field::AttributeOptions,
+            balas_domain::Issue::InUse,
+        )),
         StoreError::Conflict(Conflict::PhoneTaken) => {
             AppError::invalid(balas_domain::FieldError::new(balas_domain::Field::Phone, balas_domain::Issue::Taken))
         }

@@ -157,10 +157,15 @@ pub enum AuditAction {
     ContactDeleted,
     LabelCreated,
     LabelDeleted,
+    AttributeCreated,
+    AttributeChanged,
+    AttributeDeleted,
+    ContactsMerged,
+    StopKeywordsChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 23] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -179,6 +184,11 @@ impl AuditAction {
         AuditAction::ContactDeleted,
         AuditAction::LabelCreated,
         AuditAction::LabelDeleted,
+        AuditAction::AttributeCreated,
+        AuditAction::AttributeChanged,
+        AuditAction::AttributeDeleted,
+        AuditAction::ContactsMerged,
+        AuditAction::StopKeywordsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -201,6 +211,11 @@ impl AuditAction {
             AuditAction::ContactDeleted => "contact_deleted",
             AuditAction::LabelCreated => "label_created",
             AuditAction::LabelDeleted => "label_deleted",
+            AuditAction::AttributeCreated => "attribute_created",
+            AuditAction::AttributeChanged => "attribute_changed",
+            AuditAction::AttributeDeleted => "attribute_deleted",
+            AuditAction::ContactsMerged => "contacts_merged",
+            AuditAction::StopKeywordsChanged => "stop_keywords_changed",
         }
     }
 

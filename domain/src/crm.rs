@@ -76,6 +76,9 @@ pub struct Contact {
     pub created_at: Timestamp,
     /// The customer's latest message or ours, in any conversation.
     pub last_message_at: Option<Timestamp>,
+    /// Custom attribute values by key.
+    #[serde(default)]
+    pub attributes: crate::AttributeValues,
 }
 
 impl Contact {
@@ -122,6 +125,9 @@ pub struct ContactFilter {
     /// Only contacts with a message (either way) in the last this many days.
     #[serde(default)]
     pub active_days: Option<u32>,
+    /// Only contacts whose custom attribute compares so.
+    #[serde(default)]
+    pub attribute: Option<crate::AttributeFilter>,
 }
 
 impl ContactFilter {
@@ -332,6 +338,43 @@ impl ImportField {
         } else {
             None
         }
+    }
+}
+
+/// What a CSV column is imported into: a contact's field or one of the workspace's custom
+/// attributes (written `attr:KEY` in a mapping).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportColumn {
+    Field(ImportField),
+    Attribute(crate::AttributeKey),
+}
+
+impl ImportColumn {
+    /// How a mapping writes it.
+    pub fn token(&self) -> String {
+        match self {
+            ImportColumn::Field(field) => field.as_str().to_owned(),
+            ImportColumn::Attribute(key) => format!("attr:{key}"),
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().strip_prefix("attr:") {
+            Some(key) => crate::AttributeKey::parse(key).ok().map(ImportColumn::Attribute),
+            None => ImportField::parse(raw.trim()).map(ImportColumn::Field),
+        }
+    }
+
+    /// The column a header most likely means: an attribute by its key or name (any case), else a
+    /// field (see [`ImportField::guess`]).
+    pub fn guess(header: &str, attributes: &[crate::Attribute]) -> Option<Self> {
+        let wanted = header.trim().to_lowercase();
+        attributes
+            .iter()
+            .find(|a| a.key.as_str() == wanted || a.name.as_str().to_lowercase() == wanted)
+            .map(|a| ImportColumn::Attribute(a.key.clone()))
+            .or_else(|| ImportField::guess(header).map(ImportColumn::Field))
     }
 }
 

@@ -244,6 +244,7 @@ mod tests {
             unread: 0,
             last_message_at: Timestamp(0),
             last_preview: None,
+            labels: vec![],
         }
     }
 

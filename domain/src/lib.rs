@@ -30,6 +30,7 @@ macro_rules! string_newtype {
 }
 
 mod account;
+mod attributes;
 mod crm;
 mod error;
 mod ids;
@@ -40,6 +41,7 @@ mod system;
 mod validate;
 
 pub use account::*;
+pub use attributes::*;
 pub use crm::*;
 pub use error::*;
 pub use ids::*;

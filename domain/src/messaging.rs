@@ -423,6 +423,9 @@ pub struct ConversationSummary {
     pub last_message_at: Timestamp,
     /// The start of the latest message (or note), for the conversation list.
     pub last_preview: Option<String>,
+    /// The conversation's labels.
+    #[serde(default)]
+    pub labels: Vec<crate::LabelId>,
 }
 
 /// Why a send failed, in a form a person can act on.

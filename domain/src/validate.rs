@@ -29,6 +29,14 @@ pub enum Field {
     Contacts,
     /// A number of days.
     Days,
+    /// A contact's custom attribute (its value).
+    Attribute,
+    /// An attribute definition's key, kind and list of options.
+    AttributeKey,
+    AttributeKind,
+    AttributeOptions,
+    /// Stop keywords.
+    Keywords,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.
@@ -63,6 +71,22 @@ pub enum Issue {
     FileTooLarge {
         max_mb: u32,
     },
+    /// Not a key of lower-case letters, digits and `_` that starts with a letter.
+    InvalidKey,
+    /// The same entry twice in a list.
+    Duplicate,
+    /// More entries than a list may have.
+    TooMany {
+        max: usize,
+    },
+    InvalidNumber,
+    /// Not a day that exists, written YYYY-MM-DD or DD/MM/YYYY.
+    InvalidDate,
+    InvalidYesNo,
+    /// No attribute of the workspace has this key.
+    UnknownAttribute,
+    /// Still used (by contacts): it cannot be removed.
+    InUse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]

@@ -17,8 +17,8 @@ use axum::routing::{get, post};
 use balas_backend::AppState;
 use balas_backend::contacts_io::{export_contacts, import_contacts, parse_mapping};
 use balas_domain::{
-    AppError, ContactFilter, ContactSort, Field, FieldError, IMPORT_MAX_BYTES, ImportMode, ImportReport, ImportUpdate,
-    Issue, LabelId, OptOutFilter,
+    AppError, AttributeFilter, AttributeId, AttributeOp, ContactFilter, ContactSort, Field, FieldError,
+    IMPORT_MAX_BYTES, ImportMode, ImportReport, ImportUpdate, Issue, LabelId, OptOutFilter,
 };
 use serde::Deserialize;
 
@@ -105,6 +105,13 @@ struct ExportQuery {
     sort: Option<ContactSort>,
     #[serde(default)]
     active_days: Option<u32>,
+    /// The attribute filter: its id, comparison and value.
+    #[serde(default)]
+    attribute: Option<String>,
+    #[serde(default)]
+    attribute_op: Option<String>,
+    #[serde(default)]
+    attribute_value: String,
 }
 
 async fn export(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<ExportQuery>) -> Response {
@@ -119,12 +126,25 @@ async fn export(State(state): State<AppState>, headers: HeaderMap, Query(query):
             Err(_) => return error(AppError::invalid(FieldError::new(Field::Search, Issue::NotAllowed))),
         },
     };
+    let attribute = match query.attribute.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+        None => None,
+        Some(raw) => {
+            let op = query.attribute_op.as_deref().map_or(Some(AttributeOp::Is), AttributeOp::parse);
+            match (raw.parse(), op) {
+                (Ok(id), Some(op)) => {
+                    Some(AttributeFilter { attribute: AttributeId(id), op, value: query.attribute_value })
+                }
+                _ => return error(AppError::invalid(FieldError::new(Field::Attribute, Issue::NotAllowed))),
+            }
+        }
+    };
     let filter = ContactFilter {
         search: query.search,
         label,
         opt_out: query.opt_out.unwrap_or_default(),
         sort: query.sort.unwrap_or_default(),
         active_days: query.active_days,
+        attribute,
     };
     match export_contacts(&state, &caller, &filter).await {
         Ok(csv) => (

@@ -4,14 +4,16 @@
 use std::collections::HashMap;
 
 use balas_domain::{
-    Contact, ContactFilter, ContactId, ContactNote, ContactSort, Email, Label, LabelColor, LabelId, LabelName,
-    MessageText, OptOutFilter, PhoneNumber, Segment, Timestamp, UserId, WorkspaceId,
+    AttributeKind, AttributeOp, Contact, ContactFilter, ContactId, ContactNote, ContactSort, ConversationId, Email,
+    Label, LabelColor, LabelId, LabelName, MessageText, OptOutFilter, PhoneNumber, Segment, Timestamp, UserId,
+    WorkspaceId,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::attributes::write_attributes;
 use crate::inbox::like_escape;
-use crate::{Conflict, Store, StoreError, StoreResult, on_unique};
+use crate::{AttributeWrite, Conflict, Store, StoreError, StoreResult, on_unique};
 
 const CONTACT_COLUMNS: &str = "c.id, c.workspace_id, c.phone, c.name, c.email, c.opted_out_at, c.created_at, \
                                c.last_message_at";
@@ -26,12 +28,13 @@ fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
         email: row.try_get(4)?,
         opted_out_at: row.try_get::<Option<i64>, _>(5)?.map(Timestamp),
         labels: Vec::new(),
+        attributes: Default::default(),
         created_at: Timestamp(row.try_get(6)?),
         last_message_at: row.try_get::<Option<i64>, _>(7)?.map(Timestamp),
     })
 }
 
-/// The `FROM … WHERE …` of the contacts that match a filter, and its five parameters.
+/// The `FROM … WHERE …` of the contacts that match a filter, and its eight parameters.
 struct Matching {
     sql: String,
     workspace: i64,
@@ -39,10 +42,15 @@ struct Matching {
     digits: String,
     label: i64,
     since: i64,
+    attribute: i64,
+    value: String,
+    number: f64,
 }
 
 impl Matching {
-    fn of(workspace_id: WorkspaceId, filter: &ContactFilter, now: Timestamp) -> Self {
+    /// `kind` is that of the filter's attribute (`None`: it is not the workspace's, and nothing
+    /// matches).
+    fn of(workspace_id: WorkspaceId, filter: &ContactFilter, now: Timestamp, kind: Option<AttributeKind>) -> Self {
         let search = filter.search_text().unwrap_or_default();
         let (text, digits) = match (search.is_empty(), filter.search_digits()) {
             (true, _) => (String::new(), String::new()),
@@ -54,12 +62,40 @@ impl Matching {
             OptOutFilter::Subscribed => "AND c.opted_out_at IS NULL",
             OptOutFilter::OptedOut => "AND c.opted_out_at IS NOT NULL",
         };
+        let (attribute, value, number, compare) = match (&filter.attribute, kind) {
+            (None, _) => (0, String::new(), 0.0, "AND $6 = 0 AND $7 = $7 AND $8 = $8".to_owned()),
+            (Some(wanted), None) => {
+                (wanted.attribute.0, String::new(), 0.0, "AND $6 = 0 AND $7 = $7 AND $8 = $8 AND 1 = 0".to_owned())
+            }
+            (Some(wanted), Some(kind)) => {
+                let number = if kind == AttributeKind::Number { wanted.value.parse().unwrap_or(0.0) } else { 0.0 };
+                let (value, test) = match (wanted.op, kind) {
+                    (AttributeOp::Is, AttributeKind::Text) => (
+                        format!("%{}%", like_escape(&wanted.value.to_lowercase())),
+                        "LOWER(a.value) LIKE $7 ESCAPE '\\'",
+                    ),
+                    (AttributeOp::Is, AttributeKind::Number) => (String::new(), "a.number = $8"),
+                    (AttributeOp::AtLeast, AttributeKind::Number) => (String::new(), "a.number >= $8"),
+                    (AttributeOp::AtMost, AttributeKind::Number) => (String::new(), "a.number <= $8"),
+                    (AttributeOp::AtLeast, _) => (wanted.value.clone(), "a.value >= $7"),
+                    (AttributeOp::AtMost, _) => (wanted.value.clone(), "a.value <= $7"),
+                    (AttributeOp::Is, _) => (wanted.value.clone(), "a.value = $7"),
+                    (AttributeOp::Set | AttributeOp::Unset, _) => (String::new(), "1 = 1"),
+                };
+                let exists = if wanted.op == AttributeOp::Unset { "NOT EXISTS" } else { "EXISTS" };
+                let compare = format!(
+                    "AND {exists} (SELECT 1 FROM contact_attributes a WHERE a.contact_id = c.id AND a.attribute_id = $6 \
+                     AND {test}) AND $7 = $7 AND $8 = $8"
+                );
+                (wanted.attribute.0, value, number, compare)
+            }
+        };
         let sql = format!(
             "FROM contacts c WHERE c.workspace_id = $1 \
              AND ($2 = '' OR LOWER(c.name) LIKE $2 ESCAPE '\\' OR LOWER(c.email) LIKE $2 ESCAPE '\\') \
              AND ($3 = '' OR c.phone LIKE $3) \
              AND ($4 = 0 OR EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label_id = $4)) \
-             AND ($5 = 0 OR c.last_message_at >= $5) {opt_out}"
+             AND ($5 = 0 OR c.last_message_at >= $5) {opt_out} {compare}"
         );
         Self {
             sql,
@@ -68,6 +104,9 @@ impl Matching {
             digits,
             label: filter.label.map_or(0, |l| l.0),
             since: filter.active_since(now).map_or(0, |t| t.0),
+            attribute,
+            value,
+            number,
         }
     }
 
@@ -75,7 +114,15 @@ impl Matching {
         &self,
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-        query.bind(self.workspace).bind(self.text.clone()).bind(self.digits.clone()).bind(self.label).bind(self.since)
+        query
+            .bind(self.workspace)
+            .bind(self.text.clone())
+            .bind(self.digits.clone())
+            .bind(self.label)
+            .bind(self.since)
+            .bind(self.attribute)
+            .bind(self.value.clone())
+            .bind(self.number)
     }
 }
 
@@ -96,13 +143,13 @@ impl Store {
         page_size: u32,
         now: Timestamp,
     ) -> StoreResult<(Vec<Contact>, i64)> {
-        let matching = Matching::of(workspace_id, filter, now);
+        let matching = self.matching(workspace_id, filter, now).await?;
         let order = match filter.sort {
             ContactSort::Recent => "c.last_message_at DESC NULLS LAST, c.id DESC",
             ContactSort::Name => "c.name IS NULL, LOWER(c.name), c.id",
             ContactSort::Created => "c.created_at DESC, c.id DESC",
         };
-        let sql = format!("SELECT {CONTACT_COLUMNS} {} ORDER BY {order} LIMIT $6 OFFSET $7", matching.sql);
+        let sql = format!("SELECT {CONTACT_COLUMNS} {} ORDER BY {order} LIMIT $9 OFFSET $10", matching.sql);
         let rows = matching
             .bind(sqlx::query(&sql))
             .bind(i64::from(page_size))
@@ -112,6 +159,7 @@ impl Store {
         let mut contacts = rows.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
         let total = self.count_contacts(workspace_id, filter, now).await?;
         self.attach_labels(&mut contacts).await?;
+        self.attach_attributes(&mut contacts).await?;
         Ok((contacts, total))
     }
 
@@ -122,15 +170,31 @@ impl Store {
         filter: &ContactFilter,
         now: Timestamp,
     ) -> StoreResult<i64> {
-        let matching = Matching::of(workspace_id, filter, now);
+        let matching = self.matching(workspace_id, filter, now).await?;
         let sql = format!("SELECT COUNT(*) {}", matching.sql);
-        let query = sqlx::query_scalar::<_, i64>(&sql)
-            .bind(matching.workspace)
-            .bind(matching.text.clone())
-            .bind(matching.digits.clone())
-            .bind(matching.label)
-            .bind(matching.since);
-        Ok(query.fetch_one(&self.pool).await?)
+        let row = matching.bind(sqlx::query(&sql)).fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn matching(
+        &self,
+        workspace_id: WorkspaceId,
+        filter: &ContactFilter,
+        now: Timestamp,
+    ) -> StoreResult<Matching> {
+        let kind = match &filter.attribute {
+            None => None,
+            Some(wanted) => {
+                let kind: Option<String> =
+                    sqlx::query_scalar("SELECT kind FROM attributes WHERE workspace_id = $1 AND id = $2")
+                        .bind(workspace_id.0)
+                        .bind(wanted.attribute.0)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                kind.and_then(|k| AttributeKind::parse(&k).ok())
+            }
+        };
+        Ok(Matching::of(workspace_id, filter, now, kind))
     }
 
     async fn attach_labels(&self, contacts: &mut [Contact]) -> StoreResult<()> {
@@ -161,6 +225,7 @@ impl Store {
         let row = sqlx::query(&sql).bind(workspace_id.0).bind(id.0).fetch_optional(&self.pool).await?;
         let mut contact = [contact_from_row(&row.ok_or(StoreError::NotFound)?)?];
         self.attach_labels(&mut contact).await?;
+        self.attach_attributes(&mut contact).await?;
         let [contact] = contact;
         Ok(contact)
     }
@@ -182,8 +247,8 @@ impl Store {
         }
     }
 
-    /// Sets a contact's name, number and email; `Conflict::PhoneTaken` when another contact of the
-    /// workspace has the number.
+    /// Sets a contact's name, number, email and the given attribute values, together;
+    /// `Conflict::PhoneTaken` when another contact of the workspace has the number.
     pub async fn edit_contact(
         &self,
         workspace_id: WorkspaceId,
@@ -191,7 +256,9 @@ impl Store {
         name: Option<&str>,
         phone: &PhoneNumber,
         email: Option<&Email>,
+        attributes: &[AttributeWrite],
     ) -> StoreResult<Contact> {
+        let mut tx = self.pool.begin().await?;
         let done =
             sqlx::query("UPDATE contacts SET name = $3, email = $4, phone = $5 WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id.0)
@@ -199,13 +266,43 @@ impl Store {
                 .bind(name)
                 .bind(email.map(Email::as_str))
                 .bind(phone.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(on_unique(Conflict::PhoneTaken))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
+        write_attributes(&mut tx, workspace_id, id, attributes).await?;
+        tx.commit().await?;
         self.contact(workspace_id, id).await
+    }
+
+    /// Adds a contact with its attribute values; `Conflict::PhoneTaken` when the workspace has
+    /// one with this number.
+    pub async fn create_contact(
+        &self,
+        workspace_id: WorkspaceId,
+        name: Option<&str>,
+        phone: &PhoneNumber,
+        email: Option<&Email>,
+        attributes: &[AttributeWrite],
+        now: Timestamp,
+    ) -> StoreResult<Contact> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO contacts (workspace_id, phone, name, email, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(workspace_id.0)
+        .bind(phone.as_str())
+        .bind(name)
+        .bind(email.map(Email::as_str))
+        .bind(now.0)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(on_unique(Conflict::PhoneTaken))?;
+        write_attributes(&mut tx, workspace_id, ContactId(id), attributes).await?;
+        tx.commit().await?;
+        self.contact(workspace_id, ContactId(id)).await
     }
 
     /// Deletes a contact with its conversations, messages and notes; returns its number.
@@ -374,6 +471,127 @@ impl Store {
         Ok(changed)
     }
 
+    /// Puts a label of the workspace on one of its conversations, or takes it off; whether
+    /// anything changed. `NotFound` when either is not the workspace's.
+    pub async fn label_conversation(
+        &self,
+        workspace_id: WorkspaceId,
+        conversation: ConversationId,
+        label: LabelId,
+        on: bool,
+    ) -> StoreResult<bool> {
+        let owned: Option<i64> = sqlx::query_scalar(
+            "SELECT l.id FROM labels l JOIN conversations v ON v.workspace_id = l.workspace_id \
+             WHERE l.workspace_id = $1 AND l.id = $2 AND v.id = $3",
+        )
+        .bind(workspace_id.0)
+        .bind(label.0)
+        .bind(conversation.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        if owned.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let sql = if on {
+            "INSERT INTO conversation_labels (conversation_id, label_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        } else {
+            "DELETE FROM conversation_labels WHERE conversation_id = $1 AND label_id = $2"
+        };
+        let done = sqlx::query(sql).bind(conversation.0).bind(label.0).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Merges contact `other` into `keep` (both of the workspace, in one transaction): `keep`'s
+    /// number stays; `other`'s conversations, notes, labels and attribute values move over (a
+    /// conversation on a channel where `keep` has one joins it, messages and all); `keep`'s own
+    /// name, email and values win where both have one; the contact stays opted out if either
+    /// was. `other` is deleted. Returns the merged contact and the number that went away.
+    pub async fn merge_contacts(
+        &self,
+        workspace_id: WorkspaceId,
+        keep: ContactId,
+        other: ContactId,
+    ) -> StoreResult<(Contact, PhoneNumber)> {
+        if keep == other {
+            return Err(StoreError::NotFound);
+        }
+        let mut tx = self.pool.begin().await?;
+        let ws = workspace_id.0;
+        let owned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE workspace_id = $1 AND id IN ($2, $3)")
+            .bind(ws)
+            .bind(keep.0)
+            .bind(other.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        if owned != 2 {
+            return Err(StoreError::NotFound);
+        }
+        // Conversations on a channel both have: the other's messages and labels join keep's.
+        let pairs = sqlx::query(
+            "SELECT o.id, k.id FROM conversations o JOIN conversations k ON k.channel_id = o.channel_id \
+             AND k.contact_id = $2 WHERE o.contact_id = $3 AND o.workspace_id = $1",
+        )
+        .bind(ws)
+        .bind(keep.0)
+        .bind(other.0)
+        .fetch_all(&mut *tx)
+        .await?;
+        for pair in &pairs {
+            let (from, into): (i64, i64) = (pair.try_get(0)?, pair.try_get(1)?);
+            sqlx::query("UPDATE messages SET conversation_id = $2 WHERE conversation_id = $1")
+                .bind(from)
+                .bind(into)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO conversation_labels (conversation_id, label_id) \
+                 SELECT $2, label_id FROM conversation_labels WHERE conversation_id = $1 ON CONFLICT DO NOTHING",
+            )
+            .bind(from)
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE conversations SET unread = unread + (SELECT o.unread FROM conversations o WHERE o.id = $1), \
+                 last_message_at = (SELECT MAX(x.last_message_at) FROM conversations x WHERE x.id IN ($1, $2)), \
+                 last_preview = (SELECT x.last_preview FROM conversations x WHERE x.id IN ($1, $2) \
+                 ORDER BY x.last_message_at DESC LIMIT 1) WHERE id = $2",
+            )
+            .bind(from)
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM conversations WHERE id = $1").bind(from).execute(&mut *tx).await?;
+        }
+        let moves = [
+            "UPDATE conversations SET contact_id = $2 WHERE workspace_id = $1 AND contact_id = $3",
+            "UPDATE contact_notes SET contact_id = $2 WHERE workspace_id = $1 AND contact_id = $3",
+            "INSERT INTO contact_labels (contact_id, label_id) SELECT $2, label_id FROM contact_labels \
+             WHERE contact_id = $3 AND $1 = $1 ON CONFLICT DO NOTHING",
+            "INSERT INTO contact_attributes (contact_id, attribute_id, value, number) \
+             SELECT $2, attribute_id, value, number FROM contact_attributes WHERE contact_id = $3 AND $1 = $1 \
+             ON CONFLICT DO NOTHING",
+            "UPDATE contacts SET name = COALESCE(name, (SELECT o.name FROM contacts o WHERE o.id = $3)), \
+             email = COALESCE(email, (SELECT o.email FROM contacts o WHERE o.id = $3)), \
+             opted_out_at = COALESCE(opted_out_at, (SELECT o.opted_out_at FROM contacts o WHERE o.id = $3)), \
+             created_at = (SELECT MIN(x.created_at) FROM contacts x WHERE x.id IN ($2, $3)), \
+             last_message_at = (SELECT MAX(x.last_message_at) FROM contacts x WHERE x.id IN ($2, $3)) \
+             WHERE workspace_id = $1 AND id = $2",
+        ];
+        for sql in moves {
+            sqlx::query(sql).bind(ws).bind(keep.0).bind(other.0).execute(&mut *tx).await?;
+        }
+        let gone: String =
+            sqlx::query_scalar("DELETE FROM contacts WHERE workspace_id = $1 AND id = $2 RETURNING phone")
+                .bind(ws)
+                .bind(other.0)
+                .fetch_one(&mut *tx)
+                .await?;
+        tx.commit().await?;
+        let gone = PhoneNumber::parse(&gone).map_err(|_| StoreError::Corrupt("contact phone".into()))?;
+        Ok((self.contact(workspace_id, keep).await?, gone))
+    }
+
     /// The words that stop broadcasts in a workspace (`None`: the defaults).
     pub async fn stop_keywords(&self, workspace_id: WorkspaceId) -> StoreResult<Option<Vec<String>>> {
         let json: Option<Option<String>> = sqlx::query_scalar("SELECT stop_keywords FROM workspaces WHERE id = $1")
@@ -397,7 +615,7 @@ impl Store {
 }
 
 /// A contact as an import writes it (checked already).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImportContact {
     pub phone: PhoneNumber,
     pub name: Option<String>,
@@ -405,6 +623,8 @@ pub struct ImportContact {
     pub labels: Vec<LabelId>,
     /// Opts the contact out (an import never opts anyone back in).
     pub opted_out: bool,
+    /// Attribute values to set (the others are left as they are).
+    pub attributes: Vec<AttributeWrite>,
 }
 
 /// Contacts an import writes per statement.
@@ -476,6 +696,33 @@ impl Store {
                     labels = labels.bind(*contact).bind(*label);
                 }
                 labels.execute(&mut *tx).await?;
+            }
+            let values: Vec<(i64, &AttributeWrite)> = batch
+                .iter()
+                .filter_map(|c| ids.get(c.phone.as_str()).map(|id| (*id, c)))
+                .flat_map(|(id, c)| c.attributes.iter().filter(|w| w.value.is_some()).map(move |w| (id, w)))
+                .collect();
+            for chunk in values.chunks(IMPORT_BATCH) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let p = i * 4;
+                        format!("(${}, ${}, ${}, CAST(${} AS DOUBLE PRECISION))", p + 1, p + 2, p + 3, p + 4)
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO contact_attributes (contact_id, attribute_id, value, number) VALUES {} \
+                     ON CONFLICT (contact_id, attribute_id) DO UPDATE SET value = excluded.value, number = excluded.number",
+                    rows.join(", ")
+                );
+                let mut insert = sqlx::query(&sql);
+                for (contact, write) in chunk {
+                    insert = insert
+                        .bind(*contact)
+                        .bind(write.attribute.0)
+                        .bind(write.value.as_deref())
+                        .bind(write.number_text());
+                }
+                insert.execute(&mut *tx).await?;
             }
             progress(((n + 1) * IMPORT_BATCH).min(contacts.len()) as u64);
         }

@@ -8,6 +8,7 @@
 //! The conformance suite in `tests/` runs every behaviour against both.
 
 mod accounts;
+mod attributes;
 mod crm;
 mod inbox;
 mod messaging;
@@ -20,6 +21,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::*;
+pub use attributes::*;
 pub use crm::*;
 pub use inbox::*;
 pub use messaging::*;
@@ -91,6 +93,10 @@ pub enum Conflict {
     SessionTaken,
     /// The workspace has a label of this name.
     LabelTaken,
+    /// The workspace has an attribute with this key.
+    AttributeKeyTaken,
+    /// A contact still has an option a list attribute would drop.
+    OptionInUse,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -76,7 +76,9 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, cha
                                           sender_user, body, wa_id, status, error, created_at, updated_at, note, media";
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, \
                                               c.name, v.status, v.assignee, v.unread, v.last_message_at, \
-                                              v.last_preview FROM conversations v \
+                                              v.last_preview, (SELECT string_agg(CAST(x.label_id AS TEXT), ',') \
+                                              FROM conversation_labels x WHERE x.conversation_id = v.id) \
+                                              FROM conversations v \
                                               JOIN contacts c ON c.id = v.contact_id";
 
 /// The SQL rank of a stored status, matching [`MessageStatus::rank`].
@@ -514,5 +516,16 @@ pub(crate) fn conversation_from_row(row: &AnyRow) -> StoreResult<ConversationSum
         unread: row.try_get(8)?,
         last_message_at: Timestamp(row.try_get(9)?),
         last_preview: row.try_get(10)?,
+        labels: {
+            let ids: Option<String> = row.try_get(11)?;
+            let mut ids = ids
+                .unwrap_or_default()
+                .split(',')
+                .filter(|id| !id.is_empty())
+                .map(|id| id.parse().map(balas_domain::LabelId).map_err(|_| corrupt("conversation label")))
+                .collect::<StoreResult<Vec<_>>>()?;
+            ids.sort();
+            ids
+        },
     })
 }

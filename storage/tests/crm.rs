@@ -2,15 +2,22 @@
 //! pages of the contact list; labels (unique names, bulk labelling, deletion); opt-out changes
 //! that happen once; segments; and another workspace reaching none of it.
 
+use balas_domain::{Attribute, AttributeFilter, AttributeKey, AttributeKind, AttributeOp};
 use balas_domain::{
     Channel, ContactFilter, ContactId, ContactSort, Email, LabelColor, LabelName, OptOutFilter, WorkspaceId,
 };
-use balas_storage::{Conflict, NewInbound, Store, StoreError};
+use balas_storage::{AttributeWrite, Conflict, ImportContact, NewInbound, Store, StoreError};
 use balas_testkit::conformance;
 
 mod common;
 
-conformance!(contacts_are_searched_filtered_sorted_and_paged, labels_and_opt_out_stay_in_their_workspace);
+conformance!(
+    contacts_are_searched_filtered_sorted_and_paged,
+    labels_and_opt_out_stay_in_their_workspace,
+    attributes_are_kept_filtered_and_scoped,
+    merging_keeps_everything_of_both_contacts,
+    conversations_carry_labels
+);
 
 use common::{T0, channel, phone, workspace};
 
@@ -39,8 +46,8 @@ async fn contacts_are_searched_filtered_sorted_and_paged(store: Store) {
     customer(&store, &sales, "+6281234560002", Some("Budi 100%"), 10).await;
     customer(&store, &sales, "+6281299990003", None, 20).await;
     let email = Email::parse("sari@shop.example").unwrap();
-    store.edit_contact(ws, sari, Some("Sari Dewi"), &phone("+6281234560001"), Some(&email)).await.unwrap();
-    let taken = store.edit_contact(ws, sari, None, &phone("+6281234560002"), None).await;
+    store.edit_contact(ws, sari, Some("Sari Dewi"), &phone("+6281234560001"), Some(&email), &[]).await.unwrap();
+    let taken = store.edit_contact(ws, sari, None, &phone("+6281234560002"), None, &[]).await;
     assert!(matches!(taken, Err(StoreError::Conflict(Conflict::PhoneTaken))), "{taken:?}");
 
     // Search by name (any case), by email, by part of the number; LIKE's wildcards are literal.
@@ -161,4 +168,208 @@ async fn labels_and_opt_out_stay_in_their_workspace(store: Store) {
     assert!(store.contact_conversations(ws, mine).await.unwrap().is_empty());
     assert!(store.contact_notes(ws, mine).await.unwrap().is_empty());
     assert!(store.contact(theirs, their_customer).await.is_ok(), "the other workspace's contact stays");
+}
+
+/// Defines an attribute and returns its definition.
+async fn define(store: &Store, ws: WorkspaceId, key: &str, kind: AttributeKind, options: &[&str]) -> Attribute {
+    let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+    let name = LabelName::parse(key).unwrap();
+    let id = store.create_attribute(ws, &AttributeKey::parse(key).unwrap(), &name, kind, &options, T0).await.unwrap();
+    store.attributes(ws).await.unwrap().into_iter().find(|a| a.id == id).unwrap()
+}
+
+fn write(attribute: &Attribute, raw: &str) -> AttributeWrite {
+    AttributeWrite::of(attribute, attribute.value(raw).unwrap())
+}
+
+fn on(attribute: &Attribute, op: AttributeOp, value: &str) -> ContactFilter {
+    let wanted = AttributeFilter { attribute: attribute.id, op, value: value.into() };
+    ContactFilter { attribute: Some(wanted.checked(attribute).unwrap()), ..ContactFilter::default() }
+}
+
+async fn attributes_are_kept_filtered_and_scoped(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let theirs = workspace(&store, "Other", "b@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let sari = customer(&store, &sales, "+6281234560001", Some("Sari"), 0).await;
+    let budi = customer(&store, &sales, "+6281234560002", Some("Budi"), 0).await;
+    customer(&store, &sales, "+6281234560003", Some("Nia"), 0).await;
+    let city = define(&store, ws, "city", AttributeKind::Text, &[]).await;
+    let spent = define(&store, ws, "spent", AttributeKind::Number, &[]).await;
+    let birthday = define(&store, ws, "birthday", AttributeKind::Date, &[]).await;
+    let tier = define(&store, ws, "tier", AttributeKind::OneOf, &["Gold", "Silver"]).await;
+    let again = store.create_attribute(ws, &city.key, &city.name, AttributeKind::Text, &[], T0).await;
+    assert!(matches!(again, Err(StoreError::Conflict(Conflict::AttributeKeyTaken))), "{again:?}");
+    let their_city = define(&store, theirs, "city", AttributeKind::Text, &[]).await;
+
+    let number = |n: &str| phone(n);
+    let sari_values =
+        [write(&city, "Jakarta Selatan"), write(&spent, "1500"), write(&birthday, "7/3/1990"), write(&tier, "gold")];
+    let edited =
+        store.edit_contact(ws, sari, Some("Sari"), &number("+6281234560001"), None, &sari_values).await.unwrap();
+    assert_eq!(edited.attributes.get("birthday").map(String::as_str), Some("1990-03-07"));
+    assert_eq!(edited.attributes.get("tier").map(String::as_str), Some("Gold"));
+    let budi_values = [write(&city, "Bandung"), write(&spent, "99.5"), write(&birthday, "2001-12-31")];
+    store.edit_contact(ws, budi, Some("Budi"), &number("+6281234560002"), None, &budi_values).await.unwrap();
+
+    // Text contains (any case); numbers compare as numbers (1500 > 99.5), dates as days.
+    assert_eq!(phones(&store, ws, &on(&city, AttributeOp::Is, "jakarta"), 0, 10).await.1, 1);
+    assert_eq!(phones(&store, ws, &on(&spent, AttributeOp::AtLeast, "100"), 0, 10).await.0, ["+6281234560001"]);
+    assert_eq!(phones(&store, ws, &on(&spent, AttributeOp::AtMost, "100"), 0, 10).await.0, ["+6281234560002"]);
+    assert_eq!(phones(&store, ws, &on(&spent, AttributeOp::Is, "99,5"), 0, 10).await.1, 1);
+    assert_eq!(
+        phones(&store, ws, &on(&birthday, AttributeOp::AtLeast, "2000-01-01"), 0, 10).await.0,
+        ["+6281234560002"]
+    );
+    assert_eq!(phones(&store, ws, &on(&tier, AttributeOp::Is, "Gold"), 0, 10).await.1, 1);
+    assert_eq!(phones(&store, ws, &on(&tier, AttributeOp::Set, ""), 0, 10).await.1, 1);
+    assert_eq!(phones(&store, ws, &on(&tier, AttributeOp::Unset, ""), 0, 10).await.1, 2);
+    // Another workspace's attribute matches nothing here.
+    let foreign = ContactFilter {
+        attribute: Some(AttributeFilter { attribute: their_city.id, op: AttributeOp::Set, value: String::new() }),
+        ..ContactFilter::default()
+    };
+    assert_eq!(phones(&store, ws, &foreign, 0, 10).await.1, 0);
+    // A write of another workspace's attribute is ignored.
+    store
+        .edit_contact(ws, sari, Some("Sari"), &number("+6281234560001"), None, &[write(&their_city, "Medan")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.contact(ws, sari).await.unwrap().attributes.get("city").map(String::as_str),
+        Some("Jakarta Selatan")
+    );
+
+    // An empty value clears; a list keeps options in use.
+    let cleared = AttributeWrite::of(&city, None);
+    let edited = store.edit_contact(ws, budi, Some("Budi"), &number("+6281234560002"), None, &[cleared]).await.unwrap();
+    assert!(!edited.attributes.contains_key("city"));
+    let dropped = store.update_attribute(ws, tier.id, &tier.name, &["Silver".into()]).await;
+    assert!(matches!(dropped, Err(StoreError::Conflict(Conflict::OptionInUse))), "{dropped:?}");
+    store
+        .update_attribute(
+            ws,
+            tier.id,
+            &LabelName::parse("Tier").unwrap(),
+            &["Gold".into(), "Silver".into(), "Bronze".into()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.attributes(ws).await.unwrap().iter().find(|a| a.id == tier.id).unwrap().options.len(), 3);
+    assert!(matches!(store.update_attribute(theirs, tier.id, &tier.name, &[]).await, Err(StoreError::NotFound)));
+
+    // Imports set values (others stay) in the same transaction.
+    let imported = ImportContact {
+        phone: number("+6281234560002"),
+        name: None,
+        email: None,
+        labels: vec![],
+        opted_out: false,
+        attributes: vec![write(&tier, "Silver")],
+    };
+    let fresh =
+        ImportContact { phone: number("+6281234560009"), attributes: vec![write(&spent, "5")], ..imported.clone() };
+    assert_eq!(store.import_contacts(ws, &[imported, fresh], T0.plus_millis(7), &|_| {}).await.unwrap(), (1, 1));
+    let budi_now = store.contact(ws, budi).await.unwrap();
+    assert_eq!(
+        (budi_now.attributes.get("tier").map(String::as_str), budi_now.attributes.get("spent").map(String::as_str)),
+        (Some("Silver"), Some("99.5"))
+    );
+    assert_eq!(phones(&store, ws, &on(&spent, AttributeOp::AtMost, "10"), 0, 10).await.0, ["+6281234560009"]);
+
+    // Deleting a definition takes its values with it; the other workspace's stays.
+    assert!(matches!(store.delete_attribute(theirs, city.id).await, Err(StoreError::NotFound)));
+    assert_eq!(store.delete_attribute(ws, city.id).await.unwrap(), "city");
+    assert!(!store.contact(ws, sari).await.unwrap().attributes.contains_key("city"));
+    assert_eq!(store.attributes(theirs).await.unwrap().len(), 1);
+}
+
+async fn merging_keeps_everything_of_both_contacts(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let theirs = workspace(&store, "Other", "b@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let support = channel(&store, ws, "+6281100000002").await;
+    let their_sales = channel(&store, theirs, "+6281100000009").await;
+    // Keep has a conversation on sales; other on sales (joins keep's) and on support (moves).
+    let keep = customer(&store, &sales, "+6281234560001", None, 10).await;
+    let other = customer(&store, &sales, "+6281234560002", Some("Sari Dewi"), 20).await;
+    customer(&store, &support, "+6281234560002", Some("Sari Dewi"), 30).await;
+    let stranger = customer(&store, &their_sales, "+6281234560003", None, 0).await;
+    let color = LabelColor::parse("red").unwrap();
+    let vip = store.create_label(ws, &LabelName::parse("VIP").unwrap(), &color, T0).await.unwrap();
+    let new = store.create_label(ws, &LabelName::parse("New").unwrap(), &color, T0).await.unwrap();
+    store.label_contacts(ws, vip, &[keep, other], true).await.unwrap();
+    store.label_contacts(ws, new, &[other], true).await.unwrap();
+    let city = define(&store, ws, "city", AttributeKind::Text, &[]).await;
+    let tier = define(&store, ws, "tier", AttributeKind::OneOf, &["Gold"]).await;
+    store.edit_contact(ws, keep, None, &phone("+6281234560001"), None, &[write(&city, "Bandung")]).await.unwrap();
+    let values = [write(&city, "Jakarta"), write(&tier, "Gold")];
+    let email = Email::parse("sari@shop.example").unwrap();
+    store.edit_contact(ws, other, Some("Sari Dewi"), &phone("+6281234560002"), Some(&email), &values).await.unwrap();
+    store.set_opted_out(ws, other, true, T0).await.unwrap();
+    let admin = store.agents(ws).await.unwrap()[0].id;
+    let note = balas_domain::MessageText::parse("VIP since 2020").unwrap();
+    store.add_contact_note(ws, other, admin, &note, T0).await.unwrap();
+    let other_sales =
+        store.contact_conversations(ws, other).await.unwrap().into_iter().find(|c| c.channel_id == sales.id).unwrap();
+    store.label_conversation(ws, other_sales.id, new, true).await.unwrap();
+
+    // Not across workspaces, not with itself.
+    assert!(matches!(store.merge_contacts(ws, keep, stranger).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.merge_contacts(ws, keep, keep).await, Err(StoreError::NotFound)));
+
+    let (merged, gone) = store.merge_contacts(ws, keep, other).await.unwrap();
+    assert_eq!(gone.as_str(), "+6281234560002");
+    assert_eq!(merged.phone.as_str(), "+6281234560001", "keep's number stays");
+    assert_eq!((merged.name.as_deref(), merged.email.as_deref()), (Some("Sari Dewi"), Some("sari@shop.example")));
+    assert_eq!(merged.attributes.get("city").map(String::as_str), Some("Bandung"), "keep's own value wins");
+    assert_eq!(merged.attributes.get("tier").map(String::as_str), Some("Gold"));
+    assert_eq!(merged.labels, {
+        let mut both = vec![vip, new];
+        both.sort();
+        both
+    });
+    assert!(merged.opted_out(), "stays opted out when either was");
+    assert_eq!(merged.last_message_at, Some(T0.plus_millis(30)));
+    assert!(matches!(store.contact(ws, other).await, Err(StoreError::NotFound)));
+    assert_eq!(store.contact_notes(ws, keep).await.unwrap().len(), 1);
+    // One conversation per channel, with every message of both.
+    let conversations = store.contact_conversations(ws, keep).await.unwrap();
+    assert_eq!(conversations.len(), 2);
+    let on_sales = conversations.iter().find(|c| c.channel_id == sales.id).unwrap();
+    assert_eq!(on_sales.labels, [new]);
+    let messages = store.messages(ws, on_sales.id, None, 50).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(on_sales.last_message_at, T0.plus_millis(20));
+    assert_eq!(on_sales.unread, 2);
+}
+
+async fn conversations_carry_labels(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let theirs = workspace(&store, "Other", "b@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let their_sales = channel(&store, theirs, "+6281100000009").await;
+    let sari = customer(&store, &sales, "+6281234560001", None, 0).await;
+    let stranger = customer(&store, &their_sales, "+6281234560003", None, 0).await;
+    let conversation = store.contact_conversations(ws, sari).await.unwrap()[0].id;
+    let their_conversation = store.contact_conversations(theirs, stranger).await.unwrap()[0].id;
+    let color = LabelColor::parse("red").unwrap();
+    let urgent = store.create_label(ws, &LabelName::parse("Urgent").unwrap(), &color, T0).await.unwrap();
+    let refund = store.create_label(ws, &LabelName::parse("Refund").unwrap(), &color, T0).await.unwrap();
+    let their_label = store.create_label(theirs, &LabelName::parse("Urgent").unwrap(), &color, T0).await.unwrap();
+
+    assert!(store.label_conversation(ws, conversation, urgent, true).await.unwrap());
+    assert!(!store.label_conversation(ws, conversation, urgent, true).await.unwrap(), "once");
+    assert!(store.label_conversation(ws, conversation, refund, true).await.unwrap());
+    let mut both = vec![urgent, refund];
+    both.sort();
+    assert_eq!(store.conversation(ws, conversation).await.unwrap().unwrap().labels, both);
+    // Neither another workspace's label nor its conversation.
+    assert!(matches!(store.label_conversation(ws, conversation, their_label, true).await, Err(StoreError::NotFound)));
+    assert!(matches!(store.label_conversation(ws, their_conversation, urgent, true).await, Err(StoreError::NotFound)));
+    assert!(store.label_conversation(ws, conversation, urgent, false).await.unwrap());
+    assert_eq!(store.conversation(ws, conversation).await.unwrap().unwrap().labels, [refund]);
+    // Deleting a label takes it off conversations too.
+    store.delete_label(ws, refund).await.unwrap();
+    assert!(store.conversation(ws, conversation).await.unwrap().unwrap().labels.is_empty());
 }

@@ -3,11 +3,11 @@
 //! whether the customer gets broadcasts. Admins manage the labels beside the list. A contact's
 //! page edits its details, labels and opt-out, keeps the team's notes and links its conversations.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use balas_domain::{
-    AppError, CONTACT_PAGE, Contact, ContactFilter, ContactPage, ContactSort, ContactView, Field, LABEL_COLORS, Label,
-    LabelId, OptOutFilter, Segment,
+    AppError, Attribute, CONTACT_PAGE, Contact, ContactFilter, ContactPage, ContactSort, ContactView, Field,
+    LABEL_COLORS, Label, LabelId, OptOutFilter, Segment,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -15,10 +15,12 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use crate::api::{
-    add_contact_note, create_label, create_segment, delete_contact, delete_label, delete_segment, edit_contact,
-    label_contacts, list_contacts, list_labels, list_segments, open_contact, set_opted_out,
+    add_contact_note, create_contact, create_label, create_segment, delete_contact, delete_label, delete_segment,
+    edit_contact, label_contacts, list_attributes, list_contacts, list_labels, list_segments, merge_contacts,
+    open_contact, set_opted_out,
 };
 use crate::i18n::*;
+use crate::pages::attributes::{AttributeFilterBar, AttributeInputs, AttributesPanel, attributes_valid, shown_value};
 use crate::pages::import::ImportPanel;
 use crate::pages::shell::use_me;
 use crate::ui::{ErrorBanner, error_text, issue_text, url_encode};
@@ -29,7 +31,7 @@ fn short_date(at: balas_domain::Timestamp) -> String {
 
 /// A label as a coloured chip.
 #[component]
-fn LabelChip(label: Label) -> impl IntoView {
+pub fn LabelChip(label: Label) -> impl IntoView {
     view! { <span class=format!("label-chip label-{}", label.color.as_str()) data-testid="label-chip">{label.name.to_string()}</span> }
 }
 
@@ -47,6 +49,15 @@ pub fn ContactsPage() -> impl IntoView {
     let generation = StoredValue::new(0u64);
     let importing = RwSignal::new(false);
     let segments = RwSignal::new(Vec::<Segment>::new());
+    let attributes = RwSignal::new(Vec::<Attribute>::new());
+    let creating = RwSignal::new(false);
+    Effect::new(move |_| {
+        spawn_local(async move {
+            if let Ok(list) = list_attributes().await {
+                attributes.try_set(list);
+            }
+        });
+    });
     let load_segments = move || {
         spawn_local(async move {
             if let Ok(list) = list_segments().await {
@@ -93,8 +104,19 @@ pub fn ContactsPage() -> impl IntoView {
             };
             let label = f.label.map(|l| l.0.to_string()).unwrap_or_default();
             let active = f.active_days.map(|d| format!("&active_days={d}")).unwrap_or_default();
+            let attribute = applied(f)
+                .attribute
+                .map(|a| {
+                    format!(
+                        "&attribute={}&attribute_op={}&attribute_value={}",
+                        a.attribute.0,
+                        a.op.as_str(),
+                        url_encode(&a.value)
+                    )
+                })
+                .unwrap_or_default();
             format!(
-                "/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}{active}",
+                "/api/contacts/export.csv?search={}&label={label}&opt_out={opt_out}&sort={sort}{active}{attribute}",
                 url_encode(&f.search)
             )
         })
@@ -103,7 +125,7 @@ pub fn ContactsPage() -> impl IntoView {
     let load = move || {
         let generation_now = generation.get_value() + 1;
         generation.set_value(generation_now);
-        let (current, at) = (filter.get_untracked(), page.get_untracked());
+        let (current, at) = (filter.with_untracked(applied), page.get_untracked());
         spawn_local(async move {
             let answer = list_contacts(current, at).await;
             // An older answer never replaces a newer one.
@@ -187,6 +209,14 @@ pub fn ContactsPage() -> impl IntoView {
             .map(|label| view! { <LabelChip label /> })
             .collect_view();
         let flip = contact.clone();
+        let details = attributes.with(|all| {
+            all.iter()
+                .filter_map(|a| {
+                    contact.attributes.get(a.key.as_str()).map(|v| format!("{}: {}", a.name, shown_value(i18n, a, v)))
+                })
+                .collect::<Vec<_>>()
+                .join(" · ")
+        });
         view! {
             <tr data-testid="contact" data-phone=contact.phone.to_string() data-opted-out=opted_out.to_string()>
                 <td>
@@ -204,6 +234,7 @@ pub fn ContactsPage() -> impl IntoView {
                     <a href=format!("/contacts/{id}") data-testid="contact-link">
                         {contact.name.clone().unwrap_or_else(|| t_string!(i18n, contacts.no_name).to_string())}
                     </a>
+                    <div class="muted small" data-testid="contact-attributes">{details}</div>
                 </td>
                 <td class="nowrap">{contact.phone.to_string()}</td>
                 <td>{contact.email.clone().unwrap_or_default()}</td>
@@ -237,9 +268,16 @@ pub fn ContactsPage() -> impl IntoView {
                     {t!(i18n, contacts.import_title)}
                 </button>
                 <a class="button" data-testid="export" href=export_url download="contacts.csv">{t!(i18n, contacts.export)}</a>
+                <button type="button" class="button primary" data-testid="new-contact" aria-expanded=move || creating.get().to_string()
+                    on:click=move |_| creating.update(|open| *open = !*open)>
+                    {t!(i18n, contacts.new_contact)}
+                </button>
             </div>
+            <Show when=move || creating.get()>
+                <NewContact attributes=attributes.into() />
+            </Show>
             <Show when=move || importing.get()>
-                <ImportPanel done=move || { load(); load_labels(); } />
+                <ImportPanel attributes=attributes.into() done=move || { load(); load_labels(); } />
             </Show>
             <div class="toolbar" role="search">
                 <input
@@ -300,6 +338,7 @@ pub fn ContactsPage() -> impl IntoView {
                     <option value="30">{t_string!(i18n, contacts.active_days, days = 30).to_string()}</option>
                     <option value="90">{t_string!(i18n, contacts.active_days, days = 90).to_string()}</option>
                 </select>
+                <AttributeFilterBar attributes filter page />
                 <button type="button" class="button" data-testid="save-segment" on:click=save_segment>{t!(i18n, contacts.save_segment)}</button>
                 <select
                     data-testid="contact-sort"
@@ -375,6 +414,7 @@ pub fn ContactsPage() -> impl IntoView {
                 </div>
                 <div>
                     <Labels labels admin changed=move || { load_labels(); load(); } />
+                    <AttributesPanel attributes admin />
                     <aside class="card labels-panel" data-testid="segments">
                         <h2>{t!(i18n, contacts.segments)}</h2>
                         <Show when=move || segments.with(Vec::is_empty)>
@@ -485,6 +525,76 @@ fn Labels(
     .into_any()
 }
 
+/// The filter as the server gets it: an attribute comparison still waiting for its value is left
+/// out (so the list does not turn into an error while someone picks).
+fn applied(filter: &ContactFilter) -> ContactFilter {
+    let waiting = filter.attribute.as_ref().is_some_and(|a| a.op.takes_value() && a.value.trim().is_empty());
+    ContactFilter { attribute: if waiting { None } else { filter.attribute.clone() }, ..filter.clone() }
+}
+
+/// Adds a contact by hand, then opens it.
+#[component]
+fn NewContact(attributes: Signal<Vec<Attribute>>) -> impl IntoView {
+    let i18n = use_i18n();
+    let name = RwSignal::new(String::new());
+    let phone = RwSignal::new(String::new());
+    let email = RwSignal::new(String::new());
+    let values = RwSignal::new(BTreeMap::<String, String>::new());
+    let problem = RwSignal::new(None::<AppError>);
+    let navigate = leptos_router::hooks::use_navigate();
+    let save = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if !attributes.with_untracked(|a| values.with_untracked(|v| attributes_valid(a, v))) {
+            return;
+        }
+        let (n, p, e, v) = (name.get_untracked(), phone.get_untracked(), email.get_untracked(), values.get_untracked());
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match create_contact(n, p, e, v).await {
+                Ok(contact) => navigate(&format!("/contacts/{}", contact.id.0), Default::default()),
+                Err(error) => {
+                    problem.try_set(Some(error));
+                }
+            }
+        });
+    };
+    view! {
+        <form class="card form new-contact" on:submit=save data-testid="new-contact-form" novalidate>
+            <h2>{t!(i18n, contacts.new_contact)}</h2>
+            <ContactFields name phone email problem />
+            <AttributeInputs attributes values />
+            <button type="submit" class="button primary">{t!(i18n, contacts.create)}</button>
+        </form>
+    }
+}
+
+/// A contact's name, number and email, each with its error from the last answer.
+#[component]
+fn ContactFields(
+    name: RwSignal<String>,
+    phone: RwSignal<String>,
+    email: RwSignal<String>,
+    problem: RwSignal<Option<AppError>>,
+) -> impl IntoView {
+    let i18n = use_i18n();
+    let field_error = move |field: Field| {
+        problem.with(|p| p.as_ref().and_then(|e| e.field_errors(field).next().map(|e| issue_text(i18n, e.issue))))
+    };
+    view! {
+        <label for="contact_name">{t!(i18n, contacts.name)}</label>
+        <input id="contact_name" maxlength="100" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+        {move || field_error(Field::Name).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+        <label for="contact_phone">{t!(i18n, contacts.phone)}</label>
+        <input id="contact_phone" inputmode="tel" placeholder="+62 812 3456 7890" prop:value=move || phone.get() on:input=move |ev| phone.set(event_target_value(&ev)) />
+        {move || field_error(Field::Phone).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+        <label for="contact_email">{t!(i18n, contacts.email)}</label>
+        <input id="contact_email" type="email" prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev)) />
+        {move || field_error(Field::Email).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+        {move || field_error(Field::Attribute).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+        {move || problem.with(|p| p.as_ref().and_then(|e| error_text(i18n, e))).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+    }
+}
+
 /// One contact: details to edit, labels, broadcasts, notes, conversations; admins may delete it.
 #[component]
 pub fn ContactDetail() -> impl IntoView {
@@ -494,6 +604,7 @@ pub fn ContactDetail() -> impl IntoView {
     let admin = use_me().is_some_and(|me| me.is_admin());
     let view_data = RwSignal::new(None::<Result<ContactView, AppError>>);
     let labels = RwSignal::new(Vec::<Label>::new());
+    let attributes = RwSignal::new(Vec::<Attribute>::new());
     let reload = move || {
         let Some(contact) = id.get_untracked() else { return };
         spawn_local(async move {
@@ -510,6 +621,9 @@ pub fn ContactDetail() -> impl IntoView {
             if let Ok(list) = list_labels().await {
                 labels.try_set(list);
             }
+            if let Ok(list) = list_attributes().await {
+                attributes.try_set(list);
+            }
         });
     });
     view! {
@@ -518,7 +632,7 @@ pub fn ContactDetail() -> impl IntoView {
             {move || match view_data.get() {
                 None => view! { <p class="muted">{t!(i18n, loading)}</p> }.into_any(),
                 Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
-                Some(Ok(data)) => view! { <ContactCard data labels admin reload /> }.into_any(),
+                Some(Ok(data)) => view! { <ContactCard data labels attributes=attributes.into() admin reload /> }.into_any(),
             }}
         </section>
     }
@@ -529,6 +643,7 @@ pub fn ContactDetail() -> impl IntoView {
 fn ContactCard(
     data: ContactView,
     labels: RwSignal<Vec<Label>>,
+    attributes: Signal<Vec<Attribute>>,
     admin: bool,
     reload: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
@@ -540,11 +655,21 @@ fn ContactCard(
     let email = RwSignal::new(contact.email.clone().unwrap_or_default());
     let problem = RwSignal::new(None::<AppError>);
     let saved = RwSignal::new(false);
+    let values = RwSignal::new(contact.attributes.clone());
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        if !attributes.with_untracked(|a| values.with_untracked(|v| attributes_valid(a, v))) {
+            return;
+        }
         let (n, p, e) = (name.get_untracked(), phone.get_untracked(), email.get_untracked());
+        // Every attribute is sent: an emptied one is cleared.
+        let v: BTreeMap<String, String> = attributes.with_untracked(|all| {
+            values.with_untracked(|v| {
+                all.iter().map(|a| (a.key.to_string(), v.get(a.key.as_str()).cloned().unwrap_or_default())).collect()
+            })
+        });
         spawn_local(async move {
-            match edit_contact(id, n, p, e).await {
+            match edit_contact(id, n, p, e, v).await {
                 Ok(_) => {
                     problem.try_set(None);
                     saved.try_set(true);
@@ -556,9 +681,6 @@ fn ContactCard(
                 }
             }
         });
-    };
-    let field_error = move |field: Field| {
-        problem.with(|p| p.as_ref().and_then(|e| e.field_errors(field).next().map(|e| issue_text(i18n, e.issue))))
     };
     let note = RwSignal::new(String::new());
     let notes = RwSignal::new(data.notes.clone());
@@ -626,16 +748,8 @@ fn ContactCard(
         <div class="contact-grid">
             <div class="card">
                 <form class="form" on:submit=save data-testid="contact-form" novalidate>
-                    <label for="contact_name">{t!(i18n, contacts.name)}</label>
-                    <input id="contact_name" maxlength="100" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
-                    {move || field_error(Field::Name).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
-                    <label for="contact_phone">{t!(i18n, contacts.phone)}</label>
-                    <input id="contact_phone" inputmode="tel" prop:value=move || phone.get() on:input=move |ev| phone.set(event_target_value(&ev)) />
-                    {move || field_error(Field::Phone).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
-                    <label for="contact_email">{t!(i18n, contacts.email)}</label>
-                    <input id="contact_email" type="email" prop:value=move || email.get() on:input=move |ev| email.set(event_target_value(&ev)) />
-                    {move || field_error(Field::Email).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
-                    {move || problem.with(|p| p.as_ref().and_then(|e| error_text(i18n, e))).map(|e| view! { <p class="field-error" role="alert">{e}</p> })}
+                    <ContactFields name phone email problem />
+                    <AttributeInputs attributes values />
                     {move || saved.get().then(|| view! { <p class="notice" role="status" data-testid="contact-saved">{t!(i18n, contacts.saved)}</p> })}
                     <button type="submit" class="button primary">{t!(i18n, contacts.save)}</button>
                 </form>
@@ -666,6 +780,7 @@ fn ContactCard(
                 }>
                     {if opted_out { t_string!(i18n, contacts.opt_in).to_string() } else { t_string!(i18n, contacts.opt_out).to_string() }}
                 </button>
+                <MergeDuplicate keep=id />
                 {admin.then(|| view! {
                     <h2>{t!(i18n, contacts.danger)}</h2>
                     <button type="button" class="button danger" data-testid="delete-contact" on:click=remove>{t!(i18n, contacts.delete)}</button>
@@ -708,4 +823,64 @@ fn ContactCard(
         </div>
     }
     .into_any()
+}
+
+/// Finds another contact of the same person and merges it into this one.
+#[component]
+fn MergeDuplicate(keep: i64) -> impl IntoView {
+    let i18n = use_i18n();
+    let query = RwSignal::new(String::new());
+    let found = RwSignal::new(Vec::<Contact>::new());
+    let notice = RwSignal::new(None::<String>);
+    let search = move |ev: leptos::ev::Event| {
+        let text = event_target_value(&ev);
+        query.set(text.clone());
+        if text.trim().chars().count() < 2 {
+            found.set(Vec::new());
+            return;
+        }
+        spawn_local(async move {
+            let filter = ContactFilter { search: text, ..ContactFilter::default() };
+            if let Ok(page) = list_contacts(filter, 0).await {
+                found.try_set(page.contacts.into_iter().filter(|c| c.id.0 != keep).take(5).collect());
+            }
+        });
+    };
+    let merge = move |other: Contact| {
+        let who = other.name.clone().unwrap_or_else(|| other.phone.to_string());
+        let question = t_string!(i18n, contacts.merge_confirm, other = who).to_string();
+        if !window().confirm_with_message(&question).unwrap_or(false) {
+            return;
+        }
+        spawn_local(async move {
+            match merge_contacts(keep, other.id.0).await {
+                // The page shows the merged contact anew.
+                Ok(_) => crate::ui::reload_to(&format!("/contacts/{keep}?merged=1")),
+                Err(error) => {
+                    notice.try_set(error_text(i18n, &error));
+                }
+            }
+        });
+    };
+    let merged = leptos_router::hooks::use_query_map().with_untracked(|q| q.get("merged").is_some());
+    view! {
+        <h2>{t!(i18n, contacts.merge_title)}</h2>
+        {merged.then(|| view! { <p class="notice" role="status" data-testid="merged">{t!(i18n, contacts.merged)}</p> })}
+        <p class="muted small">{t!(i18n, contacts.merge_hint)}</p>
+        <input type="search" data-testid="merge-search" aria-label=move || t_string!(i18n, contacts.merge_search).to_string()
+            placeholder=move || t_string!(i18n, contacts.merge_search).to_string() prop:value=move || query.get() on:input=search />
+        <ul class="plain-list" data-testid="merge-candidates">
+            {move || found.get().into_iter().map(|c| {
+                let chosen = c.clone();
+                view! {
+                    <li>
+                        <span>{c.name.clone().unwrap_or_default()} " " <span class="muted">{c.phone.to_string()}</span></span>
+                        " "
+                        <button type="button" class="button" on:click=move |_| merge(chosen.clone())>{t!(i18n, contacts.merge_button)}</button>
+                    </li>
+                }
+            }).collect_view()}
+        </ul>
+        {move || notice.get().map(|n| view! { <p class="field-error" role="alert">{n}</p> })}
+    }
 }

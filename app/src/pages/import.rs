@@ -3,9 +3,9 @@
 //! The report names every refused line, and the refused lines can be downloaded to fix and import
 //! again.
 
+use balas_domain::{Attribute, ImportColumn, ImportField, ImportMode, ImportReport};
 #[cfg(feature = "hydrate")]
 use balas_domain::{IMPORT_MAX_BYTES, ImportUpdate};
-use balas_domain::{ImportField, ImportMode, ImportReport};
 use leptos::prelude::*;
 
 use crate::i18n::*;
@@ -59,12 +59,15 @@ fn rejected_csv(report: &ImportReport) -> String {
 }
 
 #[component]
-pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoView {
+pub fn ImportPanel(
+    attributes: Signal<Vec<Attribute>>,
+    done: impl Fn() + Copy + Send + Sync + 'static,
+) -> impl IntoView {
     let i18n = use_i18n();
     let input = NodeRef::<leptos::html::Input>::new();
     let file = StoredValue::new_local(None::<web_sys::File>);
     let read = RwSignal::new(None::<Sample>);
-    let mapping = RwSignal::new(Vec::<Option<ImportField>>::new());
+    let mapping = RwSignal::new(Vec::<Option<ImportColumn>>::new());
     let mode = RwSignal::new(ImportMode::ValidRows);
     let problem = RwSignal::new(None::<String>);
     let progress = RwSignal::new(None::<(f64, String)>);
@@ -88,7 +91,8 @@ pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoV
                 // The browser replaces bytes that are not UTF-8; the server refuses such files.
                 match text.as_deref().map(sample) {
                     Some(Ok(found)) if !text.as_deref().unwrap_or_default().contains('\u{FFFD}') => {
-                        mapping.set(found.header.iter().map(|h| ImportField::guess(h)).collect());
+                        let known = attributes.get_untracked();
+                        mapping.set(found.header.iter().map(|h| ImportColumn::guess(h, &known)).collect());
                         problem.set(None);
                         read.set(Some(found));
                     }
@@ -103,11 +107,11 @@ pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoV
 
     let start = move |_| {
         let fields = mapping.get_untracked();
-        if !fields.contains(&Some(ImportField::Phone)) {
+        if !fields.contains(&Some(ImportColumn::Field(ImportField::Phone))) {
             problem.set(Some(t_string!(i18n, contacts.import_need_phone).to_string()));
             return;
         }
-        let map: Vec<&str> = fields.iter().map(|f| f.map_or("", ImportField::as_str)).collect();
+        let map: Vec<String> = fields.iter().map(|f| f.as_ref().map(ImportColumn::token).unwrap_or_default()).collect();
         let mode_name = match mode.get_untracked() {
             ImportMode::ValidRows => "valid_rows",
             ImportMode::AllOrNothing => "all_or_nothing",
@@ -171,13 +175,18 @@ pub fn ImportPanel(done: impl Fn() + Copy + Send + Sync + 'static) -> impl IntoV
                                         <th>
                                             <div>{name.clone()}</div>
                                             <select data-testid="import-map" aria-label=format!("{name}") on:change=move |ev| {
-                                                let field = ImportField::parse(&event_target_value(&ev));
+                                                let field = ImportColumn::parse(&event_target_value(&ev));
                                                 mapping.update(|m| if let Some(slot) = m.get_mut(i) { *slot = field; });
                                             }>
-                                                <option value="" selected=move || mapping.with(|m| m.get(i).copied().flatten().is_none())>{t!(i18n, contacts.import_skip)}</option>
-                                                {ImportField::ALL.into_iter().map(|f| view! {
-                                                    <option value=f.as_str() selected=move || mapping.with(|m| m.get(i).copied().flatten() == Some(f))>{field_label(i18n, f)}</option>
-                                                }).collect_view()}
+                                                <option value="" selected=move || mapping.with(|m| m.get(i).cloned().flatten().is_none())>{t!(i18n, contacts.import_skip)}</option>
+                                                {ImportField::ALL.into_iter().map(|f| (ImportColumn::Field(f), field_label(i18n, f)))
+                                                    .chain(attributes.get_untracked().into_iter().map(|a| (ImportColumn::Attribute(a.key.clone()), a.name.to_string())))
+                                                    .map(|(column, text)| {
+                                                        let token = column.token();
+                                                        view! {
+                                                            <option value=token selected=move || mapping.with(|m| m.get(i).cloned().flatten() == Some(column.clone()))>{text}</option>
+                                                        }
+                                                    }).collect_view()}
                                             </select>
                                         </th>
                                     }).collect_view()}

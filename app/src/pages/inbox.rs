@@ -10,9 +10,10 @@ use std::collections::HashMap;
 
 use balas_domain::{
     Activity, Agent, AppError, Assignment, CannedResponse, Channel, ClientFrame, ConversationId, ConversationStatus,
-    ConversationSummary, Direction, InboxFilter, LiveEvent, MAX_CAPTION_CHARS, Message, MessageStatus, MessageText,
-    SenderKind, Timestamp, UserId,
+    ConversationSummary, Direction, InboxFilter, Label, LabelId, LiveEvent, MAX_CAPTION_CHARS, Message, MessageStatus,
+    MessageText, SenderKind, Timestamp, UserId,
 };
+
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -22,12 +23,13 @@ use leptos_router::components::A;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::{
-    assign, list_agents, list_canned, list_channels, load_inbox, mark_read, older_messages, open_conversation, reply,
-    retry_message, sandbox_enabled, set_status, unread_total,
+    assign, label_conversation, list_agents, list_canned, list_channels, list_labels, load_inbox, mark_read,
+    older_messages, open_conversation, reply, retry_message, sandbox_enabled, set_status, unread_total,
 };
 use crate::i18n::*;
 use crate::live::{Notice, now_ms, on_live, send_frame};
 use crate::media::{AttachButton, MediaView, attachment_of, file_problem};
+use crate::pages::contacts::LabelChip;
 use crate::pages::shell::use_me;
 use crate::ui::{ErrorBanner, Typing, error_text, issue_text};
 
@@ -78,6 +80,8 @@ struct Inbox {
     agents: RwSignal<Vec<Agent>>,
     canned: RwSignal<Vec<CannedResponse>>,
     sandbox: RwSignal<bool>,
+    /// The workspace's labels, to show and put on conversations.
+    labels: RwSignal<Vec<Label>>,
     /// Bumped by every load of the list, so that a slow old answer cannot replace a newer one.
     generation: StoredValue<u64>,
 }
@@ -179,6 +183,11 @@ impl Inbox {
         });
     }
 
+    /// The labels with these ids, as the workspace has them.
+    fn labels_of(self, ids: &[LabelId]) -> Vec<Label> {
+        self.labels.with(|all| all.iter().filter(|l| ids.contains(&l.id)).cloned().collect())
+    }
+
     fn agent_name(self, id: Option<UserId>) -> Option<String> {
         let id = id?;
         self.agents.with(|agents| agents.iter().find(|a| a.id == id).map(|a| a.name.clone()))
@@ -207,6 +216,7 @@ pub fn InboxPage() -> impl IntoView {
         agents: RwSignal::new(Vec::new()),
         canned: RwSignal::new(Vec::new()),
         sandbox: RwSignal::new(false),
+        labels: RwSignal::new(Vec::new()),
         generation: StoredValue::new(0),
     };
     let params = use_params_map();
@@ -236,6 +246,11 @@ pub fn InboxPage() -> impl IntoView {
         });
         spawn_local(async move {
             inbox.sandbox.set(sandbox_enabled().await == Ok(true));
+        });
+        spawn_local(async move {
+            if let Ok(labels) = list_labels().await {
+                inbox.labels.set(labels);
+            }
         });
     });
     on_live(move |notice| match notice {
@@ -421,6 +436,7 @@ fn ConversationList(inbox: Inbox, selected: Memo<Option<ConversationId>>, admin:
         let name = contact_label(&c);
         let initial = name.chars().find(|ch| ch.is_alphanumeric()).map(|ch| ch.to_uppercase().to_string());
         let assignee = inbox.agent_name(c.assignee);
+        let label_ids = c.labels.clone();
         view! {
             <li>
                 <A
@@ -445,6 +461,7 @@ fn ConversationList(inbox: Inbox, selected: Memo<Option<ConversationId>>, admin:
                         </span>
                         <span class="conv-tags small">
                             <span class=format!("chip chip-{}", c.status.as_str())>{status_label(c.status)}</span>
+                            {move || inbox.labels_of(&label_ids).into_iter().map(|label| view! { <LabelChip label /> }).collect_view()}
                             {assignee.map(|a| view! { <span class="chip">{a}</span> })}
                             {inbox.channel_name(c.channel_id).map(|n| view! { <span class="muted">{n}</span> })}
                         </span>
@@ -489,7 +506,7 @@ fn ConversationList(inbox: Inbox, selected: Memo<Option<ConversationId>>, admin:
             <ul class="conv-list" data-testid="conversations">
                 <For
                     each=move || inbox.list.get()
-                    key=|c| (c.id, c.unread, c.last_message_at, c.status, c.assignee, c.last_preview.clone())
+                    key=|c| (c.id, c.unread, c.last_message_at, c.status, c.assignee, c.last_preview.clone(), c.labels.clone())
                     children=row
                 />
             </ul>
@@ -712,7 +729,7 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
                 <div class="chat-error" data-testid="chat-error"><ErrorBanner error /></div>
             })}
             {move || conversation.get().map(|c| view! {
-                <ChatHeader conversation=c inbox channel show_contact />
+                <ChatHeader conversation=c inbox channel show_contact current=conversation />
             })}
             {move || warning().map(|text| view! {
                 <p class="collision" role="status" data-testid="collision">{text}</p>
@@ -747,6 +764,7 @@ fn ChatHeader(
     inbox: Inbox,
     channel: RwSignal<Option<Channel>>,
     show_contact: RwSignal<bool>,
+    current: RwSignal<Option<ConversationSummary>>,
 ) -> impl IntoView {
     let i18n = use_i18n();
     let id = conversation.id;
@@ -755,6 +773,9 @@ fn ChatHeader(
         Ok(updated) => {
             problem.set(None);
             inbox.apply(&updated, None);
+            if updated.labels != current.with_untracked(|c| c.as_ref().map(|c| c.labels.clone()).unwrap_or_default()) {
+                current.set(Some(updated));
+            }
         }
         Err(error) => problem.set(error_text(i18n, &error).or_else(|| Some(format!("{error}")))),
     };
@@ -819,6 +840,29 @@ fn ChatHeader(
                 >
                     {t!(i18n, inbox.contact)}
                 </button>
+            </div>
+            <div class="chips chat-labels" data-testid="chat-labels">
+                {inbox.labels_of(&conversation.labels).into_iter().map(|label| {
+                    let label_id = label.id.0;
+                    view! {
+                        <span class="chip-with-remove">
+                            <LabelChip label />
+                            <button type="button" class="link-button" aria-label=move || t_string!(i18n, contacts.remove_label).to_string()
+                                on:click=move |_| spawn_local(async move { report(label_conversation(id.0, label_id, false).await) })>"×"</button>
+                        </span>
+                    }
+                }).collect_view()}
+                <select class="compact" data-testid="chat-add-label" aria-label=move || t_string!(i18n, contacts.add_label).to_string()
+                    on:change=move |ev| {
+                        if let Ok(label) = event_target_value(&ev).parse::<i64>() {
+                            spawn_local(async move { report(label_conversation(id.0, label, true).await) });
+                        }
+                    }>
+                    <option value="" selected>{t!(i18n, inbox.add_label)}</option>
+                    {move || inbox.labels.get().into_iter().filter(|l| !conversation.labels.contains(&l.id)).map(|l| view! {
+                        <option value=l.id.0.to_string()>{l.name.to_string()}</option>
+                    }).collect_view()}
+                </select>
             </div>
             {move || problem.get().map(|p| view! { <p class="field-error" role="alert">{p}</p> })}
         </header>

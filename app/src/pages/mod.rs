@@ -1,3 +1,4 @@
+pub mod attributes;
 pub mod auth;
 pub mod channels;
 pub mod contacts;

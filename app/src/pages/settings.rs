@@ -6,8 +6,8 @@ use leptos_i18n::I18nContext;
 use leptos_router::components::{A, Outlet};
 
 use crate::api::{
-    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, audit_log, get_system_status,
-    list_canned, list_members,
+    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetStopKeywords, audit_log,
+    get_system_status, list_canned, list_members, stop_keywords,
 };
 use crate::i18n::*;
 use crate::pages::shell::use_me;
@@ -25,6 +25,7 @@ pub fn SettingsLayout() -> impl IntoView {
                 {admin.then(|| view! {
                     <A href="/settings/team">{t!(i18n, settings.team)}</A>
                     <A href="/settings/canned">{t!(i18n, settings.canned)}</A>
+                    <A href="/settings/opt-out">{t!(i18n, settings.opt_out)}</A>
                     <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
                     <A href="/settings/system">{t!(i18n, settings.system)}</A>
                 })}
@@ -292,6 +293,11 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::ContactDeleted => t_string!(i18n, audit.contact_deleted).to_string(),
         AuditAction::LabelCreated => t_string!(i18n, audit.label_created).to_string(),
         AuditAction::LabelDeleted => t_string!(i18n, audit.label_deleted).to_string(),
+        AuditAction::AttributeCreated => t_string!(i18n, audit.attribute_created).to_string(),
+        AuditAction::AttributeChanged => t_string!(i18n, audit.attribute_changed).to_string(),
+        AuditAction::AttributeDeleted => t_string!(i18n, audit.attribute_deleted).to_string(),
+        AuditAction::ContactsMerged => t_string!(i18n, audit.contacts_merged).to_string(),
+        AuditAction::StopKeywordsChanged => t_string!(i18n, audit.stop_keywords_changed).to_string(),
     }
 }
 
@@ -472,6 +478,41 @@ pub fn CannedResponses() -> impl IntoView {
                 <FormError outcome />
                 <button type="submit" class="primary">{t!(i18n, canned.add)}</button>
             </ActionForm>
+        </div>
+    }
+}
+
+/// The words a customer sends to stop broadcasts (START, MULAI and SUBSCRIBE restart them).
+#[component]
+pub fn StopKeywords() -> impl IntoView {
+    let i18n = use_i18n();
+    let save = ServerAction::<SetStopKeywords>::new();
+    let current = Resource::new(move || save.version().get(), |_| stop_keywords());
+    let outcome = outcome(save.value());
+    view! {
+        <div class="card">
+            <h2>{t!(i18n, stop_keywords.title)}</h2>
+            <p class="muted">{t!(i18n, stop_keywords.intro)}</p>
+            <Transition fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
+                {move || Suspend::new(async move {
+                    match current.await {
+                        Ok(words) => view! {
+                            <ActionForm action=save attr:novalidate=true attr:class="form" attr:data-testid="stop-keywords-form">
+                                <label for="stop_keywords">{t!(i18n, stop_keywords.label)}</label>
+                                <textarea id="stop_keywords" name="keywords" rows="5">{words.join("\n")}</textarea>
+                                <p class="muted small">{t!(i18n, stop_keywords.hint)}</p>
+                                <FieldErrors outcome field=Field::Keywords />
+                                <FormError outcome />
+                                {move || outcome.with(|o| matches!(o, Some(Ok(_)))).then(|| view! {
+                                    <p class="notice" role="status" data-testid="stop-keywords-saved">{t!(i18n, stop_keywords.saved)}</p>
+                                })}
+                                <button type="submit" class="primary">{t!(i18n, stop_keywords.save)}</button>
+                            </ActionForm>
+                        }.into_any(),
+                        Err(error) => view! { <ErrorBanner error /> }.into_any(),
+                    }
+                })}
+            </Transition>
         </div>
     }
 }
