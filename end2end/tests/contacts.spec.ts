@@ -117,3 +117,89 @@ test("a customer's STOP opts them out; admins label, import, filter, edit and ex
   await expect(ana.getByTestId("total-unread")).toHaveAttribute("data-count", "0");
   noErrors();
 });
+
+test("custom attributes, a contact added by hand, a merge, labels on conversations and stop keywords", async ({ browser }) => {
+  const ana = await (await browser.newContext()).newPage();
+  const noErrors = failOnPageErrors(ana);
+  await adminPage(ana);
+
+  // An admin defines two attributes: a list and a date.
+  await open(ana, "/contacts");
+  const attributes = ana.getByTestId("attributes");
+  await ana.locator("#attribute_name").fill("Tier");
+  await ana.locator("#attribute_kind").selectOption("one_of");
+  await ana.locator("#attribute_options").fill("Gold\nSilver");
+  await ana.getByTestId("attribute-form").getByRole("button", { name: "Add attribute" }).click();
+  await expect(attributes.getByTestId("attribute")).toHaveCount(1);
+  await ana.locator("#attribute_name").fill("Birthday");
+  await ana.locator("#attribute_kind").selectOption("date");
+  await ana.getByTestId("attribute-form").getByRole("button", { name: "Add attribute" }).click();
+  await expect(attributes.getByTestId("attribute")).toHaveCount(2);
+  await expect(attributes.getByTestId("attribute").nth(1)).toHaveAttribute("data-key", "birthday");
+
+  // A contact added by hand: a wrong number is refused next to its field, then it opens.
+  await ana.getByTestId("new-contact").click();
+  const form = ana.getByTestId("new-contact-form");
+  await form.getByLabel("Name", { exact: true }).fill("Rina");
+  await form.getByLabel("Phone", { exact: true }).fill("0812");
+  await form.getByLabel("Tier").selectOption("Gold");
+  await form.getByRole("button", { name: "Add contact" }).click();
+  await expect(form.getByRole("alert")).toBeVisible();
+  await form.getByLabel("Phone", { exact: true }).fill("+62 812 7000 0009");
+  await form.getByRole("button", { name: "Add contact" }).click();
+  await expect(ana.getByTestId("contact-title")).toHaveText("Rina");
+  await hydrated(ana);
+  await ana.getByLabel("Birthday").fill("1990-03-07");
+  await ana.getByTestId("contact-form").getByRole("button", { name: "Save" }).click();
+  await expect(ana.getByTestId("contact-saved")).toBeVisible();
+
+  // The list filters on an attribute and shows the values.
+  await open(ana, "/contacts");
+  await ana.getByTestId("attribute-filter-which").selectOption({ label: "Tier" });
+  await ana.getByTestId("attribute-filter-op").selectOption("is");
+  await ana.getByTestId("attribute-filter-value").selectOption("Gold");
+  await expect(ana.getByTestId("contact")).toHaveCount(1);
+  await expect(contactRow(ana, "+6281270000009").getByTestId("contact-attributes")).toHaveText("Tier: Gold · Birthday: 1990-03-07");
+  await ana.getByTestId("attribute-filter-which").selectOption("");
+  await expect(ana.getByTestId("contact-total")).toHaveText("4");
+
+  // Rina is Dodi on another number: merging keeps Rina's number and takes Dodi's label.
+  await contactRow(ana, "+6281270000009").getByTestId("contact-link").click();
+  await hydrated(ana);
+  await ana.getByTestId("merge-search").fill("Dodi");
+  ana.once("dialog", (dialog) => dialog.accept());
+  await ana.getByTestId("merge-candidates").getByRole("button", { name: "Merge into this contact" }).click();
+  await expect(ana.getByTestId("merged")).toBeVisible();
+  await expect(ana.getByTestId("contact-labels")).toContainText("VIP");
+  await open(ana, "/contacts");
+  await expect(ana.getByTestId("contact-total")).toHaveText("3");
+
+  // A label on a conversation shows in the chat and in the list.
+  await open(ana, "/inbox");
+  await ana.getByTestId("conversation").filter({ hasText: customer }).click();
+  await ana.getByTestId("chat-add-label").selectOption({ label: "VIP" });
+  await expect(ana.getByTestId("chat-labels").getByTestId("label-chip")).toHaveText(["VIP"]);
+  await expect(ana.getByTestId("conversation").filter({ hasText: customer }).getByTestId("label-chip")).toHaveText(["VIP"]);
+
+  // An admin adds a stop keyword; a customer who sends it is opted out and told so.
+  await open(ana, "/settings/opt-out");
+  await expect(ana.getByLabel("Keywords (one per line)")).toHaveValue(/STOP/);
+  await ana.getByLabel("Keywords (one per line)").fill("STOP\nBERHENTI\nCUKUP");
+  await ana.getByRole("button", { name: "Save keywords" }).click();
+  await expect(ana.getByTestId("stop-keywords-saved")).toBeVisible();
+  const other = "+628139990102";
+  const phone = await (await browser.newContext()).newPage();
+  await open(phone, "/phone");
+  await phone.getByLabel("Your number (as the customer)").fill(other);
+  await phone.getByLabel("Write to channel").selectOption(channel);
+  await phone.getByRole("button", { name: "Open chat" }).click();
+  await phone.getByTestId("phone-input").fill("cukup");
+  await phone.getByTestId("phone-input").press("Enter");
+  await expect(phone.getByTestId("phone-message").filter({ hasText: "no longer receive broadcasts" })).toHaveCount(1);
+
+  // Read, so the inbox specs start from nothing unread.
+  await open(ana, "/inbox");
+  await ana.getByTestId("conversation").filter({ hasText: other }).click();
+  await expect(ana.getByTestId("total-unread")).toHaveAttribute("data-count", "0");
+  noErrors();
+});

@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 
 use crate::attributes::write_attributes;
 use crate::inbox::like_escape;
-use crate::{AttributeWrite, Conflict, Store, StoreError, StoreResult, on_unique};
+use crate::{AttributeWrite, Backend, Conflict, Store, StoreError, StoreResult, on_unique};
 
 const CONTACT_COLUMNS: &str = "c.id, c.workspace_id, c.phone, c.name, c.email, c.opted_out_at, c.created_at, \
                                c.last_message_at";
@@ -34,95 +34,125 @@ fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
     })
 }
 
-/// The `FROM … WHERE …` of the contacts that match a filter, and its eight parameters.
+/// A parameter of a contact query.
+enum Param {
+    Int(i64),
+    Text(String),
+    Real(f64),
+}
+
+/// Searches this long or longer use the trigram indexes (SQLite's FTS5 table, PostgreSQL's
+/// pg_trgm); shorter ones scan.
+const TRIGRAM: usize = 3;
+
+/// The `FROM … WHERE …` of the contacts that match a filter, with only the filter's own
+/// conditions (so each can use its index), and their parameters in order.
 struct Matching {
     sql: String,
-    workspace: i64,
-    text: String,
-    digits: String,
-    label: i64,
-    since: i64,
-    attribute: i64,
-    value: String,
-    number: f64,
+    params: Vec<Param>,
 }
 
 impl Matching {
+    /// The placeholder of a new parameter.
+    fn param(&mut self, value: Param) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
     /// `kind` is that of the filter's attribute (`None`: it is not the workspace's, and nothing
     /// matches).
-    fn of(workspace_id: WorkspaceId, filter: &ContactFilter, now: Timestamp, kind: Option<AttributeKind>) -> Self {
+    fn of(
+        backend: Backend,
+        workspace_id: WorkspaceId,
+        filter: &ContactFilter,
+        now: Timestamp,
+        kind: Option<AttributeKind>,
+    ) -> Self {
+        let mut m = Matching { sql: String::new(), params: Vec::new() };
+        let workspace = m.param(Param::Int(workspace_id.0));
+        let mut clauses = vec![format!("c.workspace_id = {workspace}")];
         let search = filter.search_text().unwrap_or_default();
-        let (text, digits) = match (search.is_empty(), filter.search_digits()) {
-            (true, _) => (String::new(), String::new()),
-            (false, Some(digits)) => (String::new(), format!("%{digits}%")),
-            (false, None) => (format!("%{}%", like_escape(&search)), String::new()),
-        };
-        let opt_out = match filter.opt_out {
-            OptOutFilter::Any => "",
-            OptOutFilter::Subscribed => "AND c.opted_out_at IS NULL",
-            OptOutFilter::OptedOut => "AND c.opted_out_at IS NOT NULL",
-        };
-        let (attribute, value, number, compare) = match (&filter.attribute, kind) {
-            (None, _) => (0, String::new(), 0.0, "AND $6 = 0 AND $7 = $7 AND $8 = $8".to_owned()),
-            (Some(wanted), None) => {
-                (wanted.attribute.0, String::new(), 0.0, "AND $6 = 0 AND $7 = $7 AND $8 = $8 AND 1 = 0".to_owned())
+        // On SQLite, a search of three characters or more goes through the FTS5 trigram table
+        // (substrings in any case); PostgreSQL's LIKE uses its pg_trgm indexes by itself.
+        let fts = |columns: &str, text: &str| format!("{{{columns}}} : \"{}\"", text.replace('"', "\"\""));
+        let sqlite = backend == Backend::Sqlite;
+        match (search.is_empty(), filter.search_digits()) {
+            (true, _) => {}
+            (false, Some(digits)) if sqlite && digits.len() >= TRIGRAM => {
+                let query = m.param(Param::Text(fts("phone", &digits)));
+                clauses
+                    .push(format!("c.id IN (SELECT rowid FROM contacts_search WHERE contacts_search MATCH {query})"));
             }
+            (false, Some(digits)) => {
+                let like = m.param(Param::Text(format!("%{digits}%")));
+                clauses.push(format!("c.phone LIKE {like}"));
+            }
+            (false, None) if sqlite && search.chars().count() >= TRIGRAM => {
+                let query = m.param(Param::Text(fts("name email", &search)));
+                clauses
+                    .push(format!("c.id IN (SELECT rowid FROM contacts_search WHERE contacts_search MATCH {query})"));
+            }
+            (false, None) => {
+                let like = m.param(Param::Text(format!("%{}%", like_escape(&search))));
+                clauses
+                    .push(format!("(LOWER(c.name) LIKE {like} ESCAPE '\\' OR LOWER(c.email) LIKE {like} ESCAPE '\\')"));
+            }
+        }
+        if let Some(label) = filter.label {
+            let label = m.param(Param::Int(label.0));
+            clauses.push(format!("c.id IN (SELECT l.contact_id FROM contact_labels l WHERE l.label_id = {label})"));
+        }
+        if let Some(since) = filter.active_since(now) {
+            let since = m.param(Param::Int(since.0));
+            clauses.push(format!("c.last_message_at >= {since}"));
+        }
+        match filter.opt_out {
+            OptOutFilter::Any => {}
+            OptOutFilter::Subscribed => clauses.push("c.opted_out_at IS NULL".into()),
+            OptOutFilter::OptedOut => clauses.push("c.opted_out_at IS NOT NULL".into()),
+        }
+        match (&filter.attribute, kind) {
+            (None, _) => {}
+            (Some(_), None) => clauses.push("1 = 0".into()),
             (Some(wanted), Some(kind)) => {
-                let number = if kind == AttributeKind::Number { wanted.value.parse().unwrap_or(0.0) } else { 0.0 };
-                let (value, test) = match (wanted.op, kind) {
-                    (AttributeOp::Is, AttributeKind::Text) => (
-                        format!("%{}%", like_escape(&wanted.value.to_lowercase())),
-                        "LOWER(a.value) LIKE $7 ESCAPE '\\'",
-                    ),
-                    (AttributeOp::Is, AttributeKind::Number) => (String::new(), "a.number = $8"),
-                    (AttributeOp::AtLeast, AttributeKind::Number) => (String::new(), "a.number >= $8"),
-                    (AttributeOp::AtMost, AttributeKind::Number) => (String::new(), "a.number <= $8"),
-                    (AttributeOp::AtLeast, _) => (wanted.value.clone(), "a.value >= $7"),
-                    (AttributeOp::AtMost, _) => (wanted.value.clone(), "a.value <= $7"),
-                    (AttributeOp::Is, _) => (wanted.value.clone(), "a.value = $7"),
-                    (AttributeOp::Set | AttributeOp::Unset, _) => (String::new(), "1 = 1"),
+                let attribute = m.param(Param::Int(wanted.attribute.0));
+                let number = || Param::Real(wanted.value.parse().unwrap_or(0.0));
+                let test = match (wanted.op, kind) {
+                    (AttributeOp::Is, AttributeKind::Text) => {
+                        let like = m.param(Param::Text(format!("%{}%", like_escape(&wanted.value.to_lowercase()))));
+                        format!("LOWER(a.value) LIKE {like} ESCAPE '\\'")
+                    }
+                    (AttributeOp::Is, AttributeKind::Number) => format!("a.number = {}", m.param(number())),
+                    (AttributeOp::AtLeast, AttributeKind::Number) => format!("a.number >= {}", m.param(number())),
+                    (AttributeOp::AtMost, AttributeKind::Number) => format!("a.number <= {}", m.param(number())),
+                    (AttributeOp::AtLeast, _) => format!("a.value >= {}", m.param(Param::Text(wanted.value.clone()))),
+                    (AttributeOp::AtMost, _) => format!("a.value <= {}", m.param(Param::Text(wanted.value.clone()))),
+                    (AttributeOp::Is, _) => format!("a.value = {}", m.param(Param::Text(wanted.value.clone()))),
+                    (AttributeOp::Set | AttributeOp::Unset, _) => "1 = 1".to_owned(),
                 };
                 let exists = if wanted.op == AttributeOp::Unset { "NOT EXISTS" } else { "EXISTS" };
-                let compare = format!(
-                    "AND {exists} (SELECT 1 FROM contact_attributes a WHERE a.contact_id = c.id AND a.attribute_id = $6 \
-                     AND {test}) AND $7 = $7 AND $8 = $8"
-                );
-                (wanted.attribute.0, value, number, compare)
+                clauses.push(format!(
+                    "{exists} (SELECT 1 FROM contact_attributes a WHERE a.contact_id = c.id \
+                     AND a.attribute_id = {attribute} AND {test})"
+                ));
             }
-        };
-        let sql = format!(
-            "FROM contacts c WHERE c.workspace_id = $1 \
-             AND ($2 = '' OR LOWER(c.name) LIKE $2 ESCAPE '\\' OR LOWER(c.email) LIKE $2 ESCAPE '\\') \
-             AND ($3 = '' OR c.phone LIKE $3) \
-             AND ($4 = 0 OR EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label_id = $4)) \
-             AND ($5 = 0 OR c.last_message_at >= $5) {opt_out} {compare}"
-        );
-        Self {
-            sql,
-            workspace: workspace_id.0,
-            text,
-            digits,
-            label: filter.label.map_or(0, |l| l.0),
-            since: filter.active_since(now).map_or(0, |t| t.0),
-            attribute,
-            value,
-            number,
         }
+        m.sql = format!("FROM contacts c WHERE {}", clauses.join(" AND "));
+        m
     }
 
     fn bind<'q>(
         &self,
-        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+        for param in &self.params {
+            query = match param {
+                Param::Int(value) => query.bind(*value),
+                Param::Text(value) => query.bind(value.clone()),
+                Param::Real(value) => query.bind(*value),
+            };
+        }
         query
-            .bind(self.workspace)
-            .bind(self.text.clone())
-            .bind(self.digits.clone())
-            .bind(self.label)
-            .bind(self.since)
-            .bind(self.attribute)
-            .bind(self.value.clone())
-            .bind(self.number)
     }
 }
 
@@ -149,7 +179,13 @@ impl Store {
             ContactSort::Name => "c.name IS NULL, LOWER(c.name), c.id",
             ContactSort::Created => "c.created_at DESC, c.id DESC",
         };
-        let sql = format!("SELECT {CONTACT_COLUMNS} {} ORDER BY {order} LIMIT $9 OFFSET $10", matching.sql);
+        let next = matching.params.len();
+        let sql = format!(
+            "SELECT {CONTACT_COLUMNS} {} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            matching.sql,
+            next + 1,
+            next + 2
+        );
         let rows = matching
             .bind(sqlx::query(&sql))
             .bind(i64::from(page_size))
@@ -194,7 +230,7 @@ impl Store {
                 kind.and_then(|k| AttributeKind::parse(&k).ok())
             }
         };
-        Ok(Matching::of(workspace_id, filter, now, kind))
+        Ok(Matching::of(self.backend, workspace_id, filter, now, kind))
     }
 
     async fn attach_labels(&self, contacts: &mut [Contact]) -> StoreResult<()> {
@@ -258,7 +294,7 @@ impl Store {
         email: Option<&Email>,
         attributes: &[AttributeWrite],
     ) -> StoreResult<Contact> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE contacts SET name = $3, email = $4, phone = $5 WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id.0)
@@ -288,7 +324,7 @@ impl Store {
         attributes: &[AttributeWrite],
         now: Timestamp,
     ) -> StoreResult<Contact> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO contacts (workspace_id, phone, name, email, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -446,7 +482,7 @@ impl Store {
         contacts: &[ContactId],
         on: bool,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM labels WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id.0)
             .bind(label.0)
@@ -515,7 +551,7 @@ impl Store {
         if keep == other {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let ws = workspace_id.0;
         let owned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE workspace_id = $1 AND id IN ($2, $3)")
             .bind(ws)
@@ -629,6 +665,8 @@ pub struct ImportContact {
 
 /// Contacts an import writes per statement.
 const IMPORT_BATCH: usize = 500;
+/// Imports of this many contacts or more refresh PostgreSQL's statistics.
+const ANALYZE_AFTER: usize = 5_000;
 
 impl Store {
     /// Creates or updates (by number) the workspace's contacts, in one transaction: all of them or,
@@ -641,7 +679,7 @@ impl Store {
         now: Timestamp,
         progress: &(dyn Fn(u64) + Sync),
     ) -> StoreResult<(u64, u64)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let (mut created, mut updated) = (0u64, 0u64);
         for (n, batch) in contacts.chunks(IMPORT_BATCH).enumerate() {
             let rows: Vec<String> = (0..batch.len())
@@ -727,6 +765,11 @@ impl Store {
             progress(((n + 1) * IMPORT_BATCH).min(contacts.len()) as u64);
         }
         tx.commit().await?;
+        // A large import leaves PostgreSQL's planner statistics behind until autovacuum gets to
+        // them (the trigram searches are then planned for an empty table); refresh them now.
+        if self.backend == Backend::Postgres && contacts.len() >= ANALYZE_AFTER {
+            sqlx::query("ANALYZE contacts, contact_labels, contact_attributes").execute(&self.pool).await?;
+        }
         Ok((created, updated))
     }
 }

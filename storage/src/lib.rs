@@ -199,6 +199,17 @@ impl Store {
         Ok(())
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// waiting out other writers with the busy timeout: a deferred transaction that read first
+    /// (preparing a statement on contacts reads the FTS5 table's configuration) cannot take the
+    /// lock later once another connection has written, and fails with "database is locked".
+    pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

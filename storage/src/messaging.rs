@@ -202,7 +202,7 @@ impl Store {
         message: &NewOutbound<'_>,
         now: Timestamp,
     ) -> StoreResult<(Message, ConversationSummary)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Write first: an SQLite transaction that reads first cannot always turn into a writer
         // later (SQLITE_BUSY_SNAPSHOT), whereas one that writes first waits for its turn.
         let contact = upsert_contact(&mut tx, message.workspace_id, message.to, None, now).await?;
@@ -253,7 +253,7 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<Option<(Message, ConversationSummary)>> {
         let channel = inbound.channel;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let contact = upsert_contact(&mut tx, channel.workspace_id, inbound.from, inbound.push_name, now).await?;
         let conversation = upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, now).await?;
         let sql = format!(

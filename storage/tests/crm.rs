@@ -56,6 +56,9 @@ async fn contacts_are_searched_filtered_sorted_and_paged(store: Store) {
     assert_eq!(phones(&store, ws, &filter("0812 3456"), 0, 10).await.1, 2);
     assert_eq!(phones(&store, ws, &filter("100%"), 0, 10).await, (vec!["+6281234560002".into()], 1));
     assert_eq!(phones(&store, ws, &filter("1_0"), 0, 10).await.1, 0);
+    // Short searches (under three characters) take the slower path and agree.
+    assert_eq!(phones(&store, ws, &filter("sA"), 0, 10).await, (vec!["+6281234560001".into()], 1));
+    assert_eq!(phones(&store, ws, &filter("99"), 0, 10).await, (vec!["+6281299990003".into()], 1));
 
     // Sorted by latest message (newest first), by name (nameless last), by creation; paged with
     // the total of all pages.

@@ -272,7 +272,6 @@ pub fn AttributeFilterBar(
             }
         });
     };
-    let draft = RwSignal::new(String::new());
     let op_label = move |op: AttributeOp| match op {
         AttributeOp::Is => t_string!(i18n, attributes.op_is).to_string(),
         AttributeOp::AtLeast => t_string!(i18n, attributes.op_at_least).to_string(),
@@ -289,7 +288,6 @@ pub fn AttributeFilterBar(
                     prop:value=move || filter.with(|f| f.attribute.as_ref().map(|a| a.attribute.0.to_string()).unwrap_or_default())
                     on:change=move |ev| {
                         let id = event_target_value(&ev).parse().ok().map(AttributeId);
-                        draft.set(String::new());
                         page.set(0);
                         filter.update(|f| {
                             f.attribute = id.map(|attribute| AttributeFilter { attribute, op: AttributeOp::Set, value: String::new() });
@@ -322,9 +320,8 @@ pub fn AttributeFilterBar(
                         kind => view! {
                             <input type=if kind == AttributeKind::Date { "date" } else { "text" } data-testid="attribute-filter-value"
                                 aria-label=move || t_string!(i18n, attributes.value).to_string()
-                                prop:value=move || draft.get()
-                                on:input=move |ev| draft.set(event_target_value(&ev))
-                                on:change=move |_| { let v = draft.get_untracked(); set(&|a| a.value = v.clone()); } />
+                                prop:value=move || filter.with(|f| f.attribute.as_ref().map(|a| a.value.clone()).unwrap_or_default())
+                                on:change=move |ev| { let v = event_target_value(&ev); set(&|a| a.value = v.clone()); } />
                         }.into_any(),
                     };
                     view! {

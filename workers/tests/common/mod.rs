@@ -165,6 +165,24 @@ impl Harness {
     }
 
     /// A second workspace with its own admin, logged in.
+    /// An agent of the admin's workspace, added and logged in with a password of their own.
+    pub async fn agent(&self, admin: &Browser, email: &str) -> Browser {
+        let member = [
+            ("name", "Budi Agent"),
+            ("email", email),
+            ("role", "agent"),
+            ("onboarding", "initial_password"),
+            ("initial_password", "initial-pass-1"),
+        ];
+        let (status, body) = self.call(admin, "add_member", &member).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let agent = self.log_in(email, "initial-pass-1").await;
+        let change = [("current_password", "initial-pass-1"), ("new_password", "budi-own-password")];
+        let (status, body) = self.call(&agent, "change_password", &change).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        agent
+    }
+
     pub async fn other_workspace(&self) -> Browser {
         let email = balas_domain::Email::parse("olga@other.example").unwrap();
         let name = balas_domain::PersonName::parse("Olga Other").unwrap();
