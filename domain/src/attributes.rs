@@ -181,13 +181,18 @@ impl Attribute {
 /// A contact's attribute values, by key, in their stored form.
 pub type AttributeValues = BTreeMap<String, String>;
 
+/// A checked value for an attribute (`None` clears it).
+pub type CheckedValue = (AttributeId, Option<String>);
+/// An attribute's key and what is wrong with the value given for it.
+pub type AttributeProblem = (String, Issue);
+
 /// Checks a contact's attribute values as a person wrote them (key → text) against the
 /// workspace's definitions. An empty value clears the attribute. Every problem is reported, as
 /// `Field::Attribute` with the key beside it.
 pub fn check_attributes(
     definitions: &[Attribute],
     raw: &BTreeMap<String, String>,
-) -> Result<Vec<(AttributeId, Option<String>)>, Vec<(String, Issue)>> {
+) -> Result<Vec<CheckedValue>, Vec<AttributeProblem>> {
     let mut values = Vec::new();
     let mut problems = Vec::new();
     for (key, raw) in raw {
