@@ -3,7 +3,8 @@
 //! For each database: imports 100,000 CSV rows through the same code the Contacts page's import
 //! uses (parse, check every row, write in one transaction) and times it; then runs the Contacts
 //! page's queries (search by name, by part of a number, a label, the opt-out filter, a label with
-//! a search, sorting by name, a deep page), each `--rounds` times, through the backend function
+//! a search, sorting by name, a deep page, a list attribute equal to a value, a number attribute
+//! at least a value), each `--rounds` times, through the backend function
 //! the page calls (the page of 50 and the total count), and reports p50 and p99 per query and over
 //! all. Goals (issue #6): p99 under 50 ms, the import under 30 s.
 //!
@@ -15,7 +16,10 @@ use anyhow::{Context, Result};
 use balas_backend::accounts::{self, RequestMeta};
 use balas_backend::contacts_io::{import_contacts, parse_mapping};
 use balas_backend::{crm, now};
-use balas_domain::{ContactFilter, ContactSort, ImportMode, LabelColor, LabelId, LabelName, OptOutFilter};
+use balas_domain::{
+    AttributeFilter, AttributeId, AttributeKey, AttributeKind, AttributeOp, ContactFilter, ContactSort, ImportMode,
+    LabelColor, LabelId, LabelName, OptOutFilter,
+};
 use serde_json::{Value, json};
 
 use crate::setup::{ADMIN_EMAIL, ADMIN_PASSWORD, Bench};
@@ -23,6 +27,7 @@ use crate::{Args, percentile, report};
 
 const FIRST: [&str; 12] =
     ["Sari", "Budi", "Citra", "Dewi", "Eko", "Fitri", "Gita", "Hadi", "Indah", "Joko", "Kartika", "Lestari"];
+const TIERS: [&str; 4] = ["Gold", "Silver", "Bronze", ""];
 const LAST: [&str; 8] = ["Wijaya", "Santoso", "Pratama", "Utami", "Saputra", "Lestari", "Hidayat", "Kusuma"];
 
 /// A small deterministic generator (the same file every run).
@@ -37,7 +42,7 @@ impl Lcg {
 
 fn csv_file(contacts: usize, labels: &[String]) -> Vec<u8> {
     let mut random = Lcg(42);
-    let mut out = String::from("phone,name,email,labels,opted_out\n");
+    let mut out = String::from("phone,name,email,labels,opted_out,tier,spent\n");
     for n in 0..contacts {
         let first = FIRST[random.next() as usize % FIRST.len()];
         let last = LAST[random.next() as usize % LAST.len()];
@@ -45,9 +50,16 @@ fn csv_file(contacts: usize, labels: &[String]) -> Vec<u8> {
         let tags: Vec<&str> =
             (0..random.next() % 3).map(|_| labels[random.next() as usize % labels.len()].as_str()).collect();
         let out_opted = if random.next().is_multiple_of(20) { "yes" } else { "no" };
-        out.push_str(&format!("+62812{n:08},{first} {last},{email},{},{out_opted}\n", tags.join(";")));
+        let tier = TIERS[random.next() as usize % TIERS.len()];
+        let spent = random.next() % 1_000_000;
+        out.push_str(&format!("+62812{n:08},{first} {last},{email},{},{out_opted},{tier},{spent}\n", tags.join(";")));
     }
     out.into_bytes()
+}
+
+fn attribute(attribute: AttributeId, op: AttributeOp, value: &str) -> ContactFilter {
+    let wanted = AttributeFilter { attribute, op, value: value.to_owned() };
+    ContactFilter { attribute: Some(wanted), ..ContactFilter::default() }
 }
 
 async fn measure(args: &Args, database: &str, url: Option<String>) -> Result<Vec<(String, Value)>> {
@@ -65,8 +77,20 @@ async fn measure(args: &Args, database: &str, url: Option<String>) -> Result<Vec
         let color = LabelColor::parse("blue")?;
         label_ids.push(state.store.create_label(bench.workspace, &LabelName::parse(name)?, &color, now()).await?);
     }
+    let tiers: Vec<String> = TIERS.iter().filter(|t| !t.is_empty()).map(|t| t.to_string()).collect();
+    let tier = AttributeKey::parse("tier")?;
+    let tier = state
+        .store
+        .create_attribute(bench.workspace, &tier, &LabelName::parse("Tier")?, AttributeKind::OneOf, &tiers, now())
+        .await?;
+    let spent = AttributeKey::parse("spent")?;
+    let spent = state
+        .store
+        .create_attribute(bench.workspace, &spent, &LabelName::parse("Spent")?, AttributeKind::Number, &[], now())
+        .await?;
     let file = csv_file(contacts, &names);
-    let mapping = parse_mapping("phone,name,email,labels,opted_out").map_err(anyhow::Error::msg)?;
+    let mapping =
+        parse_mapping("phone,name,email,labels,opted_out,attr:tier,attr:spent").map_err(anyhow::Error::msg)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     println!("{database}: importing {contacts} rows ({:.1} MB)…", file.len() as f64 / 1e6);
@@ -93,6 +117,8 @@ async fn measure(args: &Args, database: &str, url: Option<String>) -> Result<Vec
         ),
         ("sort_name", ContactFilter { sort: ContactSort::Name, ..ContactFilter::default() }, 0),
         ("deep_page", ContactFilter::default(), 1_000),
+        ("attribute_is", attribute(tier, AttributeOp::Is, "Gold"), 0),
+        ("attribute_at_least", attribute(spent, AttributeOp::AtLeast, "990000"), 0),
     ];
     let mut all = Vec::new();
     let mut figures = vec![
