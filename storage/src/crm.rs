@@ -130,10 +130,11 @@ impl Matching {
                     (AttributeOp::Is, _) => format!("a.value = {}", m.param(Param::Text(wanted.value.clone()))),
                     (AttributeOp::Set | AttributeOp::Unset, _) => "1 = 1".to_owned(),
                 };
-                let exists = if wanted.op == AttributeOp::Unset { "NOT EXISTS" } else { "EXISTS" };
+                // A set of ids from the attribute's index, not a lookup per contact.
+                let within = if wanted.op == AttributeOp::Unset { "NOT IN" } else { "IN" };
                 clauses.push(format!(
-                    "{exists} (SELECT 1 FROM contact_attributes a WHERE a.contact_id = c.id \
-                     AND a.attribute_id = {attribute} AND {test})"
+                    "c.id {within} (SELECT a.contact_id FROM contact_attributes a \
+                     WHERE a.attribute_id = {attribute} AND {test})"
                 ));
             }
         }
@@ -665,7 +666,7 @@ pub struct ImportContact {
 
 /// Contacts an import writes per statement.
 const IMPORT_BATCH: usize = 500;
-/// Imports of this many contacts or more refresh PostgreSQL's statistics.
+/// Imports of this many contacts or more vacuum and analyze PostgreSQL's contact tables.
 const ANALYZE_AFTER: usize = 5_000;
 
 impl Store {
@@ -765,10 +766,12 @@ impl Store {
             progress(((n + 1) * IMPORT_BATCH).min(contacts.len()) as u64);
         }
         tx.commit().await?;
-        // A large import leaves PostgreSQL's planner statistics behind until autovacuum gets to
-        // them (the trigram searches are then planned for an empty table); refresh them now.
+        // A large import leaves PostgreSQL's planner statistics and visibility map behind until
+        // autovacuum gets to them (searches are planned for an empty table, index-only scans go
+        // to the heap); bring them up to date now. (VACUUM runs outside a transaction: simple
+        // protocol.)
         if self.backend == Backend::Postgres && contacts.len() >= ANALYZE_AFTER {
-            sqlx::query("ANALYZE contacts, contact_labels, contact_attributes").execute(&self.pool).await?;
+            sqlx::raw_sql("VACUUM (ANALYZE) contacts, contact_labels, contact_attributes").execute(&self.pool).await?;
         }
         Ok((created, updated))
     }

@@ -16,7 +16,8 @@ conformance!(
     labels_and_opt_out_stay_in_their_workspace,
     attributes_are_kept_filtered_and_scoped,
     merging_keeps_everything_of_both_contacts,
-    conversations_carry_labels
+    conversations_carry_labels,
+    large_imports_are_searchable_at_once
 );
 
 use common::{T0, channel, phone, workspace};
@@ -375,4 +376,24 @@ async fn conversations_carry_labels(store: Store) {
     // Deleting a label takes it off conversations too.
     store.delete_label(ws, refund).await.unwrap();
     assert!(store.conversation(ws, conversation).await.unwrap().unwrap().labels.is_empty());
+}
+
+async fn large_imports_are_searchable_at_once(store: Store) {
+    // 5,000 rows: enough for PostgreSQL's vacuum and analyze after the import.
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let rows: Vec<ImportContact> = (0..5_000)
+        .map(|n| ImportContact {
+            phone: phone(&format!("+6281300{n:05}")),
+            name: Some(format!("Pelanggan {n}")),
+            email: None,
+            labels: vec![],
+            opted_out: n % 10 == 0,
+            attributes: vec![],
+        })
+        .collect();
+    assert_eq!(store.import_contacts(ws, &rows, T0, &|_| {}).await.unwrap(), (5_000, 0));
+    assert_eq!(phones(&store, ws, &filter("pelanggan 4321"), 0, 10).await, (vec!["+628130004321".into()], 1));
+    assert_eq!(phones(&store, ws, &filter("0813 0000 12"), 0, 10).await.1, 10);
+    let out = ContactFilter { opt_out: OptOutFilter::OptedOut, ..ContactFilter::default() };
+    assert_eq!(phones(&store, ws, &out, 0, 10).await.1, 500);
 }
