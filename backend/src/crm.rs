@@ -238,10 +238,11 @@ pub async fn set_stop_keywords(state: &AppState, caller: &Caller, raw: &str) -> 
     let invalid = |issue| AppError::invalid(FieldError::new(Field::Keywords, issue));
     let mut words: Vec<String> = Vec::new();
     for word in raw.split(['\n', ',']).map(|w| w.split_whitespace().collect::<Vec<_>>().join(" ")) {
+        // Matched as customers' messages are: trailing punctuation does not count.
+        let word = word.trim_end_matches(['.', '!', '?']).trim().to_uppercase();
         if word.is_empty() {
             continue;
         }
-        let word = word.to_uppercase();
         if word.chars().count() > MAX_KEYWORD_CHARS {
             return Err(invalid(Issue::TooLong { max: MAX_KEYWORD_CHARS }));
         }

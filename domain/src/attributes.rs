@@ -378,6 +378,23 @@ mod tests {
     }
 
     #[test]
+    fn import_headers_prefer_keys_then_fields_then_names() {
+        use crate::{ImportColumn, ImportField};
+        let mut work_email = attribute(AttributeKind::Text, &[]);
+        work_email.key = AttributeKey::parse("email_kantor").unwrap();
+        work_email.name = LabelName::parse("Email").unwrap();
+        let mut city = attribute(AttributeKind::Text, &[]);
+        city.key = AttributeKey::parse("city").unwrap();
+        city.name = LabelName::parse("Kota").unwrap();
+        let known = [work_email, city];
+        assert_eq!(ImportColumn::guess("Email", &known), Some(ImportColumn::Field(ImportField::Email)));
+        let key = |k: &str| Some(ImportColumn::Attribute(AttributeKey::parse(k).unwrap()));
+        assert_eq!(ImportColumn::guess("email_kantor", &known), key("email_kantor"));
+        assert_eq!(ImportColumn::guess("KOTA", &known), key("city"));
+        assert_eq!(ImportColumn::guess("shoe", &known), None);
+    }
+
+    #[test]
     fn options_and_filters_are_checked() {
         assert_eq!(Attribute::parse_options(AttributeKind::OneOf, "Gold\nSilver, Bronze").unwrap().len(), 3);
         assert_eq!(Attribute::parse_options(AttributeKind::OneOf, "Gold\ngold").unwrap_err().issue, Issue::Duplicate);

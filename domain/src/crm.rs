@@ -137,6 +137,9 @@ impl ContactFilter {
         if text.chars().count() > 100 {
             return Err(FieldError::new(Field::Search, Issue::TooLong { max: 100 }));
         }
+        if text.chars().any(char::is_control) {
+            return Err(FieldError::new(Field::Search, Issue::ControlCharacters));
+        }
         Ok(text.to_lowercase())
     }
 
@@ -285,6 +288,8 @@ mod tests {
         assert!(LabelColor::parse("teal").is_ok());
         assert_eq!(LabelColor::parse("#ff0000").unwrap_err().field, Field::Color);
         assert_eq!(parse_contact_fields(" Sari ", "+62 812 3456 7890", "").unwrap().0.as_deref(), Some("Sari"));
+        let control = ContactFilter { search: "abc\0".into(), ..ContactFilter::default() };
+        assert_eq!(control.check().unwrap_err().issue, Issue::ControlCharacters);
         let errors = parse_contact_fields(&"n".repeat(101), "0812", "not-an-email").unwrap_err();
         assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Phone, Field::Email]);
     }
@@ -366,15 +371,18 @@ impl ImportColumn {
         }
     }
 
-    /// The column a header most likely means: an attribute by its key or name (any case), else a
-    /// field (see [`ImportField::guess`]).
+    /// The column a header most likely means: an attribute by its key, a field (see
+    /// [`ImportField::guess`]), or an attribute by its name (any case).
     pub fn guess(header: &str, attributes: &[crate::Attribute]) -> Option<Self> {
         let wanted = header.trim().to_lowercase();
-        attributes
-            .iter()
-            .find(|a| a.key.as_str() == wanted || a.name.as_str().to_lowercase() == wanted)
-            .map(|a| ImportColumn::Attribute(a.key.clone()))
+        let by = |matches: &dyn Fn(&crate::Attribute) -> bool| {
+            attributes.iter().find(|a| matches(a)).map(|a| ImportColumn::Attribute(a.key.clone()))
+        };
+        // A key is exact; a contact's own field comes before an attribute's display name (an
+        // attribute called "Email" does not take the email column).
+        by(&|a| a.key.as_str() == wanted)
             .or_else(|| ImportField::guess(header).map(ImportColumn::Field))
+            .or_else(|| by(&|a| a.name.as_str().to_lowercase() == wanted))
     }
 }
 

@@ -590,6 +590,9 @@ impl Store {
             .await?;
             sqlx::query(
                 "UPDATE conversations SET unread = unread + (SELECT o.unread FROM conversations o WHERE o.id = $1), \
+                 status = CASE WHEN (SELECT o.status FROM conversations o WHERE o.id = $1) = 'open' THEN 'open' \
+                 ELSE status END, \
+                 assignee = COALESCE(assignee, (SELECT o.assignee FROM conversations o WHERE o.id = $1)), \
                  last_message_at = (SELECT MAX(x.last_message_at) FROM conversations x WHERE x.id IN ($1, $2)), \
                  last_preview = (SELECT x.last_preview FROM conversations x WHERE x.id IN ($1, $2) \
                  ORDER BY x.last_message_at DESC LIMIT 1) WHERE id = $2",
@@ -681,6 +684,11 @@ impl Store {
         progress: &(dyn Fn(u64) + Sync),
     ) -> StoreResult<(u64, u64)> {
         let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            // The batches are one statement shape run again and again: a generic plan, made
+            // once, serves them all (the pool plans every execution anew otherwise).
+            sqlx::query("SET LOCAL plan_cache_mode = auto").execute(&mut *tx).await?;
+        }
         let (mut created, mut updated) = (0u64, 0u64);
         for (n, batch) in contacts.chunks(IMPORT_BATCH).enumerate() {
             let rows: Vec<String> = (0..batch.len())
@@ -771,7 +779,11 @@ impl Store {
         // to the heap); bring them up to date now. (VACUUM runs outside a transaction: simple
         // protocol.)
         if self.backend == Backend::Postgres && contacts.len() >= ANALYZE_AFTER {
-            sqlx::raw_sql("VACUUM (ANALYZE) contacts, contact_labels, contact_attributes").execute(&self.pool).await?;
+            let vacuum = sqlx::raw_sql("VACUUM (ANALYZE) contacts, contact_labels, contact_attributes");
+            // The contacts are in: a failure here only leaves the statistics to autovacuum.
+            if let Err(error) = vacuum.execute(&self.pool).await {
+                tracing::warn!(%error, "the contact tables were not vacuumed after an import");
+            }
         }
         Ok((created, updated))
     }

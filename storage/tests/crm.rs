@@ -317,6 +317,9 @@ async fn merging_keeps_everything_of_both_contacts(store: Store) {
     let other_sales =
         store.contact_conversations(ws, other).await.unwrap().into_iter().find(|c| c.channel_id == sales.id).unwrap();
     store.label_conversation(ws, other_sales.id, new, true).await.unwrap();
+    // Keep's conversation was resolved; the other's is open with unread messages: still open.
+    let keep_sales = store.contact_conversations(ws, keep).await.unwrap()[0].id;
+    store.set_conversation_status(ws, keep_sales, balas_domain::ConversationStatus::Resolved).await.unwrap();
 
     // Not across workspaces, not with itself.
     assert!(matches!(store.merge_contacts(ws, keep, stranger).await, Err(StoreError::NotFound)));
@@ -346,6 +349,7 @@ async fn merging_keeps_everything_of_both_contacts(store: Store) {
     assert_eq!(messages.len(), 2);
     assert_eq!(on_sales.last_message_at, T0.plus_millis(20));
     assert_eq!(on_sales.unread, 2);
+    assert_eq!(on_sales.status, balas_domain::ConversationStatus::Open);
 }
 
 async fn conversations_carry_labels(store: Store) {

@@ -427,7 +427,7 @@ async fn merging_conversation_labels_and_stop_keywords_go_through_the_pipeline()
         let (status, body) = h.call(&admin, "set_stop_keywords", &[("keywords", bad)]).await;
         assert_eq!((status, issues(body, Field::Keywords)), (StatusCode::UNPROCESSABLE_ENTITY, vec![issue]), "{bad:?}");
     }
-    let (status, words) = h.call(&admin, "set_stop_keywords", &[("keywords", "cukup\n  jangan   kirim ")]).await;
+    let (status, words) = h.call(&admin, "set_stop_keywords", &[("keywords", "cukup!\n  jangan   kirim ")]).await;
     assert_eq!((status, words), (StatusCode::OK, serde_json::json!(["CUKUP", "JANGAN KIRIM"])));
     let customer = PhoneNumber::parse("+6281234567303").unwrap();
     h.customer_send(customer.as_str(), &channel.phone, "Cukup.").await;

@@ -70,7 +70,7 @@ pub fn ContactsPage() -> impl IntoView {
         let Ok(Some(name)) = window().prompt_with_message(t_string!(i18n, contacts.segment_name)) else {
             return;
         };
-        let current = filter.get_untracked();
+        let current = filter.with_untracked(applied);
         spawn_local(async move {
             match create_segment(name, current).await {
                 Ok(list) => {

@@ -788,6 +788,7 @@ fn ChatHeader(
         spawn_local(async move { report(assign(id.0, assignee).await) });
     };
     let me = inbox.me;
+    let conversation_labels = conversation.labels.clone();
     let mine = conversation.assignee == Some(me);
     let assignee = conversation.assignee;
     let status = conversation.status;
@@ -842,7 +843,7 @@ fn ChatHeader(
                 </button>
             </div>
             <div class="chips chat-labels" data-testid="chat-labels">
-                {inbox.labels_of(&conversation.labels).into_iter().map(|label| {
+                {move || inbox.labels_of(&conversation_labels).into_iter().map(|label| {
                     let label_id = label.id.0;
                     view! {
                         <span class="chip-with-remove">
