@@ -605,6 +605,8 @@ pub fn ContactDetail() -> impl IntoView {
     let view_data = RwSignal::new(None::<Result<ContactView, AppError>>);
     let labels = RwSignal::new(Vec::<Label>::new());
     let attributes = RwSignal::new(Vec::<Attribute>::new());
+    // Kept here: a save reloads the contact, which draws the card anew.
+    let saved = RwSignal::new(false);
     let reload = move || {
         let Some(contact) = id.get_untracked() else { return };
         spawn_local(async move {
@@ -632,7 +634,7 @@ pub fn ContactDetail() -> impl IntoView {
             {move || match view_data.get() {
                 None => view! { <p class="muted">{t!(i18n, loading)}</p> }.into_any(),
                 Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
-                Some(Ok(data)) => view! { <ContactCard data labels attributes=attributes.into() admin reload /> }.into_any(),
+                Some(Ok(data)) => view! { <ContactCard data labels attributes=attributes.into() admin saved reload /> }.into_any(),
             }}
         </section>
     }
@@ -645,6 +647,7 @@ fn ContactCard(
     labels: RwSignal<Vec<Label>>,
     attributes: Signal<Vec<Attribute>>,
     admin: bool,
+    saved: RwSignal<bool>,
     reload: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     let i18n = use_i18n();
@@ -654,8 +657,14 @@ fn ContactCard(
     let phone = RwSignal::new(contact.phone.to_string());
     let email = RwSignal::new(contact.email.clone().unwrap_or_default());
     let problem = RwSignal::new(None::<AppError>);
-    let saved = RwSignal::new(false);
     let values = RwSignal::new(contact.attributes.clone());
+    // "Saved" stays until the next change to the form.
+    Effect::new(move |first: Option<()>| {
+        (name.track(), phone.track(), email.track(), values.track());
+        if first.is_some() {
+            saved.set(false);
+        }
+    });
     let save = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         if !attributes.with_untracked(|a| values.with_untracked(|v| attributes_valid(a, v))) {
@@ -727,20 +736,23 @@ fn ContactCard(
             }
         });
     };
-    let chips = contact
-        .labels
-        .iter()
-        .filter_map(|l| labels.with_untracked(|all| all.iter().find(|x| x.id == *l).cloned()))
-        .map(|label| {
-            let label_id = label.id.0;
-            view! {
-                <span class="chip-with-remove">
-                    <LabelChip label />
-                    <button type="button" class="link-button" aria-label=move || t_string!(i18n, contacts.remove_label).to_string() on:click=move |_| relabel(label_id, false)>"×"</button>
-                </span>
-            }
-        })
-        .collect_view();
+    // Drawn again when the workspace's labels arrive (they load beside the contact).
+    let contact_labels = contact.labels.clone();
+    let chips = move || {
+        contact_labels
+            .iter()
+            .filter_map(|l| labels.with(|all| all.iter().find(|x| x.id == *l).cloned()))
+            .map(|label| {
+                let label_id = label.id.0;
+                view! {
+                    <span class="chip-with-remove">
+                        <LabelChip label />
+                        <button type="button" class="link-button" aria-label=move || t_string!(i18n, contacts.remove_label).to_string() on:click=move |_| relabel(label_id, false)>"×"</button>
+                    </span>
+                }
+            })
+            .collect_view()
+    };
     let title = contact.name.clone().unwrap_or_else(|| contact.phone.to_string());
     view! {
         <Title text=format!("{title} · Balas") />
