@@ -660,7 +660,10 @@ fn ContactCard(
     let values = RwSignal::new(contact.attributes.clone());
     // "Saved" stays until the next change to the form.
     Effect::new(move |first: Option<()>| {
-        (name.track(), phone.track(), email.track(), values.track());
+        name.track();
+        phone.track();
+        email.track();
+        values.track();
         if first.is_some() {
             saved.set(false);
         }
