@@ -52,6 +52,9 @@ pub struct InboxFilter {
     pub channel: Option<ChannelId>,
     /// Part of the contact's name (any case) or phone number.
     pub search: String,
+    /// Only conversations with this label.
+    #[serde(default)]
+    pub label: Option<crate::LabelId>,
 }
 
 impl InboxFilter {
@@ -77,6 +80,9 @@ impl InboxFilter {
             return false;
         }
         if self.channel.is_some_and(|c| c != conversation.channel_id) {
+            return false;
+        }
+        if self.label.is_some_and(|l| !conversation.labels.contains(&l)) {
             return false;
         }
         let assigned = match self.assignment {
@@ -262,6 +268,11 @@ mod tests {
         let resolved = InboxFilter { status: Some(ConversationStatus::Resolved), ..Default::default() };
         assert!(!resolved.matches(&siti, me));
         let other_channel = InboxFilter { channel: Some(ChannelId(8)), ..Default::default() };
+        let labelled = InboxFilter { label: Some(crate::LabelId(3)), ..Default::default() };
+        assert!(!labelled.matches(&conversation(None, "+6281234567890", None), UserId(1)));
+        let mut tagged = conversation(None, "+6281234567890", None);
+        tagged.labels = vec![crate::LabelId(3)];
+        assert!(labelled.matches(&tagged, UserId(1)));
         assert!(!other_channel.matches(&siti, me));
         assert!(filter(&"x".repeat(101), Assignment::All).search_text().is_err());
     }

@@ -180,6 +180,9 @@ test("custom attributes, a contact added by hand, a merge, labels on conversatio
   await ana.getByTestId("chat-add-label").selectOption({ label: "VIP" });
   await expect(ana.getByTestId("chat-labels").getByTestId("label-chip")).toHaveText(["VIP"]);
   await expect(ana.getByTestId("conversation").filter({ hasText: customer }).getByTestId("label-chip")).toHaveText(["VIP"]);
+  await ana.getByTestId("inbox-label-filter").selectOption({ label: "VIP" });
+  await expect(ana.getByTestId("conversation")).toHaveCount(1);
+  await ana.getByTestId("inbox-label-filter").selectOption("");
 
   // An admin adds a stop keyword; a customer who sends it is opted out and told so.
   await open(ana, "/settings/opt-out");

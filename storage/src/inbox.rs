@@ -82,6 +82,7 @@ impl Store {
              AND ($4 = 0 OR v.channel_id = $4) \
              AND ($5 = '' OR LOWER(c.name) LIKE $5 ESCAPE '\\') AND ($6 = '' OR c.phone LIKE $6) \
              AND (v.last_message_at < $7 OR (v.last_message_at = $7 AND v.id < $8)) \
+             AND ($10 = 0 OR v.id IN (SELECT x.conversation_id FROM conversation_labels x WHERE x.label_id = $10)) \
              ORDER BY v.last_message_at DESC, v.id DESC LIMIT $9"
         );
         let rows = sqlx::query(&sql)
@@ -94,6 +95,7 @@ impl Store {
             .bind(after.map_or(i64::MAX, |a| a.last_message_at.0))
             .bind(after.map_or(i64::MAX, |a| a.id.0))
             .bind(i64::from(limit) + 1)
+            .bind(filter.label.map_or(0, |l| l.0))
             .fetch_all(&self.pool)
             .await?;
         let mut list = rows.iter().map(conversation_from_row).collect::<StoreResult<Vec<_>>>()?;

@@ -372,6 +372,13 @@ async fn conversations_carry_labels(store: Store) {
     let mut both = vec![urgent, refund];
     both.sort();
     assert_eq!(store.conversation(ws, conversation).await.unwrap().unwrap().labels, both);
+    // The inbox filters by label.
+    let admin = store.agents(ws).await.unwrap()[0].id;
+    let by_label = |label| balas_domain::InboxFilter { label: Some(label), ..Default::default() };
+    let (listed, _) = store.conversations(ws, admin, &by_label(urgent), None, 10).await.unwrap();
+    assert_eq!(listed.iter().map(|c| c.id).collect::<Vec<_>>(), [conversation]);
+    let (listed, _) = store.conversations(ws, admin, &by_label(their_label), None, 10).await.unwrap();
+    assert!(listed.is_empty(), "another workspace's label lists nothing");
     // Neither another workspace's label nor its conversation.
     assert!(matches!(store.label_conversation(ws, conversation, their_label, true).await, Err(StoreError::NotFound)));
     assert!(matches!(store.label_conversation(ws, their_conversation, urgent, true).await, Err(StoreError::NotFound)));

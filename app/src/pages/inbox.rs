@@ -417,6 +417,19 @@ fn Filters(inbox: Inbox) -> impl IntoView {
                             .collect_view()
                     }}
                 </select>
+                <Show when=move || inbox.labels.with(|l| !l.is_empty())>
+                    <select
+                        data-testid="inbox-label-filter"
+                        aria-label=move || t_string!(i18n, inbox.label).to_string()
+                        on:change=move |ev| {
+                            let label = event_target_value(&ev).parse().ok().map(LabelId);
+                            inbox.filter.update(|f| f.label = label);
+                        }
+                    >
+                        <option value="">{t!(i18n, inbox.label_all)}</option>
+                        {move || inbox.labels.get().into_iter().map(|l| view! { <option value=l.id.0.to_string()>{l.name.to_string()}</option> }).collect_view()}
+                    </select>
+                </Show>
             </div>
         </div>
     }
@@ -471,7 +484,9 @@ fn ConversationList(inbox: Inbox, selected: Memo<Option<ConversationId>>, admin:
         }
     };
     let is_default = move || {
-        inbox.filter.with(|f| f.search.trim().is_empty() && f.channel.is_none() && f.assignment == Assignment::All)
+        inbox.filter.with(|f| {
+            f.search.trim().is_empty() && f.channel.is_none() && f.label.is_none() && f.assignment == Assignment::All
+        })
     };
     view! {
         <div class="conv-scroll">
