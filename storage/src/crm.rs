@@ -194,7 +194,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         let mut contacts = rows.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
-        let total = self.count_contacts(workspace_id, filter, now).await?;
+        let total = self.count_matching(&matching).await?;
         self.attach_labels(&mut contacts).await?;
         self.attach_attributes(&mut contacts).await?;
         Ok((contacts, total))
@@ -208,6 +208,10 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<i64> {
         let matching = self.matching(workspace_id, filter, now).await?;
+        self.count_matching(&matching).await
+    }
+
+    async fn count_matching(&self, matching: &Matching) -> StoreResult<i64> {
         let sql = format!("SELECT COUNT(*) {}", matching.sql);
         let row = matching.bind(sqlx::query(&sql)).fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)

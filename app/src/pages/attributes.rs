@@ -33,6 +33,15 @@ pub fn shown_value(i18n: leptos_i18n::I18nContext<Locale>, attribute: &Attribute
     }
 }
 
+/// The values a yes/no or list attribute may take, as (stored value, what people read).
+fn choices(i18n: leptos_i18n::I18nContext<Locale>, attribute: &Attribute) -> Vec<(String, String)> {
+    if attribute.kind == AttributeKind::YesNo {
+        ["yes", "no"].into_iter().map(|v| (v.to_owned(), shown_value(i18n, attribute, v))).collect()
+    } else {
+        attribute.options.iter().map(|o| (o.clone(), o.clone())).collect()
+    }
+}
+
 /// The first problem of the form's answer with a field, in the user's language.
 fn field_problem(i18n: leptos_i18n::I18nContext<Locale>, error: &balas_domain::AppError, fields: &[Field]) -> String {
     fields
@@ -205,14 +214,7 @@ pub fn AttributeInputs(
                 };
                 let input = match attribute.kind {
                     AttributeKind::YesNo | AttributeKind::OneOf => {
-                        let choices: Vec<(String, String)> = if attribute.kind == AttributeKind::YesNo {
-                            vec![
-                                ("yes".into(), t_string!(i18n, attributes.yes).to_string()),
-                                ("no".into(), t_string!(i18n, attributes.no).to_string()),
-                            ]
-                        } else {
-                            attribute.options.iter().map(|o| (o.clone(), o.clone())).collect()
-                        };
+                        let choices = choices(i18n, &attribute);
                         let current = current.clone();
                         view! {
                             <select id=input_id.clone() data-testid="attribute-input" data-key=key.clone()
@@ -303,11 +305,7 @@ pub fn AttributeFilterBar(
                     let takes_value = filter.with(|f| f.attribute.as_ref().is_some_and(|a| a.op.takes_value()));
                     let value_input = match attribute.kind {
                         AttributeKind::YesNo | AttributeKind::OneOf => {
-                            let choices: Vec<(String, String)> = if attribute.kind == AttributeKind::YesNo {
-                                vec![("yes".into(), t_string!(i18n, attributes.yes).to_string()), ("no".into(), t_string!(i18n, attributes.no).to_string())]
-                            } else {
-                                attribute.options.iter().map(|o| (o.clone(), o.clone())).collect()
-                            };
+                            let choices = choices(i18n, &attribute);
                             view! {
                                 <select aria-label=move || t_string!(i18n, attributes.value).to_string() data-testid="attribute-filter-value"
                                     prop:value=move || filter.with(|f| f.attribute.as_ref().map(|a| a.value.clone()).unwrap_or_default())
