@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use balas_domain::{
-    AddedMember, Agent, AppError, Attachment, Attribute, AuditEntry, CannedResponse, Channel, Contact, ContactFilter,
+    AddedMember, Agent, AppError, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
+    BroadcastRecipient, RecipientState, SendSeries, SendingRules, CannedResponse, Channel, Contact, ContactFilter,
     ContactNote, ContactPage, ContactView, ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo,
     Label, Me, Message, MessagePage, Onboarding, SandboxChannel, Segment, SystemStatus, TeamMember,
 };
@@ -768,5 +769,92 @@ pub async fn stop_keywords() -> Result<Vec<String>, AppError> {
 pub async fn set_stop_keywords(keywords: String) -> Result<Vec<String>, AppError> {
     ssr::respond(
         async { balas_backend::crm::set_stop_keywords(&ssr::state()?, &ssr::caller().await?, &keywords).await }.await,
+    )
+}
+
+/// The workspace's latest broadcasts.
+#[server(prefix = "/api", endpoint = "broadcasts")]
+pub async fn list_broadcasts() -> Result<Vec<Broadcast>, AppError> {
+    ssr::respond(async { balas_backend::broadcasts::list(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// A broadcast with its sends over time.
+#[server(prefix = "/api", endpoint = "broadcast")]
+pub async fn broadcast_detail(id: i64) -> Result<(Broadcast, SendSeries), AppError> {
+    ssr::respond(async { balas_backend::broadcasts::detail(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+/// A page of a broadcast's recipients, optionally in one state.
+#[server(prefix = "/api", endpoint = "broadcast_recipients")]
+pub async fn broadcast_recipients(
+    id: i64,
+    #[server(default)] state: Option<RecipientState>,
+    #[server(default)] page: u32,
+) -> Result<Vec<BroadcastRecipient>, AppError> {
+    ssr::respond(
+        async {
+            balas_backend::broadcasts::recipients(&ssr::state()?, &ssr::caller().await?, id, state, page).await
+        }
+        .await,
+    )
+}
+
+/// What a draft comes to (counts, and the message for a few real recipients).
+#[server(prefix = "/api", endpoint = "preview_broadcast", input = server_fn::codec::Json)]
+pub async fn preview_broadcast(draft: BroadcastDraft) -> Result<AudiencePreview, AppError> {
+    ssr::respond(
+        async { balas_backend::broadcasts::preview(&ssr::state()?, &ssr::caller().await?, &draft).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "create_broadcast", input = server_fn::codec::Json)]
+pub async fn create_broadcast(draft: BroadcastDraft) -> Result<Broadcast, AppError> {
+    ssr::respond(
+        async { balas_backend::broadcasts::create(&ssr::state()?, &ssr::caller().await?, &draft).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "pause_broadcast")]
+pub async fn pause_broadcast(id: i64) -> Result<Broadcast, AppError> {
+    ssr::respond(async { balas_backend::broadcasts::pause(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "resume_broadcast")]
+pub async fn resume_broadcast(id: i64) -> Result<Broadcast, AppError> {
+    ssr::respond(async { balas_backend::broadcasts::resume(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "cancel_broadcast")]
+pub async fn cancel_broadcast(id: i64) -> Result<Broadcast, AppError> {
+    ssr::respond(async { balas_backend::broadcasts::cancel(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+/// Sends a broadcast's failed recipients again; returns how many.
+#[server(prefix = "/api", endpoint = "retry_broadcast")]
+pub async fn retry_broadcast(id: i64) -> Result<u64, AppError> {
+    ssr::respond(
+        async { balas_backend::broadcasts::retry_failed(&ssr::state()?, &ssr::caller().await?, id).await }.await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "sending_rules")]
+pub async fn get_sending_rules() -> Result<SendingRules, AppError> {
+    ssr::respond(async { balas_backend::broadcasts::sending_rules(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Sets when and how much the workspace's numbers may send broadcasts.
+#[server(prefix = "/api", endpoint = "set_sending_rules")]
+pub async fn set_sending_rules(
+    time_zone: String,
+    from_hour: u8,
+    to_hour: u8,
+    daily_cap: u32,
+) -> Result<SendingRules, AppError> {
+    ssr::respond(
+        async {
+            let rules = SendingRules { time_zone, from_hour, to_hour, daily_cap };
+            balas_backend::broadcasts::set_sending_rules(&ssr::state()?, &ssr::caller().await?, rules).await
+        }
+        .await,
     )
 }

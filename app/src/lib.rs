@@ -23,7 +23,10 @@ use crate::pages::channels::ChannelsPage;
 use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
-use crate::pages::settings::{AccountSettings, Audit, CannedResponses, SettingsLayout, StopKeywords, System, Team};
+use crate::pages::broadcasts::{BroadcastPage, BroadcastsPage, NewBroadcastPage};
+use crate::pages::settings::{
+    AccountSettings, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
+};
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
 /// The HTML document around the app, rendered on the server.
@@ -75,7 +78,9 @@ pub fn App() -> impl IntoView {
                         <Route path=path!("inbox/:id?") view=InboxPage />
                         <Route path=path!("contacts") view=ContactsPage />
                         <Route path=path!("contacts/:id") view=ContactDetail />
-                        <Route path=path!("broadcasts") view=|| view! { <SoonPage page=Soon::Broadcasts /> } />
+                        <Route path=path!("broadcasts") view=BroadcastsPage />
+                        <Route path=path!("broadcasts/new") view=|| view! { <AdminOnly><NewBroadcastPage /></AdminOnly> } ssr=SsrMode::Async />
+                        <Route path=path!("broadcasts/:id") view=BroadcastPage />
                         <Route
                             path=path!("ai-agent")
                             ssr=SsrMode::Async
@@ -91,6 +96,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("team") view=|| view! { <AdminOnly><Team /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("canned") view=|| view! { <AdminOnly><CannedResponses /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("opt-out") view=|| view! { <AdminOnly><StopKeywords /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("sending") view=|| view! { <AdminOnly><SendingRulesForm /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("audit") view=|| view! { <AdminOnly><Audit /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("system") view=|| view! { <AdminOnly><System /></AdminOnly> } ssr=SsrMode::Async />
                         </ParentRoute>

@@ -45,6 +45,11 @@ pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
         Issue::InvalidYesNo => t_string!(i18n, errors.invalid_yes_no).to_string(),
         Issue::UnknownAttribute => t_string!(i18n, errors.unknown_attribute).to_string(),
         Issue::InUse => t_string!(i18n, errors.in_use).to_string(),
+        Issue::UnknownVariable => t_string!(i18n, errors.unknown_variable).to_string(),
+        Issue::BadPlaceholder => t_string!(i18n, errors.bad_placeholder, example = "{{name}}").to_string(),
+        Issue::InPast => t_string!(i18n, errors.in_past).to_string(),
+        Issue::NoRecipients => t_string!(i18n, errors.no_recipients).to_string(),
+        Issue::WrongState => t_string!(i18n, errors.wrong_state).to_string(),
     }
 }
 

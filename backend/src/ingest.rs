@@ -315,7 +315,7 @@ impl Ingest {
     }
 }
 
-fn status_event(change: StatusChange) -> LiveEvent {
+pub(crate) fn status_event(change: StatusChange) -> LiveEvent {
     LiveEvent::MessageStatus {
         message_id: change.message_id,
         conversation_id: change.conversation_id,

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod attributes;
+pub mod broadcasts;
 pub mod contacts_io;
 pub mod crm;
 pub mod inbox;

@@ -6,7 +6,7 @@
 //! network (or the session store) with every write, so a holder that lost its lease without
 //! noticing (a long pause) is refused rather than trusted.
 
-use balas_domain::ChannelId;
+use balas_domain::{BroadcastId, ChannelId};
 use redis::Script;
 
 use crate::{Bus, BusResult};
@@ -24,6 +24,8 @@ pub enum LeaseSubject {
     /// Reading the worker event stream (one server instance at a time, so that events are stored
     /// and announced in the order they happened).
     Ingest,
+    /// Planning a broadcast (one server instance at a time queues its recipients).
+    Broadcast(BroadcastId),
 }
 
 impl std::fmt::Display for LeaseSubject {
@@ -31,6 +33,7 @@ impl std::fmt::Display for LeaseSubject {
         match self {
             LeaseSubject::Channel(id) => write!(f, "channel {id}"),
             LeaseSubject::Ingest => f.write_str("ingest"),
+            LeaseSubject::Broadcast(id) => write!(f, "broadcast {id}"),
         }
     }
 }

@@ -87,6 +87,7 @@ impl Keys {
         match subject {
             LeaseSubject::Channel(channel) => format!("{}:lease:channel:{}", self.prefix, channel),
             LeaseSubject::Ingest => format!("{}:lease:ingest", self.prefix),
+            LeaseSubject::Broadcast(id) => format!("{}:lease:broadcast:{}", self.prefix, id),
         }
     }
 

@@ -72,6 +72,18 @@ impl Bus {
         Ok(())
     }
 
+    /// Takes a send off its channel's queue if it has not started: true when it was removed (a
+    /// job being sent, or already done, stays).
+    pub async fn remove_send(&self, job: &SendJob) -> BusResult<bool> {
+        let queue = self.send_queue(job.channel_id).await?;
+        match queue.get_job_state(&send_job_id(job)).await? {
+            bullmq::JobState::Waiting | bullmq::JobState::Prioritized | bullmq::JobState::Delayed => {
+                Ok(queue.remove(&send_job_id(job)).await?)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// How many sends of a channel are waiting, delayed or running.
     pub async fn send_backlog(&self, channel: ChannelId) -> BusResult<u64> {
         let queue = self.send_queue(channel).await?;

@@ -162,10 +162,15 @@ pub enum AuditAction {
     AttributeDeleted,
     ContactsMerged,
     StopKeywordsChanged,
+    BroadcastCreated,
+    BroadcastPaused,
+    BroadcastResumed,
+    BroadcastCancelled,
+    SendingRulesChanged,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 23] = [
+    pub const ALL: [AuditAction; 28] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -189,6 +194,11 @@ impl AuditAction {
         AuditAction::AttributeDeleted,
         AuditAction::ContactsMerged,
         AuditAction::StopKeywordsChanged,
+        AuditAction::BroadcastCreated,
+        AuditAction::BroadcastPaused,
+        AuditAction::BroadcastResumed,
+        AuditAction::BroadcastCancelled,
+        AuditAction::SendingRulesChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -216,6 +226,11 @@ impl AuditAction {
             AuditAction::AttributeDeleted => "attribute_deleted",
             AuditAction::ContactsMerged => "contacts_merged",
             AuditAction::StopKeywordsChanged => "stop_keywords_changed",
+            AuditAction::BroadcastCreated => "broadcast_created",
+            AuditAction::BroadcastPaused => "broadcast_paused",
+            AuditAction::BroadcastResumed => "broadcast_resumed",
+            AuditAction::BroadcastCancelled => "broadcast_cancelled",
+            AuditAction::SendingRulesChanged => "sending_rules_changed",
         }
     }
 

@@ -39,6 +39,10 @@ id_type!(
     /// One message, inbound or outbound.
     MessageId
 );
+id_type!(
+    /// A broadcast (a campaign to many contacts).
+    BroadcastId
+);
 
 /// A point in time, as milliseconds since the Unix epoch (UTC). Stored as a 64-bit integer in both
 /// databases, so that the two behave the same.

@@ -31,6 +31,7 @@ macro_rules! string_newtype {
 
 mod account;
 mod attributes;
+mod broadcast;
 mod crm;
 mod error;
 mod ids;
@@ -42,6 +43,7 @@ mod validate;
 
 pub use account::*;
 pub use attributes::*;
+pub use broadcast::*;
 pub use crm::*;
 pub use error::*;
 pub use ids::*;

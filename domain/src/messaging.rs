@@ -579,6 +579,10 @@ pub enum LiveEvent {
         activity: crate::Activity,
         until: Timestamp,
     },
+    /// A broadcast changed state or made progress (at most about once a second while it runs).
+    BroadcastUpdated {
+        broadcast: Box<crate::Broadcast>,
+    },
 }
 
 /// A live event with its place in the event log: a browser that reconnects asks for everything

@@ -37,6 +37,16 @@ pub enum Field {
     AttributeOptions,
     /// Stop keywords.
     Keywords,
+    /// Who a broadcast goes to.
+    Audience,
+    /// When a broadcast starts.
+    Schedule,
+    /// The text put in place of a variable without a value.
+    Fallback,
+    /// A workspace's time zone, sending hours and daily cap per number.
+    TimeZone,
+    Hours,
+    DailyCap,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.
@@ -87,6 +97,16 @@ pub enum Issue {
     UnknownAttribute,
     /// Still used (by contacts): it cannot be removed.
     InUse,
+    /// A `{{variable}}` that is neither a contact field nor a custom attribute's key.
+    UnknownVariable,
+    /// A `{{` without its `}}`, or a placeholder that is not a key.
+    BadPlaceholder,
+    /// A time that has passed already.
+    InPast,
+    /// Nobody to send to (after opted-out and invalid numbers are left out).
+    NoRecipients,
+    /// Not possible in the current state (a finished broadcast cannot be paused).
+    WrongState,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The Balas web server: server-rendered pages that hydrate in the browser, server functions under
 //! `/api`, live events on `/ws`, the built browser files under `/pkg`, the sandbox network's
 //! customer API under `/sandbox/api` (when enabled), and `/healthz` and `/readyz` for load
-//! balancers. It also runs this instance's ingest consumer and live hub.
+//! balancers. It also runs this instance's ingest consumer, broadcast planner and live hub.
 
 mod contacts;
 mod live;
@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_app::{App, shell};
-use balas_backend::{AppState, Settings, accounts, ingest};
+use balas_backend::{AppState, Settings, accounts, broadcasts, ingest};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -46,7 +46,8 @@ pub async fn launch(
     // A name that survives a restart on the same address, so a restarted instance finishes the
     // events it had been given.
     let consumer = format!("{}-{}", balas_backend::hostname(), address.port());
-    let ingest = tokio::spawn(ingest::run(state.clone(), consumer, stopped));
+    let ingest = tokio::spawn(ingest::run(state.clone(), consumer.clone(), stopped.clone()));
+    let planner = tokio::spawn(broadcasts::run_planner(state.clone(), consumer, stopped));
     let app = router(state.clone(), hub, address);
     tracing::info!(%address, "serving");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -54,6 +55,7 @@ pub async fn launch(
         .await?;
     let _ = stop.send(true);
     let _ = ingest.await;
+    let _ = planner.await;
     state.store.close().await;
     Ok(())
 }

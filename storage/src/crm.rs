@@ -15,10 +15,10 @@ use crate::attributes::write_attributes;
 use crate::inbox::like_escape;
 use crate::{AttributeWrite, Backend, Conflict, Store, StoreError, StoreResult, on_unique};
 
-const CONTACT_COLUMNS: &str = "c.id, c.workspace_id, c.phone, c.name, c.email, c.opted_out_at, c.created_at, \
+pub(crate) const CONTACT_COLUMNS: &str = "c.id, c.workspace_id, c.phone, c.name, c.email, c.opted_out_at, c.created_at, \
                                c.last_message_at";
 
-fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
+pub(crate) fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
     Ok(Contact {
         id: ContactId(row.try_get(0)?),
         workspace_id: WorkspaceId(row.try_get(1)?),
@@ -35,7 +35,7 @@ fn contact_from_row(row: &AnyRow) -> StoreResult<Contact> {
 }
 
 /// A parameter of a contact query.
-enum Param {
+pub(crate) enum Param {
     Int(i64),
     Text(String),
     Real(f64),
@@ -47,14 +47,14 @@ const TRIGRAM: usize = 3;
 
 /// The `FROM … WHERE …` of the contacts that match a filter, with only the filter's own
 /// conditions (so each can use its index), and their parameters in order.
-struct Matching {
-    sql: String,
-    params: Vec<Param>,
+pub(crate) struct Matching {
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Param>,
 }
 
 impl Matching {
     /// The placeholder of a new parameter.
-    fn param(&mut self, value: Param) -> String {
+    pub(crate) fn param(&mut self, value: Param) -> String {
         self.params.push(value);
         format!("${}", self.params.len())
     }
@@ -142,7 +142,7 @@ impl Matching {
         m
     }
 
-    fn bind<'q>(
+    pub(crate) fn bind<'q>(
         &self,
         mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
@@ -217,7 +217,7 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
-    async fn matching(
+    pub(crate) async fn matching(
         &self,
         workspace_id: WorkspaceId,
         filter: &ContactFilter,

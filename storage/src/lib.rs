@@ -9,6 +9,7 @@
 
 mod accounts;
 mod attributes;
+mod broadcasts;
 mod crm;
 mod inbox;
 mod messaging;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::*;
 pub use attributes::*;
+pub use broadcasts::*;
 pub use crm::*;
 pub use inbox::*;
 pub use messaging::*;

@@ -203,46 +203,9 @@ impl Store {
         now: Timestamp,
     ) -> StoreResult<(Message, ConversationSummary)> {
         let mut tx = self.begin_write().await?;
-        // Write first: an SQLite transaction that reads first cannot always turn into a writer
-        // later (SQLITE_BUSY_SNAPSHOT), whereas one that writes first waits for its turn.
-        let contact = upsert_contact(&mut tx, message.workspace_id, message.to, None, now).await?;
-        let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM channels WHERE id = $1 AND workspace_id = $2")
-            .bind(message.channel_id.0)
-            .bind(message.workspace_id.0)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if owned.is_none() {
-            tx.rollback().await?;
-            return Err(StoreError::NotFound);
-        }
-        let conversation = upsert_conversation(&mut tx, message.workspace_id, message.channel_id, contact, now).await?;
-        let sql = format!(
-            "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, sender_user, body, \
-             wa_id, status, created_at, updated_at, media) \
-             VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, 'queued', $8, $8, $9) RETURNING {MESSAGE_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(message.workspace_id.0)
-            .bind(conversation.0)
-            .bind(message.channel_id.0)
-            .bind(message.sender.as_str())
-            .bind(message.sender_user.map(|u| u.0))
-            .bind(message.text)
-            .bind(message.wa_id)
-            .bind(now.0)
-            .bind(media_json(message.media))
-            .fetch_one(&mut *tx)
-            .await?;
-        let stored = message_from_row(&row)?;
-        sqlx::query("UPDATE conversations SET last_message_at = $2, last_preview = $3 WHERE id = $1")
-            .bind(conversation.0)
-            .bind(now.0)
-            .bind(preview(message.text, message.media))
-            .execute(&mut *tx)
-            .await?;
-        let summary = conversation_by_id(&mut *tx, conversation).await?;
+        let queued = insert_outbound(&mut tx, message, ConversationStatus::Open, now).await?;
         tx.commit().await?;
-        Ok((stored, summary))
+        Ok(queued)
     }
 
     /// Stores a message a customer sent, once: `None` when this WhatsApp id was stored already.
@@ -255,7 +218,8 @@ impl Store {
         let channel = inbound.channel;
         let mut tx = self.begin_write().await?;
         let contact = upsert_contact(&mut tx, channel.workspace_id, inbound.from, inbound.push_name, now).await?;
-        let conversation = upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, now).await?;
+        let conversation =
+            upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, ConversationStatus::Open, now).await?;
         let sql = format!(
             "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, body, wa_id, status, \
              created_at, updated_at, media) VALUES ($1, $2, $3, 'inbound', 'contact', $4, $5, 'received', $6, $6, $7) \
@@ -303,8 +267,10 @@ impl Store {
             MessageKey::Id(id) => ("id = $4 AND $5 = ''", id.0, ""),
             MessageKey::WaId(channel, wa_id) => ("channel_id = $4 AND wa_id = $5", channel.0, wa_id),
         };
+        // `sent_at`: when it first reached the network (a receipt may come before the ack).
         let sql = format!(
-            "UPDATE messages SET status = $1, error = $2, updated_at = $3 \
+            "UPDATE messages SET status = $1, error = $2, updated_at = $3, \
+             sent_at = COALESCE(sent_at, CASE WHEN $1 IN ('sent', 'delivered', 'read') THEN $3 END) \
              WHERE {filter} AND direction = 'outbound' AND {STATUS_RANK} < $6 \
              RETURNING id, conversation_id, workspace_id"
         );
@@ -413,20 +379,71 @@ async fn upsert_conversation(
     workspace_id: WorkspaceId,
     channel_id: ChannelId,
     contact_id: ContactId,
+    new_status: ConversationStatus,
     now: Timestamp,
 ) -> StoreResult<ConversationId> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO conversations (workspace_id, channel_id, contact_id, status, unread, last_message_at, created_at) \
-         VALUES ($1, $2, $3, 'open', 0, $4, $4) \
+         VALUES ($1, $2, $3, $5, 0, $4, $4) \
          ON CONFLICT (channel_id, contact_id) DO UPDATE SET status = conversations.status RETURNING id",
     )
     .bind(workspace_id.0)
     .bind(channel_id.0)
     .bind(contact_id.0)
     .bind(now.0)
+    .bind(new_status.as_str())
     .fetch_one(&mut **tx)
     .await?;
     Ok(ConversationId(id))
+}
+
+/// Stores an outbound message as `queued` in its conversation (made, with `new_status`, when
+/// missing). `NotFound` when the channel is not the workspace's.
+pub(crate) async fn insert_outbound(
+    tx: &mut Transaction<'_, Any>,
+    message: &NewOutbound<'_>,
+    new_status: ConversationStatus,
+    now: Timestamp,
+) -> StoreResult<(Message, ConversationSummary)> {
+    // Write first: an SQLite transaction that reads first cannot always turn into a writer
+    // later (SQLITE_BUSY_SNAPSHOT), whereas one that writes first waits for its turn.
+    let contact = upsert_contact(tx, message.workspace_id, message.to, None, now).await?;
+    let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM channels WHERE id = $1 AND workspace_id = $2")
+        .bind(message.channel_id.0)
+        .bind(message.workspace_id.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if owned.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let conversation =
+        upsert_conversation(tx, message.workspace_id, message.channel_id, contact, new_status, now).await?;
+    let sql = format!(
+        "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, sender_user, body, \
+         wa_id, status, created_at, updated_at, media) \
+         VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7, 'queued', $8, $8, $9) RETURNING {MESSAGE_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(message.workspace_id.0)
+        .bind(conversation.0)
+        .bind(message.channel_id.0)
+        .bind(message.sender.as_str())
+        .bind(message.sender_user.map(|u| u.0))
+        .bind(message.text)
+        .bind(message.wa_id)
+        .bind(now.0)
+        .bind(media_json(message.media))
+        .fetch_one(&mut **tx)
+        .await?;
+    let stored = message_from_row(&row)?;
+    sqlx::query("UPDATE conversations SET last_message_at = $2, last_preview = $3 WHERE id = $1")
+        .bind(conversation.0)
+        .bind(now.0)
+        .bind(preview(message.text, message.media))
+        .execute(&mut **tx)
+        .await?;
+    let summary = conversation_by_id(&mut **tx, conversation).await?;
+    Ok((stored, summary))
 }
 
 pub(crate) async fn conversation_by_id<'e>(

@@ -494,8 +494,13 @@ async fn start_sending(ctx: &WaContext, channel: &Channel, session: Arc<dyn Sess
 /// A channel's pace: at most `per_second` sends in any sliding second. BullMQ's limiter counts in
 /// fixed windows, which lets the end of one window and the start of the next come closer than a
 /// second; this gate, just before each send, makes the limit hold for every second.
+///
+/// Each send also waits a random moment (up to a quarter of the average gap between sends), so a
+/// number's sends never tick like a machine's: a clockwork rhythm is one of the signs WhatsApp's
+/// spam detection is said to look for.
 pub struct Pace {
     per_second: usize,
+    jitter_ms: u64,
     sent: tokio::sync::Mutex<std::collections::VecDeque<Instant>>,
 }
 
@@ -506,16 +511,21 @@ const PACE_MARGIN: Duration = Duration::from_millis(10);
 impl Pace {
     pub fn new(per_second: u32) -> Self {
         let per_second = per_second.max(1) as usize;
-        Self { per_second, sent: tokio::sync::Mutex::new(std::collections::VecDeque::with_capacity(per_second)) }
+        let jitter_ms = 1_000 / per_second as u64 / 4;
+        let sent = tokio::sync::Mutex::new(std::collections::VecDeque::with_capacity(per_second));
+        Self { per_second, jitter_ms, sent }
     }
 
-    /// Waits until one more send keeps the limit, and counts it.
+    /// Waits until one more send keeps the limit (and a random moment more), and counts it.
     pub async fn wait(&self) {
         let mut sent = self.sent.lock().await;
         if sent.len() >= self.per_second
             && let Some(oldest) = sent.pop_front()
         {
             tokio::time::sleep_until(oldest + Duration::from_secs(1) + PACE_MARGIN).await;
+        }
+        if self.jitter_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(rand::random_range(0..=self.jitter_ms))).await;
         }
         sent.push_back(Instant::now());
     }
@@ -597,7 +607,11 @@ mod tests {
             let within = sent[i..].iter().take_while(|t| **t < *at + Duration::from_secs(1)).count();
             assert!(within <= 5, "{within} sends in the second from {at:?}");
         }
-        // And it does not hold back more than it must: 23 sends take four seconds and a bit.
-        assert!(*sent.last().unwrap() < Duration::from_millis(4_100), "{:?}", sent.last());
+        // And it does not hold back more than it must: 23 sends take four seconds, and a random
+        // moment of at most 50 ms each.
+        assert!(*sent.last().unwrap() < Duration::from_millis(4_100 + 23 * 50), "{:?}", sent.last());
+        // The gaps are not all alike.
+        let gaps: std::collections::HashSet<Duration> = sent.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(gaps.len() > 5, "the sends keep a fixed rhythm: {gaps:?}");
     }
 }

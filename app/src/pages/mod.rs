@@ -1,5 +1,6 @@
 pub mod attributes;
 pub mod auth;
+pub mod broadcasts;
 pub mod channels;
 pub mod contacts;
 pub mod import;

@@ -6,8 +6,8 @@ use leptos_i18n::I18nContext;
 use leptos_router::components::{A, Outlet};
 
 use crate::api::{
-    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetStopKeywords, audit_log,
-    get_system_status, list_canned, list_members, stop_keywords,
+    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetSendingRules, SetStopKeywords, audit_log,
+    get_system_status, list_canned, list_members, get_sending_rules, stop_keywords,
 };
 use crate::i18n::*;
 use crate::pages::shell::use_me;
@@ -26,6 +26,7 @@ pub fn SettingsLayout() -> impl IntoView {
                     <A href="/settings/team">{t!(i18n, settings.team)}</A>
                     <A href="/settings/canned">{t!(i18n, settings.canned)}</A>
                     <A href="/settings/opt-out">{t!(i18n, settings.opt_out)}</A>
+                    <A href="/settings/sending">{t!(i18n, settings.sending)}</A>
                     <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
                     <A href="/settings/system">{t!(i18n, settings.system)}</A>
                 })}
@@ -298,6 +299,11 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::AttributeDeleted => t_string!(i18n, audit.attribute_deleted).to_string(),
         AuditAction::ContactsMerged => t_string!(i18n, audit.contacts_merged).to_string(),
         AuditAction::StopKeywordsChanged => t_string!(i18n, audit.stop_keywords_changed).to_string(),
+        AuditAction::BroadcastCreated => t_string!(i18n, audit.broadcast_created).to_string(),
+        AuditAction::BroadcastPaused => t_string!(i18n, audit.broadcast_paused).to_string(),
+        AuditAction::BroadcastResumed => t_string!(i18n, audit.broadcast_resumed).to_string(),
+        AuditAction::BroadcastCancelled => t_string!(i18n, audit.broadcast_cancelled).to_string(),
+        AuditAction::SendingRulesChanged => t_string!(i18n, audit.sending_rules_changed).to_string(),
     }
 }
 
@@ -509,6 +515,83 @@ pub fn StopKeywords() -> impl IntoView {
                                 <button type="submit" class="primary">{t!(i18n, stop_keywords.save)}</button>
                             </ActionForm>
                         }.into_any(),
+                        Err(error) => view! { <ErrorBanner error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </div>
+    }
+}
+
+/// Time zones offered for the sending hours (the workspace's own is added when it is another).
+const TIME_ZONES: [&str; 12] = [
+    "Asia/Jakarta",
+    "Asia/Makassar",
+    "Asia/Jayapura",
+    "Asia/Singapore",
+    "Asia/Kuala_Lumpur",
+    "Asia/Manila",
+    "Asia/Bangkok",
+    "Asia/Kolkata",
+    "Asia/Dubai",
+    "Europe/London",
+    "America/Sao_Paulo",
+    "UTC",
+];
+
+/// When broadcasts may send, and how many per number per day.
+#[component]
+pub fn SendingRulesForm() -> impl IntoView {
+    let i18n = use_i18n();
+    let save = ServerAction::<SetSendingRules>::new();
+    let current = Resource::new(move || save.version().get(), |_| get_sending_rules());
+    let outcome = outcome(save.value());
+    let hours = |chosen: u8, range: std::ops::RangeInclusive<u8>| {
+        range
+            .map(|h| view! { <option value=h.to_string() selected=h == chosen>{format!("{h:02}:00")}</option> })
+            .collect_view()
+    };
+    view! {
+        <div class="card">
+            <h2>{t!(i18n, sending.title)}</h2>
+            <p class="muted">{t!(i18n, sending.intro)}</p>
+            <Transition fallback=move || view! { <p>{t!(i18n, loading)}</p> }>
+                {move || Suspend::new(async move {
+                    match current.await {
+                        Ok(rules) => {
+                            let mut zones: Vec<String> = TIME_ZONES.iter().map(|z| (*z).to_owned()).collect();
+                            if !zones.contains(&rules.time_zone) {
+                                zones.insert(0, rules.time_zone.clone());
+                            }
+                            view! {
+                                <ActionForm action=save attr:novalidate=true attr:class="form" attr:data-testid="sending-rules-form">
+                                    <label for="time_zone">{t!(i18n, sending.time_zone)}</label>
+                                    <select id="time_zone" name="time_zone">
+                                        {zones.into_iter().map(|z| {
+                                            let selected = z == rules.time_zone;
+                                            view! { <option value=z.clone() selected=selected>{z.clone()}</option> }
+                                        }).collect_view()}
+                                    </select>
+                                    <FieldErrors outcome field=Field::TimeZone />
+                                    <div class="filter-selects">
+                                        <label>{t!(i18n, sending.from)}
+                                            <select name="from_hour" data-testid="sending-from">{hours(rules.from_hour, 0..=23)}</select></label>
+                                        <label>{t!(i18n, sending.to)}
+                                            <select name="to_hour" data-testid="sending-to">{hours(rules.to_hour, 1..=24)}</select></label>
+                                    </div>
+                                    <FieldErrors outcome field=Field::Hours />
+                                    <label for="daily_cap">{t!(i18n, sending.daily_cap)}</label>
+                                    <input id="daily_cap" name="daily_cap" type="number" min="1" max="100000" value=rules.daily_cap.to_string() data-testid="sending-cap" />
+                                    <p class="muted small">{t!(i18n, sending.cap_hint)}</p>
+                                    <FieldErrors outcome field=Field::DailyCap />
+                                    <FormError outcome />
+                                    {move || outcome.with(|o| matches!(o, Some(Ok(_)))).then(|| view! {
+                                        <p class="notice" role="status" data-testid="sending-rules-saved">{t!(i18n, sending.saved)}</p>
+                                    })}
+                                    <button type="submit" class="primary">{t!(i18n, sending.save)}</button>
+                                </ActionForm>
+                            }.into_any()
+                        }
                         Err(error) => view! { <ErrorBanner error /> }.into_any(),
                     }
                 })}

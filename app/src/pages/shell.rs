@@ -141,7 +141,6 @@ pub fn Forbidden() -> impl IntoView {
 /// What a page not built yet shows: plainly that it is not there.
 #[derive(Clone, Copy)]
 pub enum Soon {
-    Broadcasts,
     AiAgent,
 }
 
@@ -149,11 +148,9 @@ pub enum Soon {
 pub fn SoonPage(page: Soon) -> impl IntoView {
     let i18n = use_i18n();
     let title = move || match page {
-        Soon::Broadcasts => t_string!(i18n, nav.broadcasts).to_string(),
         Soon::AiAgent => t_string!(i18n, nav.ai_agent).to_string(),
     };
     let body = move || match page {
-        Soon::Broadcasts => t_string!(i18n, soon.broadcasts).to_string(),
         Soon::AiAgent => t_string!(i18n, soon.ai_agent).to_string(),
     };
     view! {
