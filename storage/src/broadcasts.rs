@@ -125,8 +125,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO broadcasts (workspace_id, channel_id, name, body, missing, audience, status, send_at, \
-             created_at, created_by, duplicates) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             RETURNING {BROADCAST_COLUMNS}"
+             created_at, created_by, duplicates, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {BROADCAST_COLUMNS}"
         );
         let status = if new.send_at > now { BroadcastStatus::Scheduled } else { BroadcastStatus::Running };
         let row = sqlx::query(&sql)
@@ -141,6 +141,7 @@ impl Store {
             .bind(now.0)
             .bind(new.created_by.map(|u| u.0))
             .bind(new.duplicates)
+            .bind((status == BroadcastStatus::Running).then_some(now.0))
             .fetch_one(&mut *tx)
             .await?;
         let mut broadcast = broadcast_from_row(&row)?;
@@ -254,7 +255,7 @@ impl Store {
                 for chunk in valid.chunks(LIST_BATCH) {
                     let placeholders: Vec<String> = (0..chunk.len()).map(|n| format!("${}", n + 2)).collect();
                     let sql = format!(
-                        "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.workspace_id = $1 AND c.phone IN ({})",
+                        "SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.workspace_id = $1 AND c.phone IN ({}) ORDER BY c.id",
                         placeholders.join(", ")
                     );
                     let mut q = sqlx::query(&sql).bind(workspace_id.0);

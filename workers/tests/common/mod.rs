@@ -133,6 +133,21 @@ impl Harness {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// Calls a server function that takes JSON (its arguments as one object) as `browser`.
+    pub async fn call_json(&self, browser: &Browser, name: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/{name}", self.base()))
+            .header(reqwest::header::COOKIE, &browser.cookie)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
     /// Sets the installation up and logs its admin in.
     pub async fn admin(&self) -> Browser {
         let form = [
