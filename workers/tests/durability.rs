@@ -1,6 +1,6 @@
 //! Nothing is lost or doubled when a process dies: a WhatsApp worker killed with -9 in the middle
 //! of 1,000 sends, a server whose ingest dies mid-stream, a worker whose channels another worker
-//! must take over.
+//! must take over, and a broadcast whose server, worker and Redis are each killed under it.
 
 mod common;
 
@@ -324,4 +324,83 @@ async fn a_redis_restart_loses_nothing_that_was_acknowledged() {
     })
     .await;
     worker.stop().await;
+}
+
+/// A broadcast survives everything dying under it: the server (its planner) killed with -9, then
+/// the WhatsApp worker, then Redis (with its append-only file). Every recipient still gets exactly
+/// one message, and the broadcast finishes.
+#[tokio::test]
+async fn a_broadcast_survives_kill_9_of_server_worker_and_redis() {
+    let mut redis = OwnRedis::start().await;
+    let url = redis.url();
+    let mut h = Harness::start(|s| {
+        s.redis_url = secrecy::SecretString::from(url);
+        s.sandbox_ban_above_per_sec = 10_000;
+    })
+    .await;
+    let admin = h.admin().await;
+    let channel = h.create_channel(&admin, "Campaign", "+62 811 9500 001", 20).await;
+    let customers: Vec<PhoneNumber> =
+        (1..=300).map(|i| PhoneNumber::parse(&format!("+62812950{i:05}")).unwrap()).collect();
+    let phones: Vec<&str> = customers.iter().map(PhoneNumber::as_str).collect();
+    // Scheduled a moment ahead, so that the server process below (not this test's own) plans it.
+    let body = serde_json::json!({ "draft": {
+        "name": "Survivor", "channel_id": channel.id.0, "audience": { "kind": "list", "phones": phones },
+        "text": "Sale for {{phone}}", "send_at": balas_backend::now().0 + 1_500 } });
+    let (status, created) = h.call_json(&admin, "create_broadcast", &body).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{created}");
+    let broadcast: balas_domain::Broadcast = serde_json::from_value(created).unwrap();
+    h.stop_server().await;
+
+    let delivered = || async {
+        let mut total: HashMap<String, u64> = HashMap::new();
+        for customer in &customers {
+            if let Ok(ledger) = h.bus.sandbox_ledger(customer).await {
+                total.extend(ledger);
+            }
+        }
+        total
+    };
+    let progress = |at_least: usize, what: &'static str| {
+        let delivered = &delivered;
+        async move {
+            eventually(Duration::from_secs(90), what, || async { (delivered().await.len() >= at_least).then_some(()) })
+                .await;
+        }
+    };
+    let mut server = h.server_process(free_port());
+    let mut worker = h.worker_process();
+    progress(40, "the broadcast to be under way").await;
+    kill_9(&mut server).await;
+    let at_kill = delivered().await.len();
+    assert!(at_kill < 300, "the kill came too late to prove anything ({at_kill} sent)");
+    let mut server = h.server_process(free_port());
+    progress(100, "sending to go on under a new planner").await;
+    kill_9(&mut worker).await;
+    let mut worker = h.worker_process();
+    progress(160, "sending to go on under a new worker").await;
+    redis.crash_and_restart().await;
+    let ledger = eventually(Duration::from_secs(180), "every recipient to get the message", || async {
+        let ledger = delivered().await;
+        (ledger.len() >= 300).then_some(ledger)
+    })
+    .await;
+    // One message per recipient: exactly 300 different messages, one on each phone.
+    for customer in &customers {
+        let got = h.bus.sandbox_ledger(customer).await.unwrap();
+        assert_eq!(got.len(), 1, "{customer} got {got:?}");
+    }
+    // A send in flight at a kill may go out twice on the wire, with the same message id (so the
+    // phone shows it once); report how many.
+    let repeats: u64 = ledger.values().map(|n| n - 1).sum();
+    eprintln!("broadcast through kill -9 of server, worker and Redis: {repeats} repeated deliveries on the wire");
+    assert!(repeats <= 3, "{repeats} deliveries were repeated");
+    let finished = eventually(Duration::from_secs(60), "the broadcast to finish", || async {
+        let b = h.store.broadcast(channel.workspace_id, broadcast.id).await.ok()?;
+        (b.status == balas_domain::BroadcastStatus::Finished).then_some(b)
+    })
+    .await;
+    assert_eq!(finished.counts.reached(), 300, "{:?}", finished.counts);
+    kill_9(&mut server).await;
+    kill_9(&mut worker).await;
 }
