@@ -25,6 +25,7 @@
 //!
 //! Figures print as a table; with `--json` the last line is one JSON object.
 
+mod broadcast;
 mod contacts;
 mod inbox;
 mod pipeline;
@@ -119,6 +120,9 @@ async fn main() -> Result<()> {
         "inbox" => inbox::run(&args).await,
         "sessions" => sessions::run(&args).await,
         "contacts" => contacts::run(&args).await,
-        other => bail!("no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox, sessions or contacts"),
+        "broadcast" => broadcast::run(&args).await,
+        other => bail!(
+            "no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox, sessions, contacts or broadcast"
+        ),
     }
 }

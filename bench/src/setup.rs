@@ -21,6 +21,11 @@ pub struct Processes {
 }
 
 impl Processes {
+    /// The process ids of the server and the worker.
+    pub fn pids(&self) -> (Option<u32>, Option<u32>) {
+        (self.server.id(), self.worker.id())
+    }
+
     pub async fn stop(mut self) {
         let _ = self.worker.kill().await;
         let _ = self.server.kill().await;
