@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use balas_domain::{
     AddedMember, Agent, AppError, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
-    BroadcastRecipient, RecipientState, SendSeries, SendingRules, CannedResponse, Channel, Contact, ContactFilter,
-    ContactNote, ContactPage, ContactView, ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo,
-    Label, Me, Message, MessagePage, Onboarding, SandboxChannel, Segment, SystemStatus, TeamMember,
+    BroadcastRecipient, CannedResponse, Channel, Contact, ContactFilter, ContactNote, ContactPage, ContactView,
+    ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage,
+    Onboarding, RecipientState, SandboxChannel, Segment, SendSeries, SendingRules, SystemStatus, TeamMember,
 };
 #[cfg(feature = "ssr")]
 use balas_domain::{AttributeId, ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
@@ -792,10 +792,8 @@ pub async fn broadcast_recipients(
     #[server(default)] page: u32,
 ) -> Result<Vec<BroadcastRecipient>, AppError> {
     ssr::respond(
-        async {
-            balas_backend::broadcasts::recipients(&ssr::state()?, &ssr::caller().await?, id, state, page).await
-        }
-        .await,
+        async { balas_backend::broadcasts::recipients(&ssr::state()?, &ssr::caller().await?, id, state, page).await }
+            .await,
     )
 }
 
@@ -809,9 +807,7 @@ pub async fn preview_broadcast(draft: BroadcastDraft) -> Result<AudiencePreview,
 
 #[server(prefix = "/api", endpoint = "create_broadcast", input = server_fn::codec::Json)]
 pub async fn create_broadcast(draft: BroadcastDraft) -> Result<Broadcast, AppError> {
-    ssr::respond(
-        async { balas_backend::broadcasts::create(&ssr::state()?, &ssr::caller().await?, &draft).await }.await,
-    )
+    ssr::respond(async { balas_backend::broadcasts::create(&ssr::state()?, &ssr::caller().await?, &draft).await }.await)
 }
 
 #[server(prefix = "/api", endpoint = "pause_broadcast")]

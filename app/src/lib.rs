@@ -19,11 +19,11 @@ use leptos_router::{SsrMode, path};
 
 use crate::i18n::*;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
+use crate::pages::broadcasts::{BroadcastPage, BroadcastsPage, NewBroadcastPage};
 use crate::pages::channels::ChannelsPage;
 use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
-use crate::pages::broadcasts::{BroadcastPage, BroadcastsPage, NewBroadcastPage};
 use crate::pages::settings::{
     AccountSettings, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
 };

@@ -7,6 +7,7 @@
 //! same transaction that stores its message, and its job id is the message's, so a planner that
 //! dies and comes back (or another server's planner) queues nothing twice.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -105,7 +106,8 @@ async fn check(
             }
         }
         Some(Audience::Labels { labels }) => {
-            let known: HashSet<_> = state.store.labels(workspace).await.map_err(from_store)?.iter().map(|l| l.id).collect();
+            let known: HashSet<_> =
+                state.store.labels(workspace).await.map_err(from_store)?.iter().map(|l| l.id).collect();
             if labels.iter().any(|l| !known.contains(l)) {
                 errors.push(FieldError::new(Field::Audience, Issue::NotAllowed));
             }
@@ -224,7 +226,11 @@ pub async fn recipients(
     let workspace = caller.me.workspace_id;
     // Not found for another workspace's broadcast, rather than an empty page.
     state.store.broadcast(workspace, BroadcastId(id)).await.map_err(from_store)?;
-    state.store.broadcast_recipients(workspace, BroadcastId(id), only, page, balas_domain::BROADCAST_RECIPIENT_PAGE).await.map_err(from_store)
+    state
+        .store
+        .broadcast_recipients(workspace, BroadcastId(id), only, page, balas_domain::BROADCAST_RECIPIENT_PAGE)
+        .await
+        .map_err(from_store)
 }
 
 /// Pauses a scheduled or running broadcast (admins): its sends still on the queue are taken off
@@ -319,7 +325,11 @@ pub async fn sending_rules(state: &AppState, caller: &Caller) -> Result<SendingR
 }
 
 /// Changes the workspace's sending rules (admins): a known time zone, hours and a daily cap.
-pub async fn set_sending_rules(state: &AppState, caller: &Caller, rules: SendingRules) -> Result<SendingRules, AppError> {
+pub async fn set_sending_rules(
+    state: &AppState,
+    caller: &Caller,
+    rules: SendingRules,
+) -> Result<SendingRules, AppError> {
     caller.require_admin()?;
     let rules = SendingRules { time_zone: rules.time_zone.trim().to_owned(), ..rules };
     let mut errors = rules.clone().checked().err().unwrap_or_default();
@@ -405,7 +415,13 @@ async fn announce(state: &AppState, broadcast: &Broadcast) {
     }
 }
 
-async fn audit(state: &AppState, caller: &Caller, action: AuditAction, subject: &str, detail: &str) -> Result<(), AppError> {
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: AuditAction,
+    subject: &str,
+    detail: &str,
+) -> Result<(), AppError> {
     let audit = Audit {
         workspace_id: caller.me.workspace_id,
         actor: Some(caller.me.user_id),
@@ -452,30 +468,28 @@ pub async fn run_planner(state: AppState, holder: String, mut stop: watch::Recei
             tracing::debug!(broadcast = %id, "planner: let go of a broadcast that is not running");
         }
         for (workspace, id) in due {
-            if !held.contains_key(&id) {
-                match state.bus.acquire_lease(LeaseSubject::Broadcast(id), &holder).await {
+            match held.entry(id) {
+                Entry::Vacant(slot) => match state.bus.acquire_lease(LeaseSubject::Broadcast(id), &holder).await {
                     Ok(Some(lease)) => {
-                        let entry = Held { lease, repair: true, last_counts: None, progressed_at: now() };
-                        held.insert(id, entry);
+                        slot.insert(Held { lease, repair: true, last_counts: None, progressed_at: now() });
                     }
                     Ok(None) => continue,
                     Err(error) => {
                         tracing::warn!(%error, "planner: cannot take a broadcast's lease");
                         continue;
                     }
-                }
-            } else if let Some(entry) = held.get(&id) {
-                match state.bus.renew_lease(&entry.lease, &holder).await {
+                },
+                Entry::Occupied(entry) => match state.bus.renew_lease(&entry.get().lease, &holder).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        held.remove(&id);
+                        entry.remove();
                         continue;
                     }
                     Err(error) => {
                         tracing::warn!(%error, "planner: cannot renew a broadcast's lease");
                         continue;
                     }
-                }
+                },
             }
             let entry = held.get_mut(&id).expect("held");
             if let Err(error) = plan(&state, workspace, id, entry).await {
@@ -547,7 +561,9 @@ async fn plan(state: &AppState, workspace: WorkspaceId, id: BroadcastId, held: &
         for recipient in store.pending_recipients(id, room as u32).await? {
             let text = match &recipient.contact {
                 Some(contact) => template.render(|k| contact_variable(contact, k), &broadcast.missing),
-                None => template.render(|k| (k == "phone").then(|| recipient.phone.as_str().to_owned()), &broadcast.missing),
+                None => {
+                    template.render(|k| (k == "phone").then(|| recipient.phone.as_str().to_owned()), &broadcast.missing)
+                }
             };
             let text = match text {
                 Ok(text) => text,
@@ -576,7 +592,8 @@ async fn plan(state: &AppState, workspace: WorkspaceId, id: BroadcastId, held: &
             else {
                 continue;
             };
-            let event = LiveEvent::MessageNew { message: Box::new(message.clone()), conversation: Box::new(conversation) };
+            let event =
+                LiveEvent::MessageNew { message: Box::new(message.clone()), conversation: Box::new(conversation) };
             let _ = state.bus.publish_live(workspace, &event).await;
             let job = SendJob {
                 workspace_id: workspace,

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    BroadcastId, ChannelId, Contact, Field, FieldError, Issue, LabelId, LabelName, MessageText, Timestamp, UserId, WorkspaceId,
+    BroadcastId, ChannelId, Contact, Field, FieldError, Issue, LabelId, LabelName, MessageText, Timestamp, UserId,
+    WorkspaceId,
 };
 
 /// The variables every contact has; custom attributes add their keys.
@@ -167,10 +168,8 @@ impl MissingRule {
     pub fn checked(self) -> Result<Self, FieldError> {
         match self {
             MissingRule::Skip => Ok(self),
-            MissingRule::Fallback { text } => {
-                crate::validate::single_line(Field::Fallback, &text, Self::MAX_FALLBACK)
-                    .map(|text| MissingRule::Fallback { text })
-            }
+            MissingRule::Fallback { text } => crate::validate::single_line(Field::Fallback, &text, Self::MAX_FALLBACK)
+                .map(|text| MissingRule::Fallback { text }),
         }
     }
 }
@@ -351,7 +350,9 @@ pub struct SendSeries {
 pub enum SkipReason {
     OptedOut,
     InvalidNumber,
-    Missing { key: String },
+    Missing {
+        key: String,
+    },
     /// The text with its values is empty or over WhatsApp's limit.
     TooLong,
 }

@@ -198,8 +198,9 @@ impl Store {
                     query.execute(&mut *tx).await?;
                 }
                 for chunk in invalid.chunks(LIST_BATCH) {
-                    let rows: Vec<String> =
-                        (0..chunk.len()).map(|n| format!("($1, $2, ${}, 'skipped', 'invalid_number')", n + 3)).collect();
+                    let rows: Vec<String> = (0..chunk.len())
+                        .map(|n| format!("($1, $2, ${}, 'skipped', 'invalid_number')", n + 3))
+                        .collect();
                     let sql = format!(
                         "INSERT INTO broadcast_recipients (broadcast_id, workspace_id, phone, state, skip_reason) \
                          VALUES {} ON CONFLICT (broadcast_id, phone) DO NOTHING",
@@ -280,10 +281,8 @@ impl Store {
         let row = matching.bind(sqlx::query(&counts)).fetch_one(&self.pool).await?;
         let (total, opted_out): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let next = matching.params.len() + 1;
-        let first = format!(
-            "SELECT {CONTACT_COLUMNS} {} AND c.opted_out_at IS NULL ORDER BY c.id LIMIT ${next}",
-            matching.sql
-        );
+        let first =
+            format!("SELECT {CONTACT_COLUMNS} {} AND c.opted_out_at IS NULL ORDER BY c.id LIMIT ${next}", matching.sql);
         let rows = matching.bind(sqlx::query(&first)).bind(i64::from(samples)).fetch_all(&self.pool).await?;
         let mut shown = rows.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
         self.attach_attributes(&mut shown).await?;
@@ -424,13 +423,18 @@ impl Store {
             for id in &contact_ids {
                 query = query.bind(*id);
             }
-            let mut found = query.fetch_all(&self.pool).await?.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
+            let mut found =
+                query.fetch_all(&self.pool).await?.iter().map(contact_from_row).collect::<StoreResult<Vec<_>>>()?;
             self.attach_attributes(&mut found).await?;
             contacts = found.into_iter().map(|c| (c.id.0, c)).collect();
         }
         Ok(pending
             .into_iter()
-            .map(|(id, phone, contact)| PendingRecipient { id, phone, contact: contact.and_then(|c| contacts.remove(&c)) })
+            .map(|(id, phone, contact)| PendingRecipient {
+                id,
+                phone,
+                contact: contact.and_then(|c| contacts.remove(&c)),
+            })
             .collect())
     }
 
@@ -468,11 +472,13 @@ impl Store {
 
     /// Leaves a pending recipient out, with the reason.
     pub async fn skip_recipient(&self, recipient: i64, reason: &SkipReason) -> StoreResult<()> {
-        sqlx::query("UPDATE broadcast_recipients SET state = 'skipped', skip_reason = $2 WHERE id = $1 AND state = 'pending'")
-            .bind(recipient)
-            .bind(reason.code())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE broadcast_recipients SET state = 'skipped', skip_reason = $2 WHERE id = $1 AND state = 'pending'",
+        )
+        .bind(recipient)
+        .bind(reason.code())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -480,11 +486,13 @@ impl Store {
     /// taken off the queue); returns how many.
     pub async fn cancel_recipients(&self, id: BroadcastId, messages: &[MessageId]) -> StoreResult<u64> {
         let mut tx = self.begin_write().await?;
-        let mut done = sqlx::query("UPDATE broadcast_recipients SET state = 'cancelled' WHERE broadcast_id = $1 AND state = 'pending'")
-            .bind(id.0)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut done = sqlx::query(
+            "UPDATE broadcast_recipients SET state = 'cancelled' WHERE broadcast_id = $1 AND state = 'pending'",
+        )
+        .bind(id.0)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         for message in messages {
             done += sqlx::query(
                 "UPDATE broadcast_recipients SET state = 'cancelled' WHERE broadcast_id = $1 AND message_id = $2",
@@ -640,10 +648,11 @@ impl Store {
 
     /// A workspace's sending rules (the defaults until an admin sets them).
     pub async fn sending_rules(&self, workspace_id: WorkspaceId) -> StoreResult<SendingRules> {
-        let row = sqlx::query("SELECT time_zone, from_hour, to_hour, daily_cap FROM sending_rules WHERE workspace_id = $1")
-            .bind(workspace_id.0)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT time_zone, from_hour, to_hour, daily_cap FROM sending_rules WHERE workspace_id = $1")
+                .bind(workspace_id.0)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(SendingRules::default()) };
         let corrupt = || StoreError::Corrupt("sending rules".into());
         Ok(SendingRules {

@@ -219,7 +219,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let contact = upsert_contact(&mut tx, channel.workspace_id, inbound.from, inbound.push_name, now).await?;
         let conversation =
-            upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, ConversationStatus::Open, now).await?;
+            upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, ConversationStatus::Open, now)
+                .await?;
         let sql = format!(
             "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, body, wa_id, status, \
              created_at, updated_at, media) VALUES ($1, $2, $3, 'inbound', 'contact', $4, $5, 'received', $6, $6, $7) \

@@ -5,7 +5,7 @@
 
 use balas_domain::{
     Audience, BroadcastStatus, Channel, ContactFilter, ContactId, ConversationStatus, LabelColor, LabelName,
-    MessageStatus, MissingRule, RecipientState, SendingRules, SenderKind, SkipReason, Timestamp, WorkspaceId,
+    MessageStatus, MissingRule, RecipientState, SenderKind, SendingRules, SkipReason, Timestamp, WorkspaceId,
 };
 use balas_storage::{AudienceQuery, MessageKey, NewBroadcast, NewInbound, NewOutbound, Store, StoreError};
 use balas_testkit::conformance;
@@ -55,7 +55,10 @@ async fn recipients_are_stored_and_queued_once(store: Store) {
     let citra = customer(&store, &sales, "+6281200000003", None).await;
     customer(&store, &sales, "+6281200000004", Some("Dewi")).await;
     store.set_opted_out(ws, citra, true, T0).await.unwrap();
-    let vip = store.create_label(ws, &LabelName::parse("VIP").unwrap(), &LabelColor::parse("red").unwrap(), T0).await.unwrap();
+    let vip = store
+        .create_label(ws, &LabelName::parse("VIP").unwrap(), &LabelColor::parse("red").unwrap(), T0)
+        .await
+        .unwrap();
     store.label_contacts(ws, vip, &[ana, budi, citra], true).await.unwrap();
 
     // Labels: the opted-out contact is a recipient, skipped with the reason.
@@ -72,7 +75,8 @@ async fn recipients_are_stored_and_queued_once(store: Store) {
 
     // The whole workspace, and a filter (a segment's) agree with the contact list.
     let everyone = Audience::All;
-    let all = store.create_broadcast(&new_broadcast(ws, &sales, &name, &everyone, AudienceQuery::All, T0), T0).await.unwrap();
+    let all =
+        store.create_broadcast(&new_broadcast(ws, &sales, &name, &everyone, AudienceQuery::All, T0), T0).await.unwrap();
     assert_eq!((all.counts.total, all.counts.skipped), (4, 1));
     let filter = ContactFilter { search: "budi".into(), ..ContactFilter::default() };
     let segment = Audience::Segment { segment_id: 1 };
@@ -81,7 +85,8 @@ async fn recipients_are_stored_and_queued_once(store: Store) {
         .await
         .unwrap();
     assert_eq!(one.counts.total, 1);
-    let (total, opted_out, samples) = store.audience_contacts(ws, &AudienceQuery::Labels(&labels), 5, T0).await.unwrap();
+    let (total, opted_out, samples) =
+        store.audience_contacts(ws, &AudienceQuery::Labels(&labels), 5, T0).await.unwrap();
     assert_eq!((total, opted_out, samples.len()), (3, 1, 2));
 
     // A list: known and new numbers; invalid ones are kept as written, skipped.
@@ -180,7 +185,7 @@ async fn broadcasts_change_state_and_stay_in_their_workspace(store: Store) {
         .unwrap();
     assert!(twice.is_none());
     assert!(store.due_broadcasts(later).await.unwrap().is_empty(), "a paused broadcast is not planned");
-    assert!(store.set_broadcast_waiting(running.id, Some("outside hours")).await.unwrap() == false, "only a running one waits");
+    assert!(!store.set_broadcast_waiting(running.id, Some("outside hours")).await.unwrap(), "only a running one waits");
     let from = [BroadcastStatus::Paused];
     let done = store.set_broadcast_status(ws, running.id, &from, BroadcastStatus::Cancelled, None, T0).await.unwrap();
     assert!(done.unwrap().finished_at.is_some());
@@ -190,7 +195,13 @@ async fn broadcasts_change_state_and_stay_in_their_workspace(store: Store) {
     assert!(store.broadcasts(other, 10).await.unwrap().is_empty());
     assert!(store.broadcast_recipients(other, running.id, None, 0, 10).await.unwrap().is_empty());
     let from = [BroadcastStatus::Cancelled];
-    assert!(store.set_broadcast_status(other, running.id, &from, BroadcastStatus::Running, None, T0).await.unwrap().is_none());
+    assert!(
+        store
+            .set_broadcast_status(other, running.id, &from, BroadcastStatus::Running, None, T0)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(store.broadcasts(ws, 10).await.unwrap().len(), 1);
 
     // Sending rules: the defaults until set, then what was set, per workspace.

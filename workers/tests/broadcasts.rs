@@ -16,8 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn contact(h: &Harness, admin: &Browser, name: &str, phone: &str) -> Contact {
-    let (status, body) =
-        h.call(admin, "create_contact", &[("name", name), ("phone", phone), ("email", "")]).await;
+    let (status, body) = h.call(admin, "create_contact", &[("name", name), ("phone", phone), ("email", "")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     serde_json::from_value(body).unwrap()
 }
@@ -69,7 +68,8 @@ async fn a_broadcast_reaches_each_recipient_once_with_its_own_values() {
     let ana = contact(&h, &admin, "Ana Putri", "+6281271000001").await;
     contact(&h, &admin, "Budi", "+6281271000002").await;
     let citra = contact(&h, &admin, "Citra", "+6281271000003").await;
-    let (status, body) = h.call(&admin, "set_opted_out", &[("id", &citra.id.0.to_string()), ("opted_out", "true")]).await;
+    let (status, body) =
+        h.call(&admin, "set_opted_out", &[("id", &citra.id.0.to_string()), ("opted_out", "true")]).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // A number without a contact, a duplicate of Ana's (written differently) and an invalid one.
     let list = json!({ "kind": "list", "phones": ["+6281271000001", "+62 812 7100 0001", "+6281271000002",
@@ -113,9 +113,11 @@ async fn a_broadcast_reaches_each_recipient_once_with_its_own_values() {
     assert!(texts(&citra.phone).await.is_empty());
 
     // The results list says why each was left out.
-    let (status, rows) = h.call(&admin, "broadcast_recipients", &[("id", &broadcast.id.0.to_string()), ("state", "skipped")]).await;
+    let (status, rows) =
+        h.call(&admin, "broadcast_recipients", &[("id", &broadcast.id.0.to_string()), ("state", "skipped")]).await;
     assert_eq!(status, StatusCode::OK, "{rows}");
-    let reasons: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["skipped"]["reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> =
+        rows.as_array().unwrap().iter().map(|r| r["skipped"]["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons, ["opted_out", "invalid_number"]);
     // The conversation the broadcast opened for a new number waits, resolved, for an answer.
     let conversation = h.store.conversation_with(channel.id, &phones[2]).await.unwrap().unwrap();
@@ -144,12 +146,12 @@ async fn bad_drafts_are_refused_with_every_reason_and_nothing_is_queued() {
     };
     let pair = |f: &str, i: &str| (f.to_owned(), i.to_owned());
 
-    assert_eq!(refused(draft("X", channel.id.0, all.clone(), "Hi {{nickname}}")).await, [pair("text", "unknown_variable")]);
-    assert_eq!(refused(draft("X", channel.id.0, all.clone(), "Hi {{name")).await, [pair("text", "bad_placeholder")]);
     assert_eq!(
-        refused(draft("X", channel.id.0, all.clone(), &"x".repeat(4097))).await,
-        [pair("text", "too_long")]
+        refused(draft("X", channel.id.0, all.clone(), "Hi {{nickname}}")).await,
+        [pair("text", "unknown_variable")]
     );
+    assert_eq!(refused(draft("X", channel.id.0, all.clone(), "Hi {{name")).await, [pair("text", "bad_placeholder")]);
+    assert_eq!(refused(draft("X", channel.id.0, all.clone(), &"x".repeat(4097))).await, [pair("text", "too_long")]);
     let mut past = draft("X", channel.id.0, all.clone(), "Hi");
     past["draft"]["send_at"] = json!(balas_backend::now().0 - 3_600_000);
     assert_eq!(refused(past).await, [pair("schedule", "in_past")]);
@@ -207,7 +209,10 @@ async fn bad_drafts_are_refused_with_every_reason_and_nothing_is_queued() {
     let rules = [("time_zone", "Mars/Olympus"), ("from_hour", "20"), ("to_hour", "8"), ("daily_cap", "0")];
     let (status, answer) = h.call(&admin, "set_sending_rules", &rules).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(issues(&answer), [pair("hours", "out_of_range"), pair("daily_cap", "out_of_range"), pair("time_zone", "not_allowed")]);
+    assert_eq!(
+        issues(&answer),
+        [pair("hours", "out_of_range"), pair("daily_cap", "out_of_range"), pair("time_zone", "not_allowed")]
+    );
     let rules = [("time_zone", "Asia/Makassar"), ("from_hour", "8"), ("to_hour", "20"), ("daily_cap", "300")];
     let (status, _) = h.call(&agent, "set_sending_rules", &rules).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -227,8 +232,10 @@ async fn pause_resume_and_cancel_act_at_once() {
     let list = json!({ "kind": "list", "phones": numbers });
     let broadcast = create(&h, &admin, &draft("Slow one", channel.id.0, list.clone(), "Tick {{phone}}")).await;
     let id = broadcast.id.0.to_string();
-    eventually(Duration::from_secs(30), "the first sends", || async { (ledger(&h, &phones).await.len() >= 2).then_some(()) })
-        .await;
+    eventually(Duration::from_secs(30), "the first sends", || async {
+        (ledger(&h, &phones).await.len() >= 2).then_some(())
+    })
+    .await;
 
     let (status, paused) = h.call(&admin, "pause_broadcast", &[("id", &id)]).await;
     assert_eq!(status, StatusCode::OK, "{paused}");
@@ -244,7 +251,10 @@ async fn pause_resume_and_cancel_act_at_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (status, again) = h.call(&admin, "pause_broadcast", &[("id", &id)]).await;
-    assert_eq!((status, issues(&again)), (StatusCode::UNPROCESSABLE_ENTITY, vec![("status".into(), "wrong_state".into())]));
+    assert_eq!(
+        (status, issues(&again)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec![("status".into(), "wrong_state".into())])
+    );
 
     let (status, resumed) = h.call(&admin, "resume_broadcast", &[("id", &id)]).await;
     assert_eq!((status, &resumed["status"]), (StatusCode::OK, &json!("running")));
@@ -260,11 +270,15 @@ async fn pause_resume_and_cancel_act_at_once() {
     .await;
 
     // Cancel: nothing more goes out, and the rest are counted as cancelled.
-    let others: Vec<PhoneNumber> = (1..=20).map(|i| PhoneNumber::parse(&format!("+628127301{i:04}")).unwrap()).collect();
+    let others: Vec<PhoneNumber> =
+        (1..=20).map(|i| PhoneNumber::parse(&format!("+628127301{i:04}")).unwrap()).collect();
     let numbers: Vec<&str> = others.iter().map(PhoneNumber::as_str).collect();
-    let second = create(&h, &admin, &draft("Cancel me", channel.id.0, json!({ "kind": "list", "phones": numbers }), "Hi")).await;
-    eventually(Duration::from_secs(30), "the first sends", || async { (!ledger(&h, &others).await.is_empty()).then_some(()) })
-        .await;
+    let second =
+        create(&h, &admin, &draft("Cancel me", channel.id.0, json!({ "kind": "list", "phones": numbers }), "Hi")).await;
+    eventually(Duration::from_secs(30), "the first sends", || async {
+        (!ledger(&h, &others).await.is_empty()).then_some(())
+    })
+    .await;
     let (status, cancelled) = h.call(&admin, "cancel_broadcast", &[("id", &second.id.0.to_string())]).await;
     assert_eq!((status, &cancelled["status"]), (StatusCode::OK, &json!("cancelled")));
     let at_cancel = ledger(&h, &others).await.len();
@@ -343,6 +357,9 @@ async fn a_run_of_failures_pauses_the_broadcast_and_failed_ones_can_be_retried()
     assert_eq!(status, StatusCode::OK);
     assert!(h.bus.sandbox_ledger(&last).await.unwrap().is_empty());
     let (status, answer) = h.call(&admin, "retry_broadcast", &[("id", &id)]).await;
-    assert_eq!((status, issues(&answer)), (StatusCode::UNPROCESSABLE_ENTITY, vec![("status".into(), "wrong_state".into())]));
+    assert_eq!(
+        (status, issues(&answer)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec![("status".into(), "wrong_state".into())])
+    );
     worker.stop().await;
 }

@@ -108,7 +108,7 @@ pub fn BroadcastsPage() -> impl IntoView {
             <div class="page-head">
                 <h1>{t!(i18n, nav.broadcasts)}</h1>
                 {admin.then(|| view! {
-                    <a class="button primary" href="/broadcasts/new" data-testid="new-broadcast">{t!(i18n, broadcasts.new)}</a>
+                    <a class="button primary" href="/broadcasts/new" data-testid="new-broadcast">{t!(i18n, broadcasts.new_broadcast)}</a>
                 })}
             </div>
             {move || match list.get() {
@@ -261,10 +261,12 @@ pub fn NewBroadcastPage() -> impl IntoView {
     let can_leave = move |from: u8| -> bool {
         match from {
             1 => !name.get().trim().is_empty() && channel.get().is_some(),
-            2 => matches!(preview.get(), Some(Ok(p)) if p.sendable() > 0)
-                || matches!(preview.get(), Some(Err(e)) if e.field_errors(Field::Audience).next().is_none()
+            2 => {
+                matches!(preview.get(), Some(Ok(p)) if p.sendable() > 0)
+                    || matches!(preview.get(), Some(Err(e)) if e.field_errors(Field::Audience).next().is_none()
                     && e.field_errors(Field::Name).next().is_none()
-                    && e.field_errors(Field::Channel).next().is_none()),
+                    && e.field_errors(Field::Channel).next().is_none())
+            }
             3 => !text.get().trim().is_empty() && matches!(preview.get(), Some(Ok(_))),
             _ => true,
         }
@@ -286,7 +288,8 @@ pub fn NewBroadcastPage() -> impl IntoView {
             let Some(file) = input.files().and_then(|list| list.get(0)) else { return };
             let read = file.text();
             spawn_local(async move {
-                if let Some(content) = wasm_bindgen_futures::JsFuture::from(read).await.ok().and_then(|t| t.as_string()) {
+                if let Some(content) = wasm_bindgen_futures::JsFuture::from(read).await.ok().and_then(|t| t.as_string())
+                {
                     list_text.try_set(content);
                 }
             });
@@ -316,9 +319,9 @@ pub fn NewBroadcastPage() -> impl IntoView {
         (4, t_string!(i18n, broadcasts.step_send).to_string()),
     ];
     view! {
-        <Title text=move || t_string!(i18n, broadcasts.new).to_string() />
+        <Title text=move || t_string!(i18n, broadcasts.new_broadcast).to_string() />
         <section class="page wizard" data-testid="broadcast-wizard">
-            <h1>{t!(i18n, broadcasts.new)}</h1>
+            <h1>{t!(i18n, broadcasts.new_broadcast)}</h1>
             <ol class="steps">
                 {steps.into_iter().map(|(n, label)| view! {
                     <li class:current=move || step.get() == n class:done=move || n < step.get()>{label}</li>
@@ -591,7 +594,7 @@ pub fn BroadcastPage() -> impl IntoView {
         });
     };
     let confirm_cancel = move |_| {
-        if window().confirm_with_message(&t_string!(i18n, broadcasts.cancel_confirm)).unwrap_or(false) {
+        if window().confirm_with_message(t_string!(i18n, broadcasts.cancel_confirm)).unwrap_or(false) {
             act("cancel");
         }
     };

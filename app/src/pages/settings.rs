@@ -6,8 +6,8 @@ use leptos_i18n::I18nContext;
 use leptos_router::components::{A, Outlet};
 
 use crate::api::{
-    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetSendingRules, SetStopKeywords, audit_log,
-    get_system_status, list_canned, list_members, get_sending_rules, stop_keywords,
+    AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetSendingRules, SetStopKeywords,
+    audit_log, get_sending_rules, get_system_status, list_canned, list_members, stop_keywords,
 };
 use crate::i18n::*;
 use crate::pages::shell::use_me;

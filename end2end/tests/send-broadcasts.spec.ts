@@ -1,4 +1,5 @@
 import { expect, test } from "@playwright/test";
+// Runs after the other specs (files run in name order): the channels spec expects no channel yet.
 import { admin, failOnPageErrors, hydrated, logIn, open } from "./helpers";
 
 // A number of its own, slow (one message a second), so that progress can be watched and paused.
