@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use balas_domain::{
-    AddedMember, Agent, AppError, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
+    AddedMember, Agent, ApiKey, AppError, CreatedApiKey, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
     BroadcastRecipient, CannedResponse, Channel, Contact, ContactFilter, ContactNote, ContactPage, ContactView,
     ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage,
     Onboarding, RecipientState, SandboxChannel, Segment, SendSeries, SendingRules, SystemStatus, TeamMember,
@@ -853,4 +853,31 @@ pub async fn set_sending_rules(
         }
         .await,
     )
+}
+
+/// The workspace's API keys (admins).
+#[server(prefix = "/api", endpoint = "api_keys")]
+pub async fn list_api_keys() -> Result<Vec<ApiKey>, AppError> {
+    ssr::respond(async { balas_backend::api::api_keys(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Makes an API key (admins); the answer holds its secret, shown this once.
+#[server(prefix = "/api", endpoint = "create_api_key")]
+pub async fn create_api_key(
+    name: String,
+    #[server(default)] scopes: Vec<String>,
+    #[server(default)] rate_per_minute: Option<u32>,
+) -> Result<CreatedApiKey, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::api::create_api_key(&state, &caller, &name, &scopes, rate_per_minute).await
+        }
+        .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "revoke_api_key")]
+pub async fn revoke_api_key(id: i64) -> Result<ApiKey, AppError> {
+    ssr::respond(async { balas_backend::api::revoke_api_key(&ssr::state()?, &ssr::caller().await?, id).await }.await)
 }

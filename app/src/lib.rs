@@ -25,7 +25,7 @@ use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
 use crate::pages::settings::{
-    AccountSettings, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
+    AccountSettings, ApiKeys, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
 };
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
@@ -97,6 +97,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("canned") view=|| view! { <AdminOnly><CannedResponses /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("opt-out") view=|| view! { <AdminOnly><StopKeywords /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("sending") view=|| view! { <AdminOnly><SendingRulesForm /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("api") view=|| view! { <AdminOnly><ApiKeys /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("audit") view=|| view! { <AdminOnly><Audit /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("system") view=|| view! { <AdminOnly><System /></AdminOnly> } ssr=SsrMode::Async />
                         </ParentRoute>

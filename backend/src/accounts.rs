@@ -27,6 +27,11 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The member an API key acts as (it has no session of its own).
+    pub(crate) fn for_api_key(me: Me) -> Self {
+        Self { me, token_hash: String::new() }
+    }
+
     /// Any member who has replaced an initial password an admin gave them.
     pub fn require_active(&self) -> Result<(), AppError> {
         if self.me.must_change_password { Err(AppError::PasswordChangeRequired) } else { Ok(()) }

@@ -18,12 +18,12 @@ use balas_domain::{
     MessageStatus, PhoneNumber, PreviewSample, RecipientState, SendJob, SendPriority, SendSeries, SenderKind,
     SendingRules, SkipReason, Template, Timestamp, WorkspaceId, contact_variable,
 };
-use balas_storage::{AudienceQuery, Audit, InFlight, MessageKey, NewBroadcast, NewOutbound};
+use balas_storage::{AudienceQuery, InFlight, MessageKey, NewBroadcast, NewOutbound};
 use chrono::{TimeZone, Timelike};
 use tokio::sync::watch;
 
 use crate::accounts::Caller;
-use crate::messaging::new_wa_id;
+use crate::messaging::{audit, new_wa_id};
 use crate::{AppState, from_store, internal, now};
 
 /// A schedule may be this far in the past (a form filled in slowly): it starts at once.
@@ -413,25 +413,6 @@ async fn announce(state: &AppState, broadcast: &Broadcast) {
     if let Err(error) = state.bus.publish_live(broadcast.workspace_id, &event).await {
         tracing::warn!(%error, "a broadcast's progress was not announced");
     }
-}
-
-async fn audit(
-    state: &AppState,
-    caller: &Caller,
-    action: AuditAction,
-    subject: &str,
-    detail: &str,
-) -> Result<(), AppError> {
-    let audit = Audit {
-        workspace_id: caller.me.workspace_id,
-        actor: Some(caller.me.user_id),
-        action,
-        subject,
-        detail,
-        ip: None,
-        at: now(),
-    };
-    state.store.append_audit(&audit).await.map_err(from_store)
 }
 
 /// What the planner remembers of a broadcast it holds.

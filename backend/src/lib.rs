@@ -2,6 +2,7 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod api;
 pub mod attributes;
 pub mod broadcasts;
 pub mod contacts_io;

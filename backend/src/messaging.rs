@@ -104,7 +104,8 @@ pub async fn relink_channel(
     Ok(channel)
 }
 
-async fn audit(
+/// Appends to the audit log as the caller.
+pub(crate) async fn audit(
     state: &AppState,
     caller: &Caller,
     action: AuditAction,

@@ -137,6 +137,11 @@ impl Keys {
         format!("{}:sbx:cursor:{}", self.prefix, phone.digits())
     }
 
+    /// Requests of one API key in one minute (a counter that expires with its minute).
+    pub fn api_requests(&self, key_id: i64, minute: i64) -> String {
+        format!("{}:api:rate:{key_id}:{minute}", self.prefix)
+    }
+
     /// Failed logins of one subject (an account or an address), kept for the throttle window.
     pub fn login_failures(&self, subject: &LoginSubject) -> String {
         match subject {

@@ -167,3 +167,16 @@ impl Bus {
         Ok(())
     }
 }
+
+impl Bus {
+    /// Counts one request of an API key in the current minute; returns the count so far and the
+    /// milliseconds left in the minute.
+    pub async fn count_api_request(&self, key_id: i64, now: Timestamp) -> BusResult<(u64, i64)> {
+        let minute = now.0.div_euclid(60_000);
+        let key = self.keys.api_requests(key_id, minute);
+        let mut conn = self.conn.clone();
+        let (count, _): (u64, i64) =
+            redis::pipe().atomic().incr(&key, 1).pexpire(&key, 61_000).query_async(&mut conn).await?;
+        Ok((count, (minute + 1) * 60_000 - now.0))
+    }
+}

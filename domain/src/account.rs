@@ -167,10 +167,12 @@ pub enum AuditAction {
     BroadcastResumed,
     BroadcastCancelled,
     SendingRulesChanged,
+    ApiKeyCreated,
+    ApiKeyRevoked,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 28] = [
+    pub const ALL: [AuditAction; 30] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -199,6 +201,8 @@ impl AuditAction {
         AuditAction::BroadcastResumed,
         AuditAction::BroadcastCancelled,
         AuditAction::SendingRulesChanged,
+        AuditAction::ApiKeyCreated,
+        AuditAction::ApiKeyRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -231,6 +235,8 @@ impl AuditAction {
             AuditAction::BroadcastResumed => "broadcast_resumed",
             AuditAction::BroadcastCancelled => "broadcast_cancelled",
             AuditAction::SendingRulesChanged => "sending_rules_changed",
+            AuditAction::ApiKeyCreated => "api_key_created",
+            AuditAction::ApiKeyRevoked => "api_key_revoked",
         }
     }
 

@@ -30,6 +30,7 @@ macro_rules! string_newtype {
 }
 
 mod account;
+mod api;
 mod attributes;
 mod broadcast;
 mod crm;
@@ -42,6 +43,7 @@ mod system;
 mod validate;
 
 pub use account::*;
+pub use api::*;
 pub use attributes::*;
 pub use broadcast::*;
 pub use crm::*;

@@ -47,6 +47,8 @@ pub enum Field {
     TimeZone,
     Hours,
     DailyCap,
+    /// An API key's scopes.
+    Scopes,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.

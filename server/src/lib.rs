@@ -1,8 +1,10 @@
 //! The Balas web server: server-rendered pages that hydrate in the browser, server functions under
-//! `/api`, live events on `/ws`, the built browser files under `/pkg`, the sandbox network's
-//! customer API under `/sandbox/api` (when enabled), and `/healthz` and `/readyz` for load
-//! balancers. It also runs this instance's ingest consumer, broadcast planner and live hub.
+//! `/api`, the REST API under `/api/v1` (API keys), live events on `/ws`, the built browser files
+//! under `/pkg`, the sandbox network's customer API under `/sandbox/api` (when enabled), and
+//! `/healthz` and `/readyz` for load balancers. It also runs this instance's ingest consumer,
+//! broadcast planner and live hub.
 
+mod api_v1;
 mod contacts;
 mod live;
 mod media;
@@ -74,7 +76,7 @@ pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
     let gate = Gate { state: state.clone(), set_up: Arc::new(AtomicBool::new(false)) };
     let sandbox = state.settings.sandbox.then(|| sandbox::routes(state.clone()));
     let realtime = realtime::Realtime { state: state.clone(), hub };
-    let media = media::routes(state.clone()).merge(contacts::routes(state.clone()));
+    let media = media::routes(state.clone()).merge(contacts::routes(state.clone())).merge(api_v1::routes(state.clone()));
     let mut router = Router::new()
         .route("/ws", get(realtime::socket).with_state(realtime))
         .route("/healthz", get(|| async { "ok" }))

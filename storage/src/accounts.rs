@@ -524,14 +524,20 @@ fn flag(row: &AnyRow, index: usize) -> StoreResult<bool> {
 }
 
 fn me_from_row(row: &AnyRow) -> StoreResult<Me> {
+    me_from_columns(row, 0)
+}
+
+/// A member from eight columns starting at `at`: user id, name, email, role, language, workspace
+/// id, workspace name, must change password.
+pub(crate) fn me_from_columns(row: &AnyRow, at: usize) -> StoreResult<Me> {
     Ok(Me {
-        user_id: UserId(row.try_get(0)?),
-        name: row.try_get(1)?,
-        email: row.try_get(2)?,
-        role: role_of(&row.try_get::<String, _>(3)?)?,
-        language: Language::parse(&row.try_get::<String, _>(4)?).unwrap_or_default(),
-        workspace_id: WorkspaceId(row.try_get(5)?),
-        workspace_name: row.try_get(6)?,
-        must_change_password: flag(row, 7)?,
+        user_id: UserId(row.try_get(at)?),
+        name: row.try_get(at + 1)?,
+        email: row.try_get(at + 2)?,
+        role: role_of(&row.try_get::<String, _>(at + 3)?)?,
+        language: Language::parse(&row.try_get::<String, _>(at + 4)?).unwrap_or_default(),
+        workspace_id: WorkspaceId(row.try_get(at + 5)?),
+        workspace_name: row.try_get(at + 6)?,
+        must_change_password: flag(row, at + 7)?,
     })
 }

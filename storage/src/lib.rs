@@ -8,6 +8,7 @@
 //! The conformance suite in `tests/` runs every behaviour against both.
 
 mod accounts;
+mod api;
 mod attributes;
 mod broadcasts;
 mod crm;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::*;
+pub use api::*;
 pub use attributes::*;
 pub use broadcasts::*;
 pub use crm::*;

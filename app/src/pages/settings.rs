@@ -7,11 +7,12 @@ use leptos_router::components::{A, Outlet};
 
 use crate::api::{
     AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetSendingRules, SetStopKeywords,
-    audit_log, get_sending_rules, get_system_status, list_canned, list_members, stop_keywords,
+    audit_log, create_api_key, get_sending_rules, get_system_status, list_api_keys, list_canned, list_members,
+    revoke_api_key, stop_keywords,
 };
 use crate::i18n::*;
 use crate::pages::shell::use_me;
-use crate::ui::{ErrorBanner, FieldErrors, FormError, LanguageSelect, format_time, outcome, reload_to};
+use crate::ui::{ErrorBanner, FieldErrors, FormError, LanguageSelect, Outcome, format_time, outcome, reload_to};
 
 #[component]
 pub fn SettingsLayout() -> impl IntoView {
@@ -27,6 +28,7 @@ pub fn SettingsLayout() -> impl IntoView {
                     <A href="/settings/canned">{t!(i18n, settings.canned)}</A>
                     <A href="/settings/opt-out">{t!(i18n, settings.opt_out)}</A>
                     <A href="/settings/sending">{t!(i18n, settings.sending)}</A>
+                    <A href="/settings/api">{t!(i18n, settings.api_keys)}</A>
                     <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
                     <A href="/settings/system">{t!(i18n, settings.system)}</A>
                 })}
@@ -304,6 +306,8 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::BroadcastResumed => t_string!(i18n, audit.broadcast_resumed).to_string(),
         AuditAction::BroadcastCancelled => t_string!(i18n, audit.broadcast_cancelled).to_string(),
         AuditAction::SendingRulesChanged => t_string!(i18n, audit.sending_rules_changed).to_string(),
+        AuditAction::ApiKeyCreated => t_string!(i18n, audit.api_key_created).to_string(),
+        AuditAction::ApiKeyRevoked => t_string!(i18n, audit.api_key_revoked).to_string(),
     }
 }
 
@@ -596,6 +600,126 @@ pub fn SendingRulesForm() -> impl IntoView {
                     }
                 })}
             </Transition>
+        </div>
+    }
+}
+
+/// API keys for the REST API: made with a name, scopes and a rate; the secret shown once; the
+/// list with the last use; revocation.
+#[component]
+pub fn ApiKeys() -> impl IntoView {
+    let i18n = use_i18n();
+    let keys = RwSignal::new(None::<Result<Vec<balas_domain::ApiKey>, AppError>>);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            keys.try_set(Some(list_api_keys().await));
+        });
+    };
+    Effect::new(move |_| reload());
+    let name = RwSignal::new(String::new());
+    let scopes = RwSignal::new(std::collections::BTreeSet::<&'static str>::new());
+    let rate = RwSignal::new(balas_domain::ApiKey::DEFAULT_RATE.to_string());
+    let made = RwSignal::new(None::<Result<balas_domain::CreatedApiKey, AppError>>);
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (n, s, r) = (name.get_untracked(), scopes.get_untracked(), rate.get_untracked());
+        leptos::task::spawn_local(async move {
+            let scopes: Vec<String> = s.into_iter().map(str::to_owned).collect();
+            // A rate that is not a number is sent as 0, which the server refuses with the range.
+            let answer = create_api_key(n, scopes, Some(r.trim().parse().unwrap_or(0))).await;
+            if answer.is_ok() {
+                name.try_set(String::new());
+                reload();
+            }
+            made.try_set(Some(answer));
+        });
+    };
+    let revoke = move |id: i64| {
+        if !window().confirm_with_message(&t_string!(i18n, api_keys.revoke_confirm)).unwrap_or(false) {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            let _ = revoke_api_key(id).await;
+            reload();
+        });
+    };
+    let outcome: Outcome<balas_domain::CreatedApiKey> = Signal::derive(move || made.get());
+    let scope_choices = [
+        ("send_messages", t_string!(i18n, api_keys.scope_send).to_string()),
+        ("manage_broadcasts", t_string!(i18n, api_keys.scope_broadcasts).to_string()),
+        ("manage_contacts", t_string!(i18n, api_keys.scope_contacts).to_string()),
+        ("read", t_string!(i18n, api_keys.scope_read).to_string()),
+    ];
+    view! {
+        <div class="card">
+            <h2>{t!(i18n, api_keys.title)}</h2>
+            <p class="muted">{t!(i18n, api_keys.intro)}" "<a href="/api/v1/docs" target="_blank" rel="noopener">"/api/v1/docs"</a></p>
+            <form class="form" on:submit=create data-testid="api-key-form" novalidate>
+                <label for="api_key_name">{t!(i18n, api_keys.name)}</label>
+                <input id="api_key_name" maxlength="40" prop:value=move || name.get() on:input=move |ev| name.set(event_target_value(&ev)) />
+                <FieldErrors outcome field=Field::Name />
+                <fieldset class="choices">
+                    <legend>{t!(i18n, api_keys.scopes)}</legend>
+                    {scope_choices.into_iter().map(|(key, label)| view! {
+                        <label><input type="checkbox" data-testid=format!("scope-{key}") prop:checked=move || scopes.with(|s| s.contains(key))
+                            on:change=move |ev| {
+                                let on = event_target_checked(&ev);
+                                scopes.update(|s| { if on { s.insert(key); } else { s.remove(key); } });
+                            } />{label}</label>
+                    }).collect_view()}
+                </fieldset>
+                <FieldErrors outcome field=Field::Scopes />
+                <label for="api_key_rate">{t!(i18n, api_keys.rate)}</label>
+                <input id="api_key_rate" type="number" min="1" prop:value=move || rate.get() on:input=move |ev| rate.set(event_target_value(&ev)) />
+                <FieldErrors outcome field=Field::RateLimit />
+                <FormError outcome />
+                <button type="submit" class="primary">{t!(i18n, api_keys.create)}</button>
+            </form>
+            {move || match made.get() {
+                Some(Ok(created)) => view! {
+                    <div class="banner banner-ok" role="status">
+                        <p>{t!(i18n, api_keys.secret_once)}</p>
+                        <p><code data-testid="api-key-secret">{created.secret.clone()}</code></p>
+                    </div>
+                }.into_any(),
+                _ => ().into_any(),
+            }}
+        </div>
+        <div class="card">
+            {move || match keys.get() {
+                None => view! { <p class="loading">{t!(i18n, loading)}</p> }.into_any(),
+                Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p class="empty-state">{t!(i18n, api_keys.empty)}</p> }.into_any(),
+                Some(Ok(list)) => view! {
+                    <div class="table-wrap">
+                        <table class="table" data-testid="api-keys">
+                            <thead><tr>
+                                <th>{t!(i18n, api_keys.name)}</th>
+                                <th>{t!(i18n, api_keys.scopes)}</th>
+                                <th>{t!(i18n, api_keys.last_used)}</th>
+                                <th></th>
+                            </tr></thead>
+                            <tbody>
+                                {list.into_iter().map(|k| {
+                                    let id = k.id;
+                                    let scopes = k.scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+                                    view! {
+                                        <tr data-testid="api-key-row">
+                                            <td>{k.name.to_string()}<br /><code class="small">{format!("{}…", k.prefix)}</code></td>
+                                            <td class="small">{scopes}<br /><span class="muted">{t!(i18n, api_keys.per_minute, rate = k.rate_per_minute)}</span></td>
+                                            <td class="small">{k.last_used_at.map_or_else(|| t_string!(i18n, api_keys.never).to_string(), |t| crate::ui::format_time(t.0))}</td>
+                                            <td>{match k.revoked_at {
+                                                Some(at) => view! { <span class="muted small">{t!(i18n, api_keys.revoked_at, at = crate::ui::format_time(at.0))}</span> }.into_any(),
+                                                None => view! { <button type="button" class="button button-small" data-testid="api-key-revoke" on:click=move |_| revoke(id)>{t!(i18n, api_keys.revoke)}</button> }.into_any(),
+                                            }}</td>
+                                        </tr>
+                                    }
+                                }).collect_view()}
+                            </tbody>
+                        </table>
+                    </div>
+                }.into_any(),
+            }}
         </div>
     }
 }
