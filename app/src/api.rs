@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use balas_domain::{
-    AddedMember, Agent, ApiKey, AppError, CreatedApiKey, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
+    AddedMember, Agent, ApiKey, AppError, CreatedApiKey, CreatedWebhook, Webhook, WebhookDelivery, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
     BroadcastRecipient, CannedResponse, Channel, Contact, ContactFilter, ContactNote, ContactPage, ContactView,
     ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage,
     Onboarding, RecipientState, SandboxChannel, Segment, SendSeries, SendingRules, SystemStatus, TeamMember,
@@ -880,4 +880,34 @@ pub async fn create_api_key(
 #[server(prefix = "/api", endpoint = "revoke_api_key")]
 pub async fn revoke_api_key(id: i64) -> Result<ApiKey, AppError> {
     ssr::respond(async { balas_backend::api::revoke_api_key(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "webhooks")]
+pub async fn list_webhooks() -> Result<Vec<Webhook>, AppError> {
+    ssr::respond(async { balas_backend::webhooks::webhooks(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Registers a webhook (admins); the answer holds its signing secret, shown this once.
+#[server(prefix = "/api", endpoint = "create_webhook")]
+pub async fn create_webhook(url: String, #[server(default)] events: Vec<String>) -> Result<CreatedWebhook, AppError> {
+    ssr::respond(
+        async { balas_backend::webhooks::create_webhook(&ssr::state()?, &ssr::caller().await?, &url, &events).await }
+            .await,
+    )
+}
+
+#[server(prefix = "/api", endpoint = "delete_webhook")]
+pub async fn delete_webhook(id: i64) -> Result<(), AppError> {
+    ssr::respond(async { balas_backend::webhooks::delete_webhook(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+/// A webhook's latest deliveries, with each one's last answer.
+#[server(prefix = "/api", endpoint = "webhook_deliveries")]
+pub async fn webhook_deliveries(id: i64) -> Result<Vec<WebhookDelivery>, AppError> {
+    ssr::respond(async { balas_backend::webhooks::deliveries(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+#[server(prefix = "/api", endpoint = "replay_delivery")]
+pub async fn replay_delivery(id: i64) -> Result<(), AppError> {
+    ssr::respond(async { balas_backend::webhooks::replay(&ssr::state()?, &ssr::caller().await?, id).await }.await)
 }

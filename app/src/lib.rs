@@ -25,7 +25,7 @@ use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
 use crate::pages::settings::{
-    AccountSettings, ApiKeys, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
+    AccountSettings, ApiKeys, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team, Webhooks,
 };
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 
@@ -98,6 +98,7 @@ pub fn App() -> impl IntoView {
                             <Route path=path!("opt-out") view=|| view! { <AdminOnly><StopKeywords /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("sending") view=|| view! { <AdminOnly><SendingRulesForm /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("api") view=|| view! { <AdminOnly><ApiKeys /></AdminOnly> } ssr=SsrMode::Async />
+                            <Route path=path!("webhooks") view=|| view! { <AdminOnly><Webhooks /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("audit") view=|| view! { <AdminOnly><Audit /></AdminOnly> } ssr=SsrMode::Async />
                             <Route path=path!("system") view=|| view! { <AdminOnly><System /></AdminOnly> } ssr=SsrMode::Async />
                         </ParentRoute>

@@ -50,6 +50,7 @@ pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
         Issue::InPast => t_string!(i18n, errors.in_past).to_string(),
         Issue::NoRecipients => t_string!(i18n, errors.no_recipients).to_string(),
         Issue::WrongState => t_string!(i18n, errors.wrong_state).to_string(),
+        Issue::InvalidUrl => t_string!(i18n, errors.invalid_url).to_string(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod messaging;
 pub mod sandbox;
 mod secrets;
 pub mod settings;
+pub mod webhooks;
 
 use std::sync::Arc;
 

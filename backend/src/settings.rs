@@ -42,6 +42,8 @@ pub struct Settings {
     pub sandbox: bool,
     /// Sandbox: how long a packet takes to reach a channel.
     pub sandbox_latency_ms: u64,
+    /// Webhooks: the wait before the first retry of a failed delivery (it doubles each time).
+    pub webhook_retry_base_ms: u64,
     /// Sandbox: a number that sends more than this many messages in one second is banned.
     pub sandbox_ban_above_per_sec: u32,
     /// Sandbox: how long a ban lasts.
@@ -83,6 +85,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             sandbox: false,
             sandbox_latency_ms: 0,
+            webhook_retry_base_ms: 1_000,
             sandbox_ban_above_per_sec: 20,
             sandbox_ban_secs: 300,
             whatsapp_url: String::new(),

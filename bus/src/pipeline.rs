@@ -201,6 +201,53 @@ impl Bus {
             .collect())
     }
 
+    /// Creates the consumer group `group` on the live events, starting with events from now on.
+    /// Idempotent.
+    pub async fn ensure_live_group(&self, group: &str) -> BusResult<()> {
+        let mut conn = self.conn.clone();
+        match conn.xgroup_create_mkstream::<_, _, _, ()>(self.keys.live_events(), group, "$").await {
+            Ok(()) => Ok(()),
+            Err(error) if is_busy_group(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Reads up to `count` live events for `consumer` of `group`: with `pending`, those it was
+    /// given before and has not acknowledged; otherwise new ones, waiting up to [`BLOCK_FOR`].
+    /// Returns the ids to acknowledge too (entries that do not parse are in those, not in the
+    /// events). Call on a [`Bus::dedicated`] bus.
+    pub async fn read_live_group(
+        &self,
+        group: &str,
+        consumer: &str,
+        count: usize,
+        pending: bool,
+    ) -> BusResult<(Vec<LiveEnvelope>, Vec<String>)> {
+        let mut options = StreamReadOptions::default().group(group, consumer).count(count);
+        if !pending {
+            options = options.block(BLOCK_FOR.as_millis() as usize);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Option<StreamReadReply> =
+            conn.xread_options(&[self.keys.live_events()], &[if pending { "0" } else { ">" }], &options).await?;
+        let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
+        let ids = entries.iter().map(|e| e.id.clone()).collect();
+        let events = entries
+            .iter()
+            .filter_map(|entry| live_envelope(entry).map_err(|error| tracing::warn!(%error, "skipping a live event")).ok())
+            .collect();
+        Ok((events, ids))
+    }
+
+    pub async fn ack_live(&self, group: &str, ids: &[String]) -> BusResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        conn.xack::<_, _, _, ()>(self.keys.live_events(), group, ids).await?;
+        Ok(())
+    }
+
     /// One page of live events after `after` (exclusive): those of `workspace_id`, oldest first.
     /// The second value is true when events after `after` were already trimmed away, so the
     /// caller has missed some and should reload instead.

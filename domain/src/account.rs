@@ -169,10 +169,12 @@ pub enum AuditAction {
     SendingRulesChanged,
     ApiKeyCreated,
     ApiKeyRevoked,
+    WebhookCreated,
+    WebhookDeleted,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 30] = [
+    pub const ALL: [AuditAction; 32] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -203,6 +205,8 @@ impl AuditAction {
         AuditAction::SendingRulesChanged,
         AuditAction::ApiKeyCreated,
         AuditAction::ApiKeyRevoked,
+        AuditAction::WebhookCreated,
+        AuditAction::WebhookDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -237,6 +241,8 @@ impl AuditAction {
             AuditAction::SendingRulesChanged => "sending_rules_changed",
             AuditAction::ApiKeyCreated => "api_key_created",
             AuditAction::ApiKeyRevoked => "api_key_revoked",
+            AuditAction::WebhookCreated => "webhook_created",
+            AuditAction::WebhookDeleted => "webhook_deleted",
         }
     }
 

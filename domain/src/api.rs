@@ -133,6 +133,7 @@ impl Issue {
             Issue::InPast => "is in the past".into(),
             Issue::NoRecipients => "reaches nobody (after opted-out and invalid numbers are left out)".into(),
             Issue::WrongState => "is not possible in the current state".into(),
+            Issue::InvalidUrl => "is not an http(s):// URL (without credentials)".into(),
         }
     }
 }
@@ -150,5 +151,141 @@ mod tests {
         assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Scopes, Field::RateLimit]);
         assert_eq!(ApiKey::check_request("x", &[], None).unwrap_err()[0], FieldError::new(Field::Scopes, Issue::Required));
         assert_eq!(parse_scopes(&scopes_text(&ApiScope::ALL)), ApiScope::ALL);
+    }
+}
+
+/// What a webhook is told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WebhookEvent {
+    /// A customer's message arrived.
+    #[serde(rename = "message.received")]
+    MessageReceived,
+    /// An outbound message was sent, delivered, read, or failed.
+    #[serde(rename = "message.status")]
+    MessageStatus,
+    /// A broadcast finished (every recipient sent to or skipped).
+    #[serde(rename = "broadcast.finished")]
+    BroadcastFinished,
+}
+
+impl WebhookEvent {
+    pub const ALL: [WebhookEvent; 3] =
+        [WebhookEvent::MessageReceived, WebhookEvent::MessageStatus, WebhookEvent::BroadcastFinished];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookEvent::MessageReceived => "message.received",
+            WebhookEvent::MessageStatus => "message.status",
+            WebhookEvent::BroadcastFinished => "broadcast.finished",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.as_str() == raw)
+    }
+}
+
+/// A URL that Balas posts events to, signed with the webhook's secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<WebhookEvent>,
+    pub created_at: Timestamp,
+}
+
+/// A webhook just made, with its signing secret (shown this once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedWebhook {
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Waiting for its (next) attempt.
+    Pending,
+    Delivered,
+    /// Every attempt failed; an admin may replay it.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed].into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// One event sent (or being sent) to one webhook, with how its last attempt went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event: WebhookEvent,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    /// The HTTP status the receiver answered last, if it answered.
+    pub last_status: Option<u16>,
+    /// The start of its last answer, or why there was none (a timeout, a refused connection).
+    pub last_response: Option<String>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub payload: String,
+}
+
+/// Checks a webhook's URL and events: `http(s)://…` without credentials, up to 500 characters,
+/// at least one known event.
+pub fn check_webhook(url: &str, events: &[String]) -> Result<(String, Vec<WebhookEvent>), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let url = url.trim();
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host = url.split_once("://").map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default()).unwrap_or_default();
+    if url.is_empty() {
+        errors.push(FieldError::new(Field::Url, Issue::Required));
+    } else if url.chars().count() > 500 {
+        errors.push(FieldError::new(Field::Url, Issue::TooLong { max: 500 }));
+    } else if !scheme_ok || host.is_empty() || host.contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        errors.push(FieldError::new(Field::Url, Issue::InvalidUrl));
+    }
+    let mut parsed = Vec::new();
+    for raw in events {
+        match WebhookEvent::parse(raw) {
+            Some(event) if !parsed.contains(&event) => parsed.push(event),
+            Some(_) => {}
+            None => errors.push(FieldError::new(Field::Events, Issue::NotAllowed)),
+        }
+    }
+    if events.is_empty() {
+        errors.push(FieldError::new(Field::Events, Issue::Required));
+    }
+    parsed.sort();
+    if errors.is_empty() { Ok((url.to_owned(), parsed)) } else { Err(errors) }
+}
+
+#[cfg(test)]
+mod webhook_tests {
+    use super::*;
+
+    #[test]
+    fn webhooks_are_checked() {
+        let events = vec!["message.received".to_owned()];
+        assert!(check_webhook("https://erp.example.com/hooks/balas", &events).is_ok());
+        let bad = |url: &str| check_webhook(url, &events).unwrap_err()[0].issue;
+        assert_eq!(bad("ftp://x"), Issue::InvalidUrl);
+        assert_eq!(bad("https://user:pw@host/"), Issue::InvalidUrl);
+        assert_eq!(bad("https:// spaced"), Issue::InvalidUrl);
+        assert_eq!(bad(""), Issue::Required);
+        let errors = check_webhook("https://x.example", &["order.paid".to_owned()]).unwrap_err();
+        assert_eq!(errors, [FieldError::new(Field::Events, Issue::NotAllowed)]);
     }
 }

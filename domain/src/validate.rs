@@ -49,6 +49,9 @@ pub enum Field {
     DailyCap,
     /// An API key's scopes.
     Scopes,
+    /// A webhook's URL and events.
+    Url,
+    Events,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.
@@ -109,6 +112,8 @@ pub enum Issue {
     NoRecipients,
     /// Not possible in the current state (a finished broadcast cannot be paused).
     WrongState,
+    /// Not an `http(s)://` URL (or one with credentials in it).
+    InvalidUrl,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]

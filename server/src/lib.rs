@@ -2,7 +2,7 @@
 //! `/api`, the REST API under `/api/v1` (API keys), live events on `/ws`, the built browser files
 //! under `/pkg`, the sandbox network's customer API under `/sandbox/api` (when enabled), and
 //! `/healthz` and `/readyz` for load balancers. It also runs this instance's ingest consumer,
-//! broadcast planner and live hub.
+//! broadcast planner, webhook dispatcher and live hub.
 
 mod api_v1;
 mod contacts;
@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_app::{App, shell};
-use balas_backend::{AppState, Settings, accounts, broadcasts, ingest};
+use balas_backend::{AppState, Settings, accounts, broadcasts, ingest, webhooks};
 use leptos::config::{Env, LeptosOptions};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -49,7 +49,8 @@ pub async fn launch(
     // events it had been given.
     let consumer = format!("{}-{}", balas_backend::hostname(), address.port());
     let ingest = tokio::spawn(ingest::run(state.clone(), consumer.clone(), stopped.clone()));
-    let planner = tokio::spawn(broadcasts::run_planner(state.clone(), consumer, stopped));
+    let planner = tokio::spawn(broadcasts::run_planner(state.clone(), consumer.clone(), stopped.clone()));
+    let webhooks = tokio::spawn(webhooks::run(state.clone(), consumer, stopped));
     let app = router(state.clone(), hub, address);
     tracing::info!(%address, "serving");
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -58,6 +59,7 @@ pub async fn launch(
     let _ = stop.send(true);
     let _ = ingest.await;
     let _ = planner.await;
+    let _ = webhooks.await;
     state.store.close().await;
     Ok(())
 }

@@ -186,3 +186,209 @@ impl Store {
         Ok(())
     }
 }
+
+/// A delivery claimed for an attempt, with where and how to send it.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub url: String,
+    pub secret: String,
+    pub event: String,
+    pub payload: String,
+    pub attempts: u32,
+}
+
+const DELIVERY_COLUMNS: &str = "id, webhook_id, event, state, attempts, last_status, last_response, \
+                                next_attempt_at, created_at, payload";
+
+fn delivery_from_row(row: &AnyRow) -> StoreResult<balas_domain::WebhookDelivery> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("delivery {what}"));
+    Ok(balas_domain::WebhookDelivery {
+        id: row.try_get(0)?,
+        webhook_id: row.try_get(1)?,
+        event: balas_domain::WebhookEvent::parse(&row.try_get::<String, _>(2)?).ok_or_else(|| corrupt("event"))?,
+        state: balas_domain::DeliveryState::parse(&row.try_get::<String, _>(3)?).ok_or_else(|| corrupt("state"))?,
+        attempts: u32::try_from(row.try_get::<i64, _>(4)?).unwrap_or(0),
+        last_status: row.try_get::<Option<i64>, _>(5)?.and_then(|s| u16::try_from(s).ok()),
+        last_response: row.try_get(6)?,
+        next_attempt_at: row.try_get::<Option<i64>, _>(7)?.map(Timestamp),
+        created_at: Timestamp(row.try_get(8)?),
+        payload: row.try_get(9)?,
+    })
+}
+
+fn webhook_from_row(row: &AnyRow) -> StoreResult<balas_domain::Webhook> {
+    Ok(balas_domain::Webhook {
+        id: row.try_get(0)?,
+        url: row.try_get(1)?,
+        events: row.try_get::<String, _>(2)?.split(',').filter_map(balas_domain::WebhookEvent::parse).collect(),
+        created_at: Timestamp(row.try_get(3)?),
+    })
+}
+
+impl Store {
+    pub async fn create_webhook(
+        &self,
+        workspace_id: WorkspaceId,
+        url: &str,
+        events: &[balas_domain::WebhookEvent],
+        secret: &str,
+        created_by: UserId,
+        now: Timestamp,
+    ) -> StoreResult<balas_domain::Webhook> {
+        let events: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+        let row = sqlx::query(
+            "INSERT INTO webhooks (workspace_id, url, events, secret, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, url, events, created_at",
+        )
+        .bind(workspace_id.0)
+        .bind(url)
+        .bind(events.join(","))
+        .bind(secret)
+        .bind(now.0)
+        .bind(created_by.0)
+        .fetch_one(&self.pool)
+        .await?;
+        webhook_from_row(&row)
+    }
+
+    pub async fn webhooks(&self, workspace_id: WorkspaceId) -> StoreResult<Vec<balas_domain::Webhook>> {
+        let rows = sqlx::query("SELECT id, url, events, created_at FROM webhooks WHERE workspace_id = $1 ORDER BY id")
+            .bind(workspace_id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    /// Deletes a webhook of the workspace (and its deliveries); returns its URL.
+    pub async fn delete_webhook(&self, workspace_id: WorkspaceId, id: i64) -> StoreResult<String> {
+        let url: Option<String> = sqlx::query_scalar("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2 RETURNING url")
+            .bind(workspace_id.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        url.ok_or(StoreError::NotFound)
+    }
+
+    /// Queues an event for every webhook of the workspace that wants it (once per event id);
+    /// returns how many deliveries were added.
+    pub async fn queue_webhook_event(
+        &self,
+        workspace_id: WorkspaceId,
+        event_id: &str,
+        event: balas_domain::WebhookEvent,
+        payload: &str,
+        now: Timestamp,
+    ) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "INSERT INTO webhook_deliveries (webhook_id, workspace_id, event_id, event, payload, state, attempts, \
+             next_attempt_at, created_at) \
+             SELECT id, workspace_id, $2, $3, $4, 'pending', 0, $5, $5 FROM webhooks \
+             WHERE workspace_id = $1 AND (',' || events || ',') LIKE $6 \
+             ON CONFLICT (webhook_id, event_id) DO NOTHING",
+        )
+        .bind(workspace_id.0)
+        .bind(event_id)
+        .bind(event.as_str())
+        .bind(payload)
+        .bind(now.0)
+        .bind(format!("%,{},%", event.as_str()))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Whether any webhook exists (the dispatcher skips its work when none does).
+    pub async fn any_webhooks(&self) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM webhooks LIMIT 1").fetch_optional(&self.pool).await?;
+        Ok(found.is_some())
+    }
+
+    /// Claims up to `limit` deliveries due at `now` for an attempt: each is put out of reach of
+    /// other claimers for `lease_ms` (the attempt records its outcome before then).
+    pub async fn claim_deliveries(&self, now: Timestamp, lease_ms: i64, limit: u32) -> StoreResult<Vec<DueDelivery>> {
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(
+            "SELECT d.id, w.url, w.secret, d.event, d.payload, d.attempts FROM webhook_deliveries d \
+             JOIN webhooks w ON w.id = d.webhook_id \
+             WHERE d.state = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at, d.id LIMIT $2",
+        )
+        .bind(now.0)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get(0)?;
+            sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now.0 + lease_ms)
+                .execute(&mut *tx)
+                .await?;
+            due.push(DueDelivery {
+                id,
+                url: row.try_get(1)?,
+                secret: row.try_get(2)?,
+                event: row.try_get(3)?,
+                payload: row.try_get(4)?,
+                attempts: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
+            });
+        }
+        tx.commit().await?;
+        Ok(due)
+    }
+
+    /// Records an attempt: its answer (status, start of the body or the error), and what comes
+    /// next: delivered, another try at `retry_at`, or failed for good.
+    pub async fn record_delivery(
+        &self,
+        id: i64,
+        status: Option<u16>,
+        response: &str,
+        state: balas_domain::DeliveryState,
+        retry_at: Option<Timestamp>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, last_status = $2, last_response = $3, state = $4, \
+             next_attempt_at = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.map(i64::from))
+        .bind(response)
+        .bind(state.as_str())
+        .bind(retry_at.map(|t| t.0))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A webhook's latest deliveries, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        workspace_id: WorkspaceId,
+        webhook_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<balas_domain::WebhookDelivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE workspace_id = $1 AND webhook_id = $2 \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let rows =
+            sqlx::query(&sql).bind(workspace_id.0).bind(webhook_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+
+    /// Sends a delivery of the workspace again (at `now`, with a fresh count of attempts).
+    pub async fn replay_delivery(&self, workspace_id: WorkspaceId, id: i64, now: Timestamp) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3 \
+             WHERE workspace_id = $1 AND id = $2 AND state <> 'pending'",
+        )
+        .bind(workspace_id.0)
+        .bind(id)
+        .bind(now.0)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+    }
+}

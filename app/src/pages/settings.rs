@@ -7,8 +7,8 @@ use leptos_router::components::{A, Outlet};
 
 use crate::api::{
     AddCanned, AddMember, ChangePassword, DeleteCanned, LogOutEverywhere, SetRole, SetSendingRules, SetStopKeywords,
-    audit_log, create_api_key, get_sending_rules, get_system_status, list_api_keys, list_canned, list_members,
-    revoke_api_key, stop_keywords,
+    audit_log, create_api_key, create_webhook, delete_webhook, get_sending_rules, get_system_status, list_api_keys,
+    list_canned, list_members, list_webhooks, replay_delivery, revoke_api_key, stop_keywords, webhook_deliveries,
 };
 use crate::i18n::*;
 use crate::pages::shell::use_me;
@@ -29,6 +29,7 @@ pub fn SettingsLayout() -> impl IntoView {
                     <A href="/settings/opt-out">{t!(i18n, settings.opt_out)}</A>
                     <A href="/settings/sending">{t!(i18n, settings.sending)}</A>
                     <A href="/settings/api">{t!(i18n, settings.api_keys)}</A>
+                    <A href="/settings/webhooks">{t!(i18n, settings.webhooks)}</A>
                     <A href="/settings/audit">{t!(i18n, settings.audit)}</A>
                     <A href="/settings/system">{t!(i18n, settings.system)}</A>
                 })}
@@ -308,6 +309,8 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::SendingRulesChanged => t_string!(i18n, audit.sending_rules_changed).to_string(),
         AuditAction::ApiKeyCreated => t_string!(i18n, audit.api_key_created).to_string(),
         AuditAction::ApiKeyRevoked => t_string!(i18n, audit.api_key_revoked).to_string(),
+        AuditAction::WebhookCreated => t_string!(i18n, audit.webhook_created).to_string(),
+        AuditAction::WebhookDeleted => t_string!(i18n, audit.webhook_deleted).to_string(),
     }
 }
 
@@ -719,6 +722,156 @@ pub fn ApiKeys() -> impl IntoView {
                         </table>
                     </div>
                 }.into_any(),
+            }}
+        </div>
+    }
+}
+
+/// Webhooks: URLs that get the workspace's events, signed; each one's latest deliveries with
+/// their answers, and a replay for the failed ones.
+#[component]
+pub fn Webhooks() -> impl IntoView {
+    let i18n = use_i18n();
+    let hooks = RwSignal::new(None::<Result<Vec<balas_domain::Webhook>, AppError>>);
+    let reload = move || {
+        leptos::task::spawn_local(async move {
+            hooks.try_set(Some(list_webhooks().await));
+        });
+    };
+    Effect::new(move |_| reload());
+    let url = RwSignal::new(String::new());
+    let events = RwSignal::new(std::collections::BTreeSet::<&'static str>::new());
+    let made = RwSignal::new(None::<Result<balas_domain::CreatedWebhook, AppError>>);
+    let shown = RwSignal::new(None::<i64>);
+    let log = RwSignal::new(Vec::<balas_domain::WebhookDelivery>::new());
+    let load_log = move |id: i64| {
+        shown.set(Some(id));
+        leptos::task::spawn_local(async move {
+            if let Ok(list) = webhook_deliveries(id).await {
+                log.try_set(list);
+            }
+        });
+    };
+    let create = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let (u, e) = (url.get_untracked(), events.get_untracked());
+        leptos::task::spawn_local(async move {
+            let answer = create_webhook(u, e.into_iter().map(str::to_owned).collect()).await;
+            if answer.is_ok() {
+                url.try_set(String::new());
+                reload();
+            }
+            made.try_set(Some(answer));
+        });
+    };
+    let remove = move |id: i64| {
+        if !window().confirm_with_message(&t_string!(i18n, webhooks.delete_confirm)).unwrap_or(false) {
+            return;
+        }
+        leptos::task::spawn_local(async move {
+            let _ = delete_webhook(id).await;
+            reload();
+        });
+    };
+    let replay = move |id: i64| {
+        leptos::task::spawn_local(async move {
+            let _ = replay_delivery(id).await;
+            if let Some(hook) = shown.get_untracked() {
+                load_log(hook);
+            }
+        });
+    };
+    let outcome: Outcome<balas_domain::CreatedWebhook> = Signal::derive(move || made.get());
+    view! {
+        <div class="card">
+            <h2>{t!(i18n, webhooks.title)}</h2>
+            <p class="muted">{t!(i18n, webhooks.intro)}</p>
+            <form class="form" on:submit=create data-testid="webhook-form" novalidate>
+                <label for="webhook_url">{t!(i18n, webhooks.url)}</label>
+                <input id="webhook_url" type="url" placeholder="https://erp.example.com/hooks/balas" prop:value=move || url.get()
+                    on:input=move |ev| url.set(event_target_value(&ev)) />
+                <FieldErrors outcome field=Field::Url />
+                <fieldset class="choices">
+                    <legend>{t!(i18n, webhooks.events)}</legend>
+                    {balas_domain::WebhookEvent::ALL.into_iter().map(|event| {
+                        let key = event.as_str();
+                        view! {
+                            <label><input type="checkbox" prop:checked=move || events.with(|s| s.contains(key))
+                                on:change=move |ev| {
+                                    let on = event_target_checked(&ev);
+                                    events.update(|s| { if on { s.insert(key); } else { s.remove(key); } });
+                                } /><code>{key}</code></label>
+                        }
+                    }).collect_view()}
+                </fieldset>
+                <FieldErrors outcome field=Field::Events />
+                <FormError outcome />
+                <button type="submit" class="primary">{t!(i18n, webhooks.create)}</button>
+            </form>
+            {move || match made.get() {
+                Some(Ok(created)) => view! {
+                    <div class="banner banner-ok" role="status">
+                        <p>{t!(i18n, webhooks.secret_once)}</p>
+                        <p><code data-testid="webhook-secret">{created.secret.clone()}</code></p>
+                    </div>
+                }.into_any(),
+                _ => ().into_any(),
+            }}
+        </div>
+        <div class="card">
+            {move || match hooks.get() {
+                None => view! { <p class="loading">{t!(i18n, loading)}</p> }.into_any(),
+                Some(Err(error)) => view! { <ErrorBanner error /> }.into_any(),
+                Some(Ok(list)) if list.is_empty() => view! { <p class="empty-state">{t!(i18n, webhooks.empty)}</p> }.into_any(),
+                Some(Ok(list)) => list.into_iter().map(|hook| {
+                    let id = hook.id;
+                    let events = hook.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ");
+                    view! {
+                        <div class="webhook" data-testid="webhook-row">
+                            <p><code>{hook.url.clone()}</code><br /><span class="muted small">{events}</span></p>
+                            <div class="row-actions">
+                                <button type="button" class="button button-small" on:click=move |_| load_log(id)>{t!(i18n, webhooks.show_log)}</button>
+                                <button type="button" class="button button-small" on:click=move |_| remove(id)>{t!(i18n, webhooks.delete)}</button>
+                            </div>
+                            <Show when=move || shown.get() == Some(id)>
+                                {move || {
+                                    let rows = log.get();
+                                    if rows.is_empty() {
+                                        view! { <p class="muted">{t!(i18n, webhooks.no_deliveries)}</p> }.into_any()
+                                    } else {
+                                        view! {
+                                            <div class="table-wrap">
+                                                <table class="table" data-testid="webhook-log">
+                                                    <thead><tr>
+                                                        <th>{t!(i18n, webhooks.when)}</th><th>{t!(i18n, webhooks.event)}</th>
+                                                        <th>{t!(i18n, webhooks.result)}</th><th></th>
+                                                    </tr></thead>
+                                                    <tbody>
+                                                        {rows.into_iter().map(|d| {
+                                                            let delivery = d.id;
+                                                            let answer = d.last_status.map_or_else(String::new, |s| format!("HTTP {s} "));
+                                                            view! {
+                                                                <tr>
+                                                                    <td class="nowrap small">{crate::ui::format_time(d.created_at.0)}</td>
+                                                                    <td><code>{d.event.as_str()}</code></td>
+                                                                    <td class="small">{format!("{} · {} × · {answer}", d.state.as_str(), d.attempts)}
+                                                                        <span class="muted">{d.last_response.clone().unwrap_or_default()}</span></td>
+                                                                    <td>{(d.state == balas_domain::DeliveryState::Failed).then(|| view! {
+                                                                        <button type="button" class="button button-small" on:click=move |_| replay(delivery)>{t!(i18n, webhooks.replay)}</button>
+                                                                    })}</td>
+                                                                </tr>
+                                                            }
+                                                        }).collect_view()}
+                                                    </tbody>
+                                                </table>
+                                            </div>
+                                        }.into_any()
+                                    }
+                                }}
+                            </Show>
+                        </div>
+                    }
+                }).collect_view().into_any(),
             }}
         </div>
     }
