@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use balas_domain::{
-    AddedMember, Agent, ApiKey, AppError, CreatedApiKey, CreatedWebhook, Webhook, WebhookDelivery, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft,
-    BroadcastRecipient, CannedResponse, Channel, Contact, ContactFilter, ContactNote, ContactPage, ContactView,
-    ConversationSummary, ConversationView, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage,
-    Onboarding, RecipientState, SandboxChannel, Segment, SendSeries, SendingRules, SystemStatus, TeamMember,
+    AddedMember, Agent, ApiKey, AppError, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast,
+    BroadcastDraft, BroadcastRecipient, CannedResponse, Channel, Contact, ContactFilter, ContactNote, ContactPage,
+    ContactView, ConversationSummary, ConversationView, CreatedApiKey, CreatedWebhook, InboxFilter, InboxPage,
+    InviteInfo, Label, Me, Message, MessagePage, Onboarding, RecipientState, SandboxChannel, Segment, SendSeries,
+    SendingRules, SystemStatus, TeamMember, Webhook, WebhookDelivery,
 };
 #[cfg(feature = "ssr")]
 use balas_domain::{AttributeId, ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
@@ -898,7 +899,9 @@ pub async fn create_webhook(url: String, #[server(default)] events: Vec<String>)
 
 #[server(prefix = "/api", endpoint = "delete_webhook")]
 pub async fn delete_webhook(id: i64) -> Result<(), AppError> {
-    ssr::respond(async { balas_backend::webhooks::delete_webhook(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+    ssr::respond(
+        async { balas_backend::webhooks::delete_webhook(&ssr::state()?, &ssr::caller().await?, id).await }.await,
+    )
 }
 
 /// A webhook's latest deliveries, with each one's last answer.

@@ -25,7 +25,8 @@ use crate::pages::contacts::{ContactDetail, ContactsPage};
 use crate::pages::inbox::InboxPage;
 use crate::pages::phone::PhonePage;
 use crate::pages::settings::{
-    AccountSettings, ApiKeys, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team, Webhooks,
+    AccountSettings, ApiKeys, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
+    Webhooks,
 };
 use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
 

@@ -49,9 +49,11 @@ pub async fn create_api_key(
     rate_per_minute: Option<u32>,
 ) -> Result<CreatedApiKey, AppError> {
     caller.require_admin()?;
-    let (name, scopes, rate) = ApiKey::check_request(name, scopes, rate_per_minute).map_err(|errors| AppError::Invalid { errors })?;
+    let (name, scopes, rate) =
+        ApiKey::check_request(name, scopes, rate_per_minute).map_err(|errors| AppError::Invalid { errors })?;
     let workspace = caller.me.workspace_id;
-    let active = state.store.api_keys(workspace).await.map_err(from_store)?.iter().filter(|k| k.revoked_at.is_none()).count();
+    let active =
+        state.store.api_keys(workspace).await.map_err(from_store)?.iter().filter(|k| k.revoked_at.is_none()).count();
     if active >= ApiKey::MAX_KEYS {
         return Err(AppError::invalid(FieldError::new(Field::Name, Issue::TooMany { max: ApiKey::MAX_KEYS })));
     }
@@ -131,7 +133,8 @@ pub async fn send_text(
 /// One of the workspace's messages.
 pub async fn message(state: &AppState, api: &ApiCaller, id: i64) -> Result<Message, AppError> {
     require_any(api, &[ApiScope::Read, ApiScope::SendMessages])?;
-    let found = state.store.message(api.caller.me.workspace_id, balas_domain::MessageId(id)).await.map_err(from_store)?;
+    let found =
+        state.store.message(api.caller.me.workspace_id, balas_domain::MessageId(id)).await.map_err(from_store)?;
     found.ok_or(AppError::NotFound)
 }
 

@@ -66,8 +66,11 @@ pub async fn create_webhook(
         return Err(AppError::invalid(error));
     }
     let secret = format!("whsec_{}", crate::secrets::token());
-    let webhook =
-        state.store.create_webhook(workspace, &url, &events, &secret, caller.me.user_id, now()).await.map_err(from_store)?;
+    let webhook = state
+        .store
+        .create_webhook(workspace, &url, &events, &secret, caller.me.user_id, now())
+        .await
+        .map_err(from_store)?;
     let detail = events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", ");
     audit(state, caller, AuditAction::WebhookCreated, &url, &detail).await?;
     Ok(CreatedWebhook { webhook, secret })
@@ -109,11 +112,13 @@ fn event_of(event: &LiveEvent) -> Option<(WebhookEvent, serde_json::Value)> {
             WebhookEvent::MessageStatus,
             json!({ "message_id": message_id.0, "conversation_id": conversation_id.0, "status": status.as_str(), "error": error }),
         )),
-        LiveEvent::BroadcastUpdated { broadcast } if broadcast.status == balas_domain::BroadcastStatus::Finished => Some((
-            WebhookEvent::BroadcastFinished,
-            json!({ "broadcast_id": broadcast.id.0, "name": broadcast.name.as_str(), "channel_id": broadcast.channel_id.0,
+        LiveEvent::BroadcastUpdated { broadcast } if broadcast.status == balas_domain::BroadcastStatus::Finished => {
+            Some((
+                WebhookEvent::BroadcastFinished,
+                json!({ "broadcast_id": broadcast.id.0, "name": broadcast.name.as_str(), "channel_id": broadcast.channel_id.0,
                     "counts": broadcast.counts, "finished_at": broadcast.finished_at.map(|t| t.0) }),
-        )),
+            ))
+        }
         _ => None,
     }
 }

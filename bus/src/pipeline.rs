@@ -234,7 +234,9 @@ impl Bus {
         let ids = entries.iter().map(|e| e.id.clone()).collect();
         let events = entries
             .iter()
-            .filter_map(|entry| live_envelope(entry).map_err(|error| tracing::warn!(%error, "skipping a live event")).ok())
+            .filter_map(|entry| {
+                live_envelope(entry).map_err(|error| tracing::warn!(%error, "skipping a live event")).ok()
+            })
             .collect();
         Ok((events, ids))
     }

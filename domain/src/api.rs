@@ -19,7 +19,8 @@ pub enum ApiScope {
 }
 
 impl ApiScope {
-    pub const ALL: [ApiScope; 4] = [ApiScope::SendMessages, ApiScope::ManageBroadcasts, ApiScope::ManageContacts, ApiScope::Read];
+    pub const ALL: [ApiScope; 4] =
+        [ApiScope::SendMessages, ApiScope::ManageBroadcasts, ApiScope::ManageContacts, ApiScope::Read];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -64,7 +65,11 @@ impl ApiKey {
     pub const MAX_KEYS: usize = 50;
 
     /// Checks what an admin asks of a new key: a name, at least one scope, a rate in range.
-    pub fn check_request(name: &str, scopes: &[String], rate: Option<u32>) -> Result<(LabelName, Vec<ApiScope>, u32), Vec<FieldError>> {
+    pub fn check_request(
+        name: &str,
+        scopes: &[String],
+        rate: Option<u32>,
+    ) -> Result<(LabelName, Vec<ApiScope>, u32), Vec<FieldError>> {
         let mut errors = Vec::new();
         let name = LabelName::parse(name).map_err(|e| errors.push(e)).ok();
         let mut parsed = Vec::new();
@@ -81,7 +86,8 @@ impl ApiKey {
         parsed.sort();
         let rate = rate.unwrap_or(Self::DEFAULT_RATE);
         if !(1..=Self::MAX_RATE).contains(&rate) {
-            errors.push(FieldError::new(Field::RateLimit, Issue::OutOfRange { min: 1, max: i64::from(Self::MAX_RATE) }));
+            errors
+                .push(FieldError::new(Field::RateLimit, Issue::OutOfRange { min: 1, max: i64::from(Self::MAX_RATE) }));
         }
         match name {
             Some(name) if errors.is_empty() => Ok((name, parsed, rate)),
@@ -128,7 +134,9 @@ impl Issue {
             Issue::InvalidYesNo => "must be yes or no".into(),
             Issue::UnknownAttribute => "is not a custom attribute of this workspace".into(),
             Issue::InUse => "is still in use".into(),
-            Issue::UnknownVariable => "uses a {{variable}} that is neither a contact field nor a custom attribute".into(),
+            Issue::UnknownVariable => {
+                "uses a {{variable}} that is neither a contact field nor a custom attribute".into()
+            }
             Issue::BadPlaceholder => "has a placeholder that is not {{key}} with a lower-case key".into(),
             Issue::InPast => "is in the past".into(),
             Issue::NoRecipients => "reaches nobody (after opted-out and invalid numbers are left out)".into(),
@@ -149,7 +157,10 @@ mod tests {
         assert_eq!((name.as_str(), parsed, rate), ("ERP", vec![ApiScope::SendMessages, ApiScope::Read], 600));
         let errors = ApiKey::check_request("", &["admin".to_owned()], Some(0)).unwrap_err();
         assert_eq!(errors.iter().map(|e| e.field).collect::<Vec<_>>(), [Field::Name, Field::Scopes, Field::RateLimit]);
-        assert_eq!(ApiKey::check_request("x", &[], None).unwrap_err()[0], FieldError::new(Field::Scopes, Issue::Required));
+        assert_eq!(
+            ApiKey::check_request("x", &[], None).unwrap_err()[0],
+            FieldError::new(Field::Scopes, Issue::Required)
+        );
         assert_eq!(parse_scopes(&scopes_text(&ApiScope::ALL)), ApiScope::ALL);
     }
 }
@@ -222,7 +233,9 @@ impl DeliveryState {
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
-        [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed].into_iter().find(|s| s.as_str() == raw)
+        [DeliveryState::Pending, DeliveryState::Delivered, DeliveryState::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
     }
 }
 
@@ -249,12 +262,19 @@ pub fn check_webhook(url: &str, events: &[String]) -> Result<(String, Vec<Webhoo
     let mut errors = Vec::new();
     let url = url.trim();
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    let host = url.split_once("://").map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default()).unwrap_or_default();
+    let host = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .unwrap_or_default();
     if url.is_empty() {
         errors.push(FieldError::new(Field::Url, Issue::Required));
     } else if url.chars().count() > 500 {
         errors.push(FieldError::new(Field::Url, Issue::TooLong { max: 500 }));
-    } else if !scheme_ok || host.is_empty() || host.contains('@') || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    } else if !scheme_ok
+        || host.is_empty()
+        || host.contains('@')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         errors.push(FieldError::new(Field::Url, Issue::InvalidUrl));
     }
     let mut parsed = Vec::new();

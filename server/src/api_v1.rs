@@ -17,8 +17,8 @@ use axum::routing::{get, post};
 use balas_backend::AppState;
 use balas_backend::api::{ApiCaller, authenticate, within_rate};
 use balas_domain::{
-    ApiScope, AppError, Audience, Broadcast, BroadcastDraft, BroadcastRecipient, ChannelId, Contact,
-    Field, Message, MissingRule, RecipientState, Timestamp,
+    ApiScope, AppError, Audience, Broadcast, BroadcastDraft, BroadcastRecipient, ChannelId, Contact, Field, Message,
+    MissingRule, RecipientState, Timestamp,
 };
 use balas_storage::Idempotency;
 use serde::{Deserialize, Serialize};
@@ -141,7 +141,10 @@ fn app_problem(error: AppError, rename: &[(Field, &str)]) -> Response {
             let fields: Vec<ProblemField> = errors
                 .iter()
                 .map(|e| ProblemField {
-                    field: rename.iter().find(|(f, _)| *f == e.field).map_or_else(|| field_name(e.field), |(_, n)| (*n).to_owned()),
+                    field: rename
+                        .iter()
+                        .find(|(f, _)| *f == e.field)
+                        .map_or_else(|| field_name(e.field), |(_, n)| (*n).to_owned()),
                     issue: serde_json::to_value(e.issue)
                         .ok()
                         .and_then(|v| v["kind"].as_str().map(str::to_owned))
@@ -262,7 +265,8 @@ where
                 return answer;
             }
             Ok(Idempotency::Mismatch) => {
-                let detail = "This Idempotency-Key was used with another request body; use a new key for a new request.";
+                let detail =
+                    "This Idempotency-Key was used with another request body; use a new key for a new request.";
                 return problem(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", detail.into(), vec![]);
             }
             Ok(Idempotency::InProgress) => {
@@ -573,7 +577,12 @@ async fn change(state: AppState, headers: HeaderMap, body: Bytes, id: i64, what:
 #[utoipa::path(post, path = "/api/v1/broadcasts/{id}/pause", params(("id" = i64, Path)),
     responses((status = 200, body = ApiBroadcast), (status = 422, body = Problem, description = "Not running"),
                (status = 404, body = Problem)))]
-async fn pause_broadcast(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, body: Bytes) -> Response {
+async fn pause_broadcast(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
     change(state, headers, body, id, Change::Pause).await
 }
 
@@ -581,7 +590,12 @@ async fn pause_broadcast(State(state): State<AppState>, headers: HeaderMap, Path
 #[utoipa::path(post, path = "/api/v1/broadcasts/{id}/resume", params(("id" = i64, Path)),
     responses((status = 200, body = ApiBroadcast), (status = 422, body = Problem, description = "Not paused"),
                (status = 404, body = Problem)))]
-async fn resume_broadcast(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, body: Bytes) -> Response {
+async fn resume_broadcast(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
     change(state, headers, body, id, Change::Resume).await
 }
 
@@ -589,7 +603,12 @@ async fn resume_broadcast(State(state): State<AppState>, headers: HeaderMap, Pat
 #[utoipa::path(post, path = "/api/v1/broadcasts/{id}/cancel", params(("id" = i64, Path)),
     responses((status = 200, body = ApiBroadcast), (status = 422, body = Problem, description = "Over already"),
                (status = 404, body = Problem)))]
-async fn cancel_broadcast(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>, body: Bytes) -> Response {
+async fn cancel_broadcast(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
     change(state, headers, body, id, Change::Cancel).await
 }
 
@@ -644,7 +663,12 @@ async fn broadcast_recipients(
             return app_problem(error, &[]);
         }
         let Ok(Query(query)) = query else {
-            return problem(StatusCode::BAD_REQUEST, "malformed_request", "`page` must be a number from 0.".into(), vec![]);
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+                "`page` must be a number from 0.".into(),
+                vec![],
+            );
         };
         let only = match query.state.as_deref() {
             None | Some("") => None,

@@ -78,7 +78,8 @@ pub fn router(state: AppState, hub: LiveHub, address: SocketAddr) -> Router {
     let gate = Gate { state: state.clone(), set_up: Arc::new(AtomicBool::new(false)) };
     let sandbox = state.settings.sandbox.then(|| sandbox::routes(state.clone()));
     let realtime = realtime::Realtime { state: state.clone(), hub };
-    let media = media::routes(state.clone()).merge(contacts::routes(state.clone())).merge(api_v1::routes(state.clone()));
+    let media =
+        media::routes(state.clone()).merge(contacts::routes(state.clone())).merge(api_v1::routes(state.clone()));
     let mut router = Router::new()
         .route("/ws", get(realtime::socket).with_state(realtime))
         .route("/healthz", get(|| async { "ok" }))

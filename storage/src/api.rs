@@ -146,11 +146,13 @@ impl Store {
         if inserted.rows_affected() == 1 {
             return Ok(Idempotency::New);
         }
-        let row = sqlx::query("SELECT request_hash, status, response FROM idempotency_keys WHERE api_key_id = $1 AND key = $2")
-            .bind(api_key)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT request_hash, status, response FROM idempotency_keys WHERE api_key_id = $1 AND key = $2",
+        )
+        .bind(api_key)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         let Some(row) = row else { return Ok(Idempotency::InProgress) };
         let (hash, status): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
         Ok(if hash != request_hash {
@@ -167,13 +169,15 @@ impl Store {
     pub async fn finish_idempotency(&self, api_key: i64, key: &str, answer: Option<(u16, &str)>) -> StoreResult<()> {
         match answer {
             Some((status, response)) => {
-                sqlx::query("UPDATE idempotency_keys SET status = $3, response = $4 WHERE api_key_id = $1 AND key = $2")
-                    .bind(api_key)
-                    .bind(key)
-                    .bind(i64::from(status))
-                    .bind(response)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "UPDATE idempotency_keys SET status = $3, response = $4 WHERE api_key_id = $1 AND key = $2",
+                )
+                .bind(api_key)
+                .bind(key)
+                .bind(i64::from(status))
+                .bind(response)
+                .execute(&self.pool)
+                .await?;
             }
             None => {
                 sqlx::query("DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2")
@@ -262,11 +266,12 @@ impl Store {
 
     /// Deletes a webhook of the workspace (and its deliveries); returns its URL.
     pub async fn delete_webhook(&self, workspace_id: WorkspaceId, id: i64) -> StoreResult<String> {
-        let url: Option<String> = sqlx::query_scalar("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2 RETURNING url")
-            .bind(workspace_id.0)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let url: Option<String> =
+            sqlx::query_scalar("DELETE FROM webhooks WHERE workspace_id = $1 AND id = $2 RETURNING url")
+                .bind(workspace_id.0)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         url.ok_or(StoreError::NotFound)
     }
 
@@ -300,7 +305,8 @@ impl Store {
 
     /// Whether any webhook exists (the dispatcher skips its work when none does).
     pub async fn any_webhooks(&self) -> StoreResult<bool> {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM webhooks LIMIT 1").fetch_optional(&self.pool).await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM webhooks LIMIT 1").fetch_optional(&self.pool).await?;
         Ok(found.is_some())
     }
 
@@ -373,8 +379,12 @@ impl Store {
             "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE workspace_id = $1 AND webhook_id = $2 \
              ORDER BY created_at DESC, id DESC LIMIT $3"
         );
-        let rows =
-            sqlx::query(&sql).bind(workspace_id.0).bind(webhook_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(&sql)
+            .bind(workspace_id.0)
+            .bind(webhook_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(delivery_from_row).collect()
     }
 

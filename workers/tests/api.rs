@@ -34,9 +34,17 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>, idem: Option<&str>) -> (StatusCode, String, Value) {
-        let mut request =
-            self.http.request(method, format!("{}{path}", self.h.base())).header("authorization", format!("Bearer {}", self.secret));
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> (StatusCode, String, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.h.base()))
+            .header("authorization", format!("Bearer {}", self.secret));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -64,7 +72,12 @@ fn fields(problem: &Value) -> Vec<(String, String)> {
         .as_array()
         .map(|all| {
             all.iter()
-                .map(|e| (e["field"].as_str().unwrap_or_default().to_owned(), e["issue"].as_str().unwrap_or_default().to_owned()))
+                .map(|e| {
+                    (
+                        e["field"].as_str().unwrap_or_default().to_owned(),
+                        e["issue"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -100,12 +113,18 @@ async fn keys_scopes_and_errors_guard_every_endpoint() {
     assert_eq!((status, kind.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "application/problem+json"));
     assert_eq!(
         fields(&body),
-        [("to".into(), "invalid_phone".into()), ("text".into(), "required".into()), ("channel_id".into(), "not_allowed".into())]
+        [
+            ("to".into(), "invalid_phone".into()),
+            ("text".into(), "required".into()),
+            ("channel_id".into(), "not_allowed".into())
+        ]
     );
     assert!(body["detail"].as_str().unwrap().contains("to is not a phone number"), "{body}");
     let (status, _, body) = api(&sender).post("/api/v1/messages", json!({ "to": 5 })).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::BAD_REQUEST, Some("malformed_request")));
-    let (status, _, body) = api(&sender).post("/api/v1/messages", json!({ "channel_id": 1, "to": "+62812", "text": "x", "extra": 1 })).await;
+    let (status, _, body) = api(&sender)
+        .post("/api/v1/messages", json!({ "channel_id": 1, "to": "+62812", "text": "x", "extra": 1 }))
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "unknown fields are refused: {body}");
     let (status, _, body) = api(&sender).get("/api/v1/nothing-here").await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
@@ -156,15 +175,18 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
     let admin = h.admin().await;
     let channel = h.create_channel(&admin, "ERP", "+62 811 7700 001", 20).await;
     let worker = h.worker();
-    let (_, secret) = key(&h, &admin, "ERP", &["send_messages", "manage_broadcasts", "manage_contacts", "read"], None).await;
+    let (_, secret) =
+        key(&h, &admin, "ERP", &["send_messages", "manage_broadcasts", "manage_contacts", "read"], None).await;
     let api = Api { h: &h, http: reqwest::Client::new(), secret };
     let customer = PhoneNumber::parse("+6281277000001").unwrap();
 
     // A message, sent once however often the ERP retries it.
     let send = json!({ "channel_id": channel.id.0, "to": customer.as_str(), "text": "Pesanan #7 dikirim" });
-    let (status, _, first) = api.send(reqwest::Method::POST, "/api/v1/messages", Some(send.clone()), Some("order-7")).await;
+    let (status, _, first) =
+        api.send(reqwest::Method::POST, "/api/v1/messages", Some(send.clone()), Some("order-7")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let (status, _, again) = api.send(reqwest::Method::POST, "/api/v1/messages", Some(send.clone()), Some("order-7")).await;
+    let (status, _, again) =
+        api.send(reqwest::Method::POST, "/api/v1/messages", Some(send.clone()), Some("order-7")).await;
     assert_eq!((status, &again["id"]), (StatusCode::ACCEPTED, &first["id"]));
     let other = json!({ "channel_id": channel.id.0, "to": customer.as_str(), "text": "something else" });
     let (status, _, body) = api.send(reqwest::Method::POST, "/api/v1/messages", Some(other), Some("order-7")).await;
@@ -179,11 +201,16 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
     assert_eq!(h.bus.sandbox_ledger(&customer).await.unwrap().len(), 1, "one message on the phone");
 
     // Contacts: created, then updated by number (absent fields stay).
-    let (status, _, created) =
-        api.post("/api/v1/contacts", json!({ "phone": "+62 812 7700 0002", "name": "Sari", "email": "sari@example.com" })).await;
+    let (status, _, created) = api
+        .post("/api/v1/contacts", json!({ "phone": "+62 812 7700 0002", "name": "Sari", "email": "sari@example.com" }))
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    let (status, _, updated) = api.post("/api/v1/contacts", json!({ "phone": "+6281277000002", "name": "Sari Dewi" })).await;
-    assert_eq!((status, &updated["id"], &updated["email"]), (StatusCode::OK, &created["id"], &json!("sari@example.com")));
+    let (status, _, updated) =
+        api.post("/api/v1/contacts", json!({ "phone": "+6281277000002", "name": "Sari Dewi" })).await;
+    assert_eq!(
+        (status, &updated["id"], &updated["email"]),
+        (StatusCode::OK, &created["id"], &json!("sari@example.com"))
+    );
     let (status, _, found) = api.get("/api/v1/contacts/+6281277000002").await;
     assert_eq!((status, &found["name"]), (StatusCode::OK, &json!("Sari Dewi")));
     let (status, _, body) = api.post("/api/v1/contacts", json!({ "phone": "12", "attributes": { "nope": "x" } })).await;
@@ -206,12 +233,19 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
         api.send(reqwest::Method::POST, "/api/v1/broadcasts", Some(good.clone()), Some("promo-1")).await;
     assert_eq!(status, StatusCode::CREATED, "{broadcast}");
     let (status, _, replay) = api.send(reqwest::Method::POST, "/api/v1/broadcasts", Some(good), Some("promo-1")).await;
-    assert_eq!((status, &replay["id"]), (StatusCode::CREATED, &broadcast["id"]), "the same broadcast, not a second one");
+    assert_eq!(
+        (status, &replay["id"]),
+        (StatusCode::CREATED, &broadcast["id"]),
+        "the same broadcast, not a second one"
+    );
     let id = broadcast["id"].as_i64().unwrap();
     let (status, _, paused) = api.post(&format!("/api/v1/broadcasts/{id}/pause"), json!({})).await;
     assert_eq!((status, &paused["status"]), (StatusCode::OK, &json!("paused")));
     let (status, _, body) = api.post(&format!("/api/v1/broadcasts/{id}/pause"), json!({})).await;
-    assert_eq!((status, fields(&body)), (StatusCode::UNPROCESSABLE_ENTITY, vec![("status".into(), "wrong_state".into())]));
+    assert_eq!(
+        (status, fields(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec![("status".into(), "wrong_state".into())])
+    );
     let (status, _, resumed) = api.post(&format!("/api/v1/broadcasts/{id}/resume"), json!({})).await;
     assert_eq!((status, &resumed["status"]), (StatusCode::OK, &json!("running")));
     eventually(Duration::from_secs(30), "the broadcast to finish", || async {
@@ -225,7 +259,10 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
     assert_eq!(all.as_array().map(Vec::len), Some(6), "{all}");
     assert!(rows.as_array().unwrap().iter().all(|r| r["state"] == json!("delivered")));
     let (status, _, body) = api.get(&format!("/api/v1/broadcasts/{id}/recipients?state=lost")).await;
-    assert_eq!((status, fields(&body)), (StatusCode::UNPROCESSABLE_ENTITY, vec![("state".into(), "not_allowed".into())]));
+    assert_eq!(
+        (status, fields(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec![("state".into(), "not_allowed".into())])
+    );
     let (status, _, _) = api.post(&format!("/api/v1/broadcasts/{id}/cancel"), json!({})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a finished broadcast cannot be cancelled");
 
@@ -238,6 +275,9 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
     assert_eq!(them.get("/api/v1/contacts/+6281277000002").await.0, StatusCode::NOT_FOUND);
     assert_eq!(them.post(&format!("/api/v1/broadcasts/{id}/cancel"), json!({})).await.0, StatusCode::NOT_FOUND);
     let (status, _, body) = them.post("/api/v1/messages", send).await;
-    assert_eq!((status, fields(&body)), (StatusCode::UNPROCESSABLE_ENTITY, vec![("channel_id".into(), "not_allowed".into())]));
+    assert_eq!(
+        (status, fields(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, vec![("channel_id".into(), "not_allowed".into())])
+    );
     worker.stop().await;
 }

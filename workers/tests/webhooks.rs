@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -85,12 +85,15 @@ async fn events_reach_webhooks_signed_and_failures_are_retried_logged_and_replay
     let worker = h.worker();
 
     // Refused with the reason, nothing stored.
-    let (status, body) = h.call(&admin, "create_webhook", &[("url", "ftp://erp.example"), ("events[0]", "order.paid")]).await;
+    let (status, body) =
+        h.call(&admin, "create_webhook", &[("url", "ftp://erp.example"), ("events[0]", "order.paid")]).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let issues: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["issue"]["kind"].as_str().unwrap()).collect();
+    let issues: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["issue"]["kind"].as_str().unwrap()).collect();
     assert_eq!(issues, ["invalid_url", "not_allowed"]);
     let agent = h.agent(&admin, "budi@example.com").await;
-    let (status, _) = h.call(&agent, "create_webhook", &[("url", "https://x.example"), ("events[0]", "message.status")]).await;
+    let (status, _) =
+        h.call(&agent, "create_webhook", &[("url", "https://x.example"), ("events[0]", "message.status")]).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A receiver that fails its first two requests.
@@ -117,12 +120,21 @@ async fn events_reach_webhooks_signed_and_failures_are_retried_logged_and_replay
     let (status, log) = h.call(&admin, "webhook_deliveries", &[("id", &id.to_string())]).await;
     assert_eq!(status, StatusCode::OK, "{log}");
     let first = log.as_array().unwrap().iter().find(|d| d["event"] == json!("message.received")).unwrap().clone();
-    assert_eq!((&first["state"], &first["attempts"], &first["last_status"]), (&json!("delivered"), &json!(3), &json!(200)));
+    assert_eq!(
+        (&first["state"], &first["attempts"], &first["last_status"]),
+        (&json!("delivered"), &json!(3), &json!(200))
+    );
 
     // An agent's reply: its statuses follow (sent, delivered).
-    let conversation = h.store.conversation_with(channel.id, &PhoneNumber::parse(customer).unwrap()).await.unwrap().unwrap();
-    let (status, sent) =
-        h.call(&admin, "reply", &[("conversation", &conversation.id.0.to_string()), ("text", "Sudah dikirim"), ("note", "false")]).await;
+    let conversation =
+        h.store.conversation_with(channel.id, &PhoneNumber::parse(customer).unwrap()).await.unwrap().unwrap();
+    let (status, sent) = h
+        .call(
+            &admin,
+            "reply",
+            &[("conversation", &conversation.id.0.to_string()), ("text", "Sudah dikirim"), ("note", "false")],
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{sent}");
     eventually(Duration::from_secs(30), "the reply's delivery to reach the webhook", || async {
         receiver.events("message.status").iter().any(|(_, e)| e["data"]["status"] == json!("delivered")).then_some(())

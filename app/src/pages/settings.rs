@@ -638,7 +638,7 @@ pub fn ApiKeys() -> impl IntoView {
         });
     };
     let revoke = move |id: i64| {
-        if !window().confirm_with_message(&t_string!(i18n, api_keys.revoke_confirm)).unwrap_or(false) {
+        if !window().confirm_with_message(t_string!(i18n, api_keys.revoke_confirm)).unwrap_or(false) {
             return;
         }
         leptos::task::spawn_local(async move {
@@ -765,7 +765,7 @@ pub fn Webhooks() -> impl IntoView {
         });
     };
     let remove = move |id: i64| {
-        if !window().confirm_with_message(&t_string!(i18n, webhooks.delete_confirm)).unwrap_or(false) {
+        if !window().confirm_with_message(t_string!(i18n, webhooks.delete_confirm)).unwrap_or(false) {
             return;
         }
         leptos::task::spawn_local(async move {
