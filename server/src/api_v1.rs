@@ -74,9 +74,39 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The OpenAPI 3 document of this API.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+/// The OpenAPI 3 document of this API: generated from the handlers and types by utoipa, then
+/// every operation gets the errors every endpoint may answer (401, 403, 429; 400 for a body or a
+/// header that does not parse; 404 where a path names something), all as problem+json.
+pub fn openapi() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the document serializes");
+    let problem = json!({ "$ref": "#/components/schemas/Problem" });
+    let common = [
+        ("400", "Malformed: the body, a header or a query parameter does not parse"),
+        ("401", "No API key, or an unknown or revoked one"),
+        ("403", "The key's scopes (or its creator's role) do not allow this"),
+        ("429", "Over the key's rate; see the Retry-After header"),
+    ];
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for (path, item) in paths.iter_mut() {
+            let names_something = path.contains('{');
+            for (_, operation) in item.as_object_mut().into_iter().flatten() {
+                let Some(responses) = operation["responses"].as_object_mut() else { continue };
+                let mut wanted: Vec<(&str, &str)> = common.to_vec();
+                if names_something {
+                    wanted.push(("404", "Not found in this workspace"));
+                }
+                for (code, description) in wanted {
+                    responses.entry(code).or_insert_with(|| json!({ "description": description }));
+                }
+                for (code, response) in responses.iter_mut() {
+                    if code.starts_with('4') || code.starts_with('5') {
+                        response["content"] = json!({ "application/problem+json": { "schema": problem.clone() } });
+                    }
+                }
+            }
+        }
+    }
+    doc
 }
 
 // ---- Errors -------------------------------------------------------------------------------
@@ -195,6 +225,11 @@ fn app_problem(error: AppError, rename: &[(Field, &str)]) -> Response {
             problem(status, "refused", other.to_string(), vec![])
         }
     }
+}
+
+/// A path's id: anything but a number from 1 names nothing here.
+fn path_id(raw: &str) -> Result<i64, Response> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| app_problem(AppError::NotFound, &[]))
 }
 
 async fn not_found() -> Response {
@@ -319,10 +354,13 @@ where
 #[serde(deny_unknown_fields)]
 struct SendMessage {
     /// The channel (WhatsApp number) to send from.
+    #[schema(minimum = 1)]
     channel_id: i64,
     /// The customer's number, with its country code: `+6281234567890`.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     to: String,
     /// Up to 4,096 characters.
+    #[schema(min_length = 1, max_length = 4096)]
     text: String,
 }
 
@@ -378,7 +416,11 @@ async fn send_message(State(state): State<AppState>, headers: HeaderMap, body: B
 /// A message of the workspace (scope `read` or `send_messages`).
 #[utoipa::path(get, path = "/api/v1/messages/{id}", params(("id" = i64, Path)),
     responses((status = 200, body = ApiMessage), (status = 404, body = Problem)))]
-async fn get_message(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+async fn get_message(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     handle_read(state, &headers, |state, api| async move {
         match balas_backend::api::message(&state, &api, id).await {
             Ok(message) => json_response(StatusCode::OK, &ApiMessage::from(message)),
@@ -399,9 +441,15 @@ enum ApiAudience {
     /// A saved segment's contacts.
     Segment { segment_id: i64 },
     /// Contacts with any of these labels.
-    Labels { labels: Vec<i64> },
+    Labels {
+        #[schema(min_items = 1, max_items = 20)]
+        labels: Vec<i64>,
+    },
     /// These numbers (invalid ones are skipped and counted).
-    List { phones: Vec<String> },
+    List {
+        #[schema(min_items = 1, max_items = 100000)]
+        phones: Vec<String>,
+    },
 }
 
 /// What to do when a variable has no value: `{"rule": "skip"}` leaves the recipient out;
@@ -410,7 +458,10 @@ enum ApiAudience {
 #[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
 enum ApiMissing {
     Skip,
-    Fallback { text: String },
+    Fallback {
+        #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
+        text: String,
+    },
 }
 
 /// A broadcast to create.
@@ -418,11 +469,14 @@ enum ApiMissing {
 #[serde(deny_unknown_fields)]
 struct CreateBroadcast {
     /// Up to 40 characters.
+    #[schema(min_length = 1, max_length = 40, pattern = r"\S")]
     name: String,
+    #[schema(minimum = 1)]
     channel_id: i64,
     audience: ApiAudience,
     /// Up to 4,096 characters, with variables: `{{name}}`, `{{first_name}}`, `{{phone}}`, `{{email}}`
     /// and custom attributes' keys, each with an optional fallback: `{{first_name|Kak}}`.
+    #[schema(min_length = 1, max_length = 4096, pattern = r"\S")]
     text: String,
     missing: Option<ApiMissing>,
     /// When to start (milliseconds since 1970, UTC); now when absent.
@@ -533,7 +587,11 @@ async fn create_broadcast(State(state): State<AppState>, headers: HeaderMap, bod
 /// A broadcast with its counts (scope `read` or `manage_broadcasts`).
 #[utoipa::path(get, path = "/api/v1/broadcasts/{id}", params(("id" = i64, Path)),
     responses((status = 200, body = ApiBroadcast), (status = 404, body = Problem)))]
-async fn get_broadcast(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
+async fn get_broadcast(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let id = match path_id(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     handle_read(state, &headers, |state, api| async move {
         if let Err(error) = balas_backend::api::require_any(&api, &[ApiScope::Read, ApiScope::ManageBroadcasts]) {
             return app_problem(error, &[]);
@@ -553,7 +611,11 @@ enum Change {
     Cancel,
 }
 
-async fn change(state: AppState, headers: HeaderMap, body: Bytes, id: i64, what: Change) -> Response {
+async fn change(state: AppState, headers: HeaderMap, body: Bytes, id: String, what: Change) -> Response {
+    let id = match path_id(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     // A body is optional here; an empty one counts as `{}`.
     let body = if body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { body };
     handle_post(state, &headers, &body, |state, api, _: serde_json::Map<String, serde_json::Value>| async move {
@@ -580,7 +642,7 @@ async fn change(state: AppState, headers: HeaderMap, body: Bytes, id: i64, what:
 async fn pause_broadcast(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
     change(state, headers, body, id, Change::Pause).await
@@ -593,7 +655,7 @@ async fn pause_broadcast(
 async fn resume_broadcast(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
     change(state, headers, body, id, Change::Resume).await
@@ -606,7 +668,7 @@ async fn resume_broadcast(
 async fn cancel_broadcast(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
     change(state, headers, body, id, Change::Cancel).await
@@ -655,9 +717,13 @@ impl From<BroadcastRecipient> for ApiRecipient {
 async fn broadcast_recipients(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<i64>,
+    Path(id): Path<String>,
     query: Result<Query<RecipientQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let id = match path_id(&id) {
+        Ok(id) => id,
+        Err(response) => return response,
+    };
     handle_read(state, &headers, |state, api| async move {
         if let Err(error) = balas_backend::api::require_any(&api, &[ApiScope::Read, ApiScope::ManageBroadcasts]) {
             return app_problem(error, &[]);
@@ -700,6 +766,7 @@ async fn broadcast_recipients(
 #[serde(deny_unknown_fields)]
 struct UpsertContact {
     /// With its country code: `+6281234567890`.
+    #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     phone: String,
     /// Replaces the stored name when given.
     name: Option<String>,
@@ -789,7 +856,7 @@ async fn openapi_json() -> Response {
 
 /// The API's reference for people, rendered here from the same document (no script, no CDN).
 async fn docs() -> Html<String> {
-    let doc = serde_json::to_value(openapi()).expect("the document serializes");
+    let doc = openapi();
     let escape = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
     let text = |v: &serde_json::Value| escape(v.as_str().unwrap_or_default());
     let mut out = String::from(
@@ -859,11 +926,14 @@ async fn docs() -> Html<String> {
 mod tests {
     #[test]
     fn the_document_names_every_endpoint() {
-        let doc = serde_json::to_value(super::openapi()).unwrap();
+        let doc = super::openapi();
         let paths: Vec<&String> = doc["paths"].as_object().unwrap().keys().collect();
         assert_eq!(paths.len(), 10, "{paths:?}");
         assert_eq!(doc["openapi"].as_str().map(|v| v.starts_with("3.")), Some(true));
         assert!(doc["components"]["schemas"]["CreateBroadcast"].is_object());
         assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+        let errors = &doc["paths"]["/api/v1/broadcasts/{id}"]["get"]["responses"];
+        assert!(errors["404"]["content"]["application/problem+json"].is_object(), "{errors}");
+        assert!(errors["429"]["content"]["application/problem+json"].is_object(), "{errors}");
     }
 }
