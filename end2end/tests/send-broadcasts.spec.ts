@@ -90,3 +90,51 @@ test("an admin sends a broadcast with the wizard and watches it live, pausing an
   await expect(page.getByTestId("broadcast-row").filter({ hasText: "Flash sale" })).toContainText("Finished");
   noErrors();
 });
+
+test("an admin makes an API key (shown once) and a webhook, and the key sends through the REST API", async ({ page, request }) => {
+  const noErrors = failOnPageErrors(page);
+  await logIn(page, admin.email, admin.password);
+  await expect(page).toHaveURL(/\/inbox/);
+
+  // API keys: a name and scopes; the secret is shown once.
+  await open(page, "/settings/api");
+  await page.getByLabel("Name").fill("ERP");
+  await page.getByRole("button", { name: "Create key" }).click();
+  await expect(page.locator('.field-error[data-field="Scopes"]')).toBeVisible();
+  await page.getByTestId("scope-send_messages").check();
+  await page.getByTestId("scope-read").check();
+  await page.getByRole("button", { name: "Create key" }).click();
+  const secret = (await page.getByTestId("api-key-secret").innerText()).trim();
+  expect(secret).toMatch(/^blk_/);
+  await expect(page.getByTestId("api-key-row").filter({ hasText: "ERP" })).toContainText("send_messages, read");
+
+  // The key works from outside the browser, and the docs page is there.
+  const sent = await request.post("/api/v1/messages", {
+    headers: { authorization: `Bearer ${secret}` },
+    data: { channel_id: 1, to: "+6281355500099", text: "Pesanan #9 dikirim" },
+  });
+  expect([202, 422]).toContain(sent.status());
+  expect(sent.headers()["content-type"]).toMatch(/json/);
+  const docs = await request.get("/api/v1/docs");
+  expect(await docs.text()).toContain("/api/v1/broadcasts");
+
+  // Webhooks: a bad address is refused with the reason; a good one shows its secret once.
+  await open(page, "/settings/webhooks");
+  await page.getByLabel("Address").fill("ftp://erp.example");
+  await page.getByText("message.received").click();
+  await page.getByRole("button", { name: "Add webhook" }).click();
+  await expect(page.getByTestId("webhook-form")).toContainText("https://");
+  await page.getByLabel("Address").fill("https://erp.example/hooks/balas");
+  await page.getByRole("button", { name: "Add webhook" }).click();
+  await expect(page.getByTestId("webhook-secret")).toContainText("whsec_");
+  await expect(page.getByTestId("webhook-row")).toContainText("https://erp.example/hooks/balas");
+
+  // Revoking the key stops it at once.
+  page.once("dialog", (dialog) => dialog.accept());
+  await open(page, "/settings/api");
+  await page.getByTestId("api-key-row").filter({ hasText: "ERP" }).getByTestId("api-key-revoke").click();
+  await expect(page.getByTestId("api-key-row").filter({ hasText: "ERP" })).toContainText("Revoked");
+  const refused = await request.get("/api/v1/messages/1", { headers: { authorization: `Bearer ${secret}` } });
+  expect(refused.status()).toBe(401);
+  noErrors();
+});
