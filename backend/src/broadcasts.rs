@@ -520,7 +520,7 @@ async fn plan(state: &AppState, workspace: WorkspaceId, id: BroadcastId, held: &
     }
     let rules = store.sending_rules(workspace).await?;
     let (waiting, allowance) = allowance(state, &rules, &channel).await?;
-    if store.set_broadcast_waiting(id, waiting.as_deref()).await? {
+    if broadcast.waiting != waiting && store.set_broadcast_waiting(id, waiting.as_deref()).await? {
         held.last_counts = None;
     }
     let counts = broadcast.counts;

@@ -123,8 +123,12 @@ fn event_of(event: &LiveEvent) -> Option<(WebhookEvent, serde_json::Value)> {
     }
 }
 
-/// Queues the deliveries of a batch of live events.
+/// Queues the deliveries of a batch of live events (nothing to do, and nothing written, while no
+/// workspace has a webhook).
 async fn queue(state: &AppState, events: &[LiveEnvelope]) -> anyhow::Result<()> {
+    if events.is_empty() || !state.store.any_webhooks().await? {
+        return Ok(());
+    }
     for envelope in events {
         if let Some((event, data)) = event_of(&envelope.event) {
             let payload = json!({ "id": envelope.id, "type": event.as_str(), "created_at": now().0, "data": data });

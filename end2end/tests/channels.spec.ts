@@ -4,6 +4,8 @@ import { admin, failOnPageErrors, hydrated, logIn } from "./helpers";
 test("an admin adds a sandbox channel and sees it connect", async ({ page }) => {
   const noErrors = failOnPageErrors(page);
   await logIn(page, admin.email, admin.password);
+  // The login page is hydrated too: wait for the inbox before waiting for hydration.
+  await expect(page).toHaveURL(/\/inbox/);
   await hydrated(page);
   await page.getByRole("link", { name: "Channels", exact: true }).click();
   await expect(page.getByRole("heading", { name: "Channels" })).toBeVisible();

@@ -200,6 +200,8 @@ test("on a phone-sized screen the list and the chat take turns", async ({ browse
   const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
   const page = await context.newPage();
   await logIn(page, admin.email, admin.password);
+  // The login page is hydrated too: wait for the inbox before waiting for hydration.
+  await expect(page).toHaveURL(/\/inbox/);
   await hydrated(page);
   await expect(row(page, customer)).toBeVisible();
   await row(page, customer).click();

@@ -20,6 +20,8 @@ test("an admin links a WhatsApp number by QR code, sees it connect, and links it
 }) => {
   const noErrors = failOnPageErrors(page);
   await logIn(page, admin.email, admin.password);
+  // The login page is hydrated too: wait for the inbox before waiting for hydration.
+  await expect(page).toHaveURL(/\/inbox/);
   await hydrated(page);
   await page.getByRole("link", { name: "Channels", exact: true }).click();
   const form = page.getByTestId("link-form");

@@ -313,7 +313,8 @@ impl Store {
     /// Claims up to `limit` deliveries due at `now` for an attempt: each is put out of reach of
     /// other claimers for `lease_ms` (the attempt records its outcome before then).
     pub async fn claim_deliveries(&self, now: Timestamp, lease_ms: i64, limit: u32) -> StoreResult<Vec<DueDelivery>> {
-        let mut tx = self.begin_write().await?;
+        // Read first (the dispatcher asks four times a second; most times nothing is due), then
+        // claim each one that is still due, so that two dispatchers never take the same one.
         let rows = sqlx::query(
             "SELECT d.id, w.url, w.secret, d.event, d.payload, d.attempts FROM webhook_deliveries d \
              JOIN webhooks w ON w.id = d.webhook_id \
@@ -321,16 +322,23 @@ impl Store {
         )
         .bind(now.0)
         .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.pool)
         .await?;
         let mut due = Vec::with_capacity(rows.len());
         for row in &rows {
             let id: i64 = row.try_get(0)?;
-            sqlx::query("UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now.0 + lease_ms)
-                .execute(&mut *tx)
-                .await?;
+            let claimed = sqlx::query(
+                "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE id = $1 AND state = 'pending' \
+                 AND next_attempt_at <= $3",
+            )
+            .bind(id)
+            .bind(now.0 + lease_ms)
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+            if claimed.rows_affected() == 0 {
+                continue;
+            }
             due.push(DueDelivery {
                 id,
                 url: row.try_get(1)?,
@@ -340,7 +348,6 @@ impl Store {
                 attempts: u32::try_from(row.try_get::<i64, _>(5)?).unwrap_or(0),
             });
         }
-        tx.commit().await?;
         Ok(due)
     }
 

@@ -341,13 +341,22 @@ impl Store {
     /// Broadcasts the planner has work for at `now`: running ones, and scheduled ones whose time
     /// has come (these are started).
     pub async fn due_broadcasts(&self, now: Timestamp) -> StoreResult<Vec<(WorkspaceId, BroadcastId)>> {
-        sqlx::query(
-            "UPDATE broadcasts SET status = 'running', started_at = COALESCE(started_at, $1) \
-             WHERE status = 'scheduled' AND send_at <= $1",
-        )
-        .bind(now.0)
-        .execute(&self.pool)
-        .await?;
+        // Read first: the planner asks twice a second, and a write (even of nothing) would take
+        // SQLite's write lock from the message pipeline each time.
+        let starting: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM broadcasts WHERE status = 'scheduled' AND send_at <= $1 LIMIT 1")
+                .bind(now.0)
+                .fetch_optional(&self.pool)
+                .await?;
+        if starting.is_some() {
+            sqlx::query(
+                "UPDATE broadcasts SET status = 'running', started_at = COALESCE(started_at, $1) \
+                 WHERE status = 'scheduled' AND send_at <= $1",
+            )
+            .bind(now.0)
+            .execute(&self.pool)
+            .await?;
+        }
         let rows = sqlx::query("SELECT workspace_id, id FROM broadcasts WHERE status = 'running' ORDER BY id")
             .fetch_all(&self.pool)
             .await?;

@@ -607,6 +607,17 @@ pub fn SendingRulesForm() -> impl IntoView {
     }
 }
 
+/// A secret that is shown this once (an API key's, a webhook's), with what to do about it.
+#[component]
+fn ShownOnce(secret: String, testid: &'static str, children: Children) -> impl IntoView {
+    view! {
+        <div class="banner banner-ok" role="status">
+            <p>{children()}</p>
+            <p><code data-testid=testid>{secret}</code></p>
+        </div>
+    }
+}
+
 /// API keys for the REST API: made with a name, scopes and a rate; the secret shown once; the
 /// list with the last use; revocation.
 #[component]
@@ -678,15 +689,9 @@ pub fn ApiKeys() -> impl IntoView {
                 <FormError outcome />
                 <button type="submit" class="primary">{t!(i18n, api_keys.create)}</button>
             </form>
-            {move || match made.get() {
-                Some(Ok(created)) => view! {
-                    <div class="banner banner-ok" role="status">
-                        <p>{t!(i18n, api_keys.secret_once)}</p>
-                        <p><code data-testid="api-key-secret">{created.secret.clone()}</code></p>
-                    </div>
-                }.into_any(),
-                _ => ().into_any(),
-            }}
+            {move || made.get().and_then(Result::ok).map(|created| view! {
+                <ShownOnce secret=created.secret testid="api-key-secret">{t!(i18n, api_keys.secret_once)}</ShownOnce>
+            })}
         </div>
         <div class="card">
             {move || match keys.get() {
@@ -808,15 +813,9 @@ pub fn Webhooks() -> impl IntoView {
                 <FormError outcome />
                 <button type="submit" class="primary">{t!(i18n, webhooks.create)}</button>
             </form>
-            {move || match made.get() {
-                Some(Ok(created)) => view! {
-                    <div class="banner banner-ok" role="status">
-                        <p>{t!(i18n, webhooks.secret_once)}</p>
-                        <p><code data-testid="webhook-secret">{created.secret.clone()}</code></p>
-                    </div>
-                }.into_any(),
-                _ => ().into_any(),
-            }}
+            {move || made.get().and_then(Result::ok).map(|created| view! {
+                <ShownOnce secret=created.secret testid="webhook-secret">{t!(i18n, webhooks.secret_once)}</ShownOnce>
+            })}
         </div>
         <div class="card">
             {move || match hooks.get() {
