@@ -227,9 +227,9 @@ fn app_problem(error: AppError, rename: &[(Field, &str)]) -> Response {
     }
 }
 
-/// A path's id: anything but a number from 1 names nothing here.
-fn path_id(raw: &str) -> Result<i64, Response> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| app_problem(AppError::NotFound, &[]))
+/// A path's id: anything but a number from 1 names nothing here (a 404, not a plain-text 400).
+fn path_id(raw: &str) -> Option<i64> {
+    raw.parse::<i64>().ok().filter(|id| *id > 0)
 }
 
 async fn not_found() -> Response {
@@ -417,10 +417,7 @@ async fn send_message(State(state): State<AppState>, headers: HeaderMap, body: B
 #[utoipa::path(get, path = "/api/v1/messages/{id}", params(("id" = i64, Path)),
     responses((status = 200, body = ApiMessage), (status = 404, body = Problem)))]
 async fn get_message(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+    let Some(id) = path_id(&id) else { return app_problem(AppError::NotFound, &[]) };
     handle_read(state, &headers, |state, api| async move {
         match balas_backend::api::message(&state, &api, id).await {
             Ok(message) => json_response(StatusCode::OK, &ApiMessage::from(message)),
@@ -588,10 +585,7 @@ async fn create_broadcast(State(state): State<AppState>, headers: HeaderMap, bod
 #[utoipa::path(get, path = "/api/v1/broadcasts/{id}", params(("id" = i64, Path)),
     responses((status = 200, body = ApiBroadcast), (status = 404, body = Problem)))]
 async fn get_broadcast(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let id = match path_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+    let Some(id) = path_id(&id) else { return app_problem(AppError::NotFound, &[]) };
     handle_read(state, &headers, |state, api| async move {
         if let Err(error) = balas_backend::api::require_any(&api, &[ApiScope::Read, ApiScope::ManageBroadcasts]) {
             return app_problem(error, &[]);
@@ -612,10 +606,7 @@ enum Change {
 }
 
 async fn change(state: AppState, headers: HeaderMap, body: Bytes, id: String, what: Change) -> Response {
-    let id = match path_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+    let Some(id) = path_id(&id) else { return app_problem(AppError::NotFound, &[]) };
     // A body is optional here; an empty one counts as `{}`.
     let body = if body.iter().all(u8::is_ascii_whitespace) { Bytes::from_static(b"{}") } else { body };
     handle_post(state, &headers, &body, |state, api, _: serde_json::Map<String, serde_json::Value>| async move {
@@ -720,10 +711,7 @@ async fn broadcast_recipients(
     Path(id): Path<String>,
     query: Result<Query<RecipientQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let id = match path_id(&id) {
-        Ok(id) => id,
-        Err(response) => return response,
-    };
+    let Some(id) = path_id(&id) else { return app_problem(AppError::NotFound, &[]) };
     handle_read(state, &headers, |state, api| async move {
         if let Err(error) = balas_backend::api::require_any(&api, &[ApiScope::Read, ApiScope::ManageBroadcasts]) {
             return app_problem(error, &[]);
