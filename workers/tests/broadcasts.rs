@@ -47,6 +47,13 @@ async fn ledger(h: &Harness, phones: &[PhoneNumber]) -> HashMap<String, u64> {
     all
 }
 
+/// Takes the live events that come within `window` (sends that were still going would show as
+/// status events), waiting on the events themselves with that deadline.
+async fn follow_for(live: &mut common::Live, window: Duration) {
+    let until = tokio::time::Instant::now() + window;
+    while tokio::time::timeout_at(until, live.event()).await.is_ok() {}
+}
+
 fn issues(body: &Value) -> Vec<(String, String)> {
     body["errors"]
         .as_array()
@@ -237,19 +244,18 @@ async fn pause_resume_and_cancel_act_at_once() {
     })
     .await;
 
+    let mut live = h.live(&admin, None).await;
     let (status, paused) = h.call(&admin, "pause_broadcast", &[("id", &id)]).await;
     assert_eq!(status, StatusCode::OK, "{paused}");
     assert_eq!(paused["status"], json!("paused"));
     assert_eq!(paused["paused_reason"], json!("Paused by Ana Admin"));
     let at_pause = ledger(&h, &phones).await.len();
-    // Watch for two seconds (four sends' worth at this rate): at most the one send that was
-    // already under way may still arrive.
-    let watch_until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while tokio::time::Instant::now() < watch_until {
-        let now = ledger(&h, &phones).await.len();
-        assert!(now <= at_pause + 1, "{now} sent while paused (from {at_pause})");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Follow the events for two seconds (four sends' worth at this rate): at most the one send
+    // that was already under way may still arrive (the ledger only grows, so its count after the
+    // window covers the whole window).
+    follow_for(&mut live, Duration::from_secs(2)).await;
+    let now = ledger(&h, &phones).await.len();
+    assert!(now <= at_pause + 1, "{now} sent while paused (from {at_pause})");
     let (status, again) = h.call(&admin, "pause_broadcast", &[("id", &id)]).await;
     assert_eq!(
         (status, issues(&again)),
@@ -279,14 +285,12 @@ async fn pause_resume_and_cancel_act_at_once() {
         (!ledger(&h, &others).await.is_empty()).then_some(())
     })
     .await;
+    let mut live = h.live(&admin, None).await;
     let (status, cancelled) = h.call(&admin, "cancel_broadcast", &[("id", &second.id.0.to_string())]).await;
     assert_eq!((status, &cancelled["status"]), (StatusCode::OK, &json!("cancelled")));
     let at_cancel = ledger(&h, &others).await.len();
-    let watch_until = tokio::time::Instant::now() + Duration::from_secs(2);
-    while tokio::time::Instant::now() < watch_until {
-        assert!(ledger(&h, &others).await.len() <= at_cancel + 1);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    follow_for(&mut live, Duration::from_secs(2)).await;
+    assert!(ledger(&h, &others).await.len() <= at_cancel + 1);
     let after = detail(&h, &admin, second.id.0).await;
     assert_eq!(after.counts.pending + after.counts.queued, 0, "{:?}", after.counts);
     assert!(after.counts.cancelled >= 20 - at_cancel as i64 - 1, "{:?}", after.counts);
