@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 
 use balas_domain::{
     ApiKey, ApiScope, AppError, AuditAction, ChannelId, Contact, CreatedApiKey, Field, FieldError, Issue, Message,
-    MessageText, PhoneNumber, SenderKind,
+    PhoneNumber, SenderKind, check_url, message_body, parse_file_name,
 };
 use balas_storage::NewApiKey;
 
 use crate::accounts::Caller;
-use crate::messaging::{audit, queue_text};
+use crate::media::{Area, download};
+use crate::messaging::{Outbound, audit, queue_message};
 use crate::secrets::{token, token_hash};
 use crate::{AppState, from_store, internal, now};
 
@@ -106,28 +107,72 @@ pub async fn within_rate(state: &AppState, key: &ApiKey) -> Result<(), AppError>
     Ok(())
 }
 
-/// Sends a text from the system (an ERP's notification) to `to` on a channel of the workspace,
-/// at interactive priority.
-pub async fn send_text(
-    state: &AppState,
-    api: &ApiCaller,
-    channel_id: i64,
-    to: &str,
-    text: &str,
-) -> Result<Message, AppError> {
+/// Sends a text, or a file fetched from a URL with a caption, from the system (an ERP's
+/// notification) to `to` on a channel of the workspace, at interactive priority. Everything but
+/// the file is checked before it is fetched; a refused file is not kept.
+pub async fn send_message(state: &AppState, api: &ApiCaller, request: &SendRequest<'_>) -> Result<Message, AppError> {
     api.require(ApiScope::SendMessages)?;
     let mut errors = Vec::new();
-    let to = PhoneNumber::parse(to).map_err(|e| errors.push(e)).ok();
-    let text = MessageText::parse(text).map_err(|e| errors.push(e)).ok();
+    let to = PhoneNumber::parse(request.to).map_err(|e| errors.push(e)).ok();
+    if request.media_url.is_none() {
+        // A text alone is checked now; a caption is checked once the file's kind is known.
+        if let Err(error) = message_body(request.text, None) {
+            errors.push(error);
+        }
+    }
     let workspace = api.caller.me.workspace_id;
-    let channel = state.store.channel(ChannelId(channel_id)).await.map_err(from_store)?;
+    let channel = state.store.channel(ChannelId(request.channel_id)).await.map_err(from_store)?;
     if channel.is_none_or(|c| c.workspace_id != workspace) {
         errors.push(FieldError::new(Field::Channel, Issue::NotAllowed));
     }
-    let (Some(to), Some(text), true) = (to, text, errors.is_empty()) else {
+    let media_url = request.media_url.map(|url| check_url(Field::Url, url).map_err(|e| errors.push(e)).ok());
+    if let Some(name) = request.file_name {
+        if request.media_url.is_none() {
+            errors.push(FieldError::new(Field::Name, Issue::NotAllowed));
+        }
+        // A file name's errors are the request's `file_name`'s, not the file's.
+        if let Err(error) = parse_file_name(name) {
+            errors.push(FieldError::new(Field::Name, error.issue));
+        }
+    }
+    let (Some(to), true) = (to, errors.is_empty()) else {
         return Err(AppError::Invalid { errors });
     };
-    queue_text(state, workspace, ChannelId(channel_id), &to, &text, SenderKind::System, None).await
+    let area = Area::Workspace(workspace);
+    let media = match media_url.flatten() {
+        Some(url) => Some(download(state, area, &url, request.file_name).await?),
+        None => None,
+    };
+    let text = match message_body(request.text, media.as_ref()) {
+        Ok(text) => text,
+        Err(error) => {
+            if let Some(media) = &media {
+                let _ = tokio::fs::remove_file(state.media.path(area, &media.name)).await;
+            }
+            return Err(AppError::invalid(error));
+        }
+    };
+    let outbound = Outbound {
+        workspace_id: workspace,
+        channel_id: ChannelId(request.channel_id),
+        to: &to,
+        text: &text,
+        media: media.as_ref(),
+        sender: SenderKind::System,
+        sender_user: None,
+    };
+    queue_message(state, &outbound).await
+}
+
+/// A message to send through the API: a text, or a file fetched from `media_url` with `text` as
+/// its caption.
+#[derive(Debug, Clone, Copy)]
+pub struct SendRequest<'a> {
+    pub channel_id: i64,
+    pub to: &'a str,
+    pub text: &'a str,
+    pub media_url: Option<&'a str>,
+    pub file_name: Option<&'a str>,
 }
 
 /// One of the workspace's messages.

@@ -201,6 +201,65 @@ where
     Ok(Media { kind, mime, file_name: Some(file_name), size, name })
 }
 
+/// How long fetching a file by URL may take, all of it.
+const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fetches the file at `url` (checked already, see [`balas_domain::check_url`]) into `area`,
+/// with the same checks as an upload: the type the server declares, WhatsApp's size limit (from
+/// `Content-Length` before reading, and while reading), and a photo that is one. The file name is
+/// `file_name`, or the URL's last path segment. A download that fails (no answer, a status other
+/// than 2xx, a broken body, a timeout) is a [`Field::Url`] error; type and size are [`Field::File`].
+pub async fn download(state: &AppState, area: Area, url: &str, file_name: Option<&str>) -> Result<Media, AppError> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(DOWNLOAD_TIMEOUT)
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()
+            .unwrap_or_default()
+    });
+    let failed = |status: u16| AppError::invalid(FieldError::new(Field::Url, Issue::DownloadFailed { status }));
+    let response = client.get(url).send().await.map_err(|error| {
+        tracing::info!(%error, "a media download got no answer");
+        failed(0)
+    })?;
+    if !response.status().is_success() {
+        return Err(failed(response.status().as_u16()));
+    }
+    let mime = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let name = match file_name {
+        Some(name) => name.to_owned(),
+        None => response
+            .url()
+            .path_segments()
+            .and_then(|mut segments| segments.next_back())
+            .filter(|last| !last.is_empty())
+            .unwrap_or("file")
+            .to_owned(),
+    };
+    let length = response.content_length();
+    let body = futures::stream::unfold(response, |mut response| async move {
+        match response.chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), response)),
+            Ok(None) => None,
+            Err(error) => Some((Err(error), response)),
+        }
+    });
+    match store_upload(state, area, &mime, &name, length, Box::pin(body)).await {
+        Err(AppError::Transport { message }) => {
+            tracing::info!(%message, "a media download broke off");
+            Err(failed(0))
+        }
+        other => other,
+    }
+}
+
 /// A file an agent uploaded earlier, for a message: it must be in their workspace's folder. Its
 /// type and size come from the stored file, not from the caller.
 pub async fn uploaded(state: &AppState, area: Area, name: &str, file_name: &str) -> Result<Media, AppError> {

@@ -7,7 +7,7 @@
 //! A delivery that is not answered with a 2xx is tried again with backoff (1 s, 2 s, 4 s … up to an
 //! hour, 8 attempts), and every attempt's answer is logged for the admins, who can replay it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use balas_domain::{
     AppError, AuditAction, CreatedWebhook, DeliveryState, LiveEnvelope, LiveEvent, Timestamp, Webhook, WebhookDelivery,
@@ -23,6 +23,9 @@ use crate::{AppState, from_store, now};
 
 /// The live events' consumer group of the dispatcher.
 const GROUP: &str = "webhooks";
+/// How long a live event may stay read but unacknowledged before another instance takes it
+/// over (its reader stopped between reading and queuing).
+const CLAIM_STALE_MS: u64 = 30_000;
 /// A receiver has this long to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts before a delivery fails for good.
@@ -151,6 +154,7 @@ pub async fn run(state: AppState, consumer: String, stop: watch::Receiver<bool>)
 
 async fn read_events(state: AppState, consumer: String, mut stop: watch::Receiver<bool>) {
     let mut pending = true;
+    let mut last_claim = Instant::now() - Duration::from_millis(CLAIM_STALE_MS);
     while !*stop.borrow() {
         let bus = match state.bus.dedicated().await {
             Ok(bus) => bus,
@@ -166,9 +170,21 @@ async fn read_events(state: AppState, consumer: String, mut stop: watch::Receive
             continue;
         }
         while !*stop.borrow() {
+            let read = async {
+                // Events a stopped instance read and never queued are taken over.
+                if last_claim.elapsed() >= Duration::from_millis(CLAIM_STALE_MS / 2) {
+                    last_claim = Instant::now();
+                    let claimed = bus.claim_stale_live(GROUP, &consumer, CLAIM_STALE_MS, 100).await?;
+                    if !claimed.1.is_empty() {
+                        tracing::info!(count = claimed.1.len(), "webhooks: took over events a stopped instance left");
+                        return Ok(claimed);
+                    }
+                }
+                bus.read_live_group(GROUP, &consumer, 100, pending).await
+            };
             let read = tokio::select! {
                 _ = stop.changed() => return,
-                read = bus.read_live_group(GROUP, &consumer, 100, pending) => read,
+                read = read => read,
             };
             match read {
                 Ok((events, ids)) => {

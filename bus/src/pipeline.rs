@@ -35,6 +35,17 @@ fn wa_delivery(entry: &StreamId) -> WaDelivery {
     WaDelivery { id: entry.id.clone(), event }
 }
 
+/// The events of stream entries, and all their ids to acknowledge (entries that do not parse
+/// are among the ids, not the events).
+fn live_entries(entries: &[StreamId]) -> (Vec<LiveEnvelope>, Vec<String>) {
+    let ids = entries.iter().map(|e| e.id.clone()).collect();
+    let events = entries
+        .iter()
+        .filter_map(|entry| live_envelope(entry).map_err(|error| tracing::warn!(%error, "skipping a live event")).ok())
+        .collect();
+    (events, ids)
+}
+
 fn live_envelope(entry: &StreamId) -> BusResult<LiveEnvelope> {
     let corrupt = |what: &str| BusError::Corrupt(format!("live event {}: {what}", entry.id));
     let workspace: i64 = entry.get("w").ok_or_else(|| corrupt("no workspace"))?;
@@ -231,14 +242,31 @@ impl Bus {
         let reply: Option<StreamReadReply> =
             conn.xread_options(&[self.keys.live_events()], &[if pending { "0" } else { ">" }], &options).await?;
         let entries: Vec<StreamId> = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids).collect();
-        let ids = entries.iter().map(|e| e.id.clone()).collect();
-        let events = entries
-            .iter()
-            .filter_map(|entry| {
-                live_envelope(entry).map_err(|error| tracing::warn!(%error, "skipping a live event")).ok()
-            })
-            .collect();
-        Ok((events, ids))
+        Ok(live_entries(&entries))
+    }
+
+    /// Takes over up to `count` live events that another consumer of `group` was given more than
+    /// `min_idle_ms` ago and never acknowledged (it stopped), for `consumer`; like
+    /// [`Bus::read_live_group`].
+    pub async fn claim_stale_live(
+        &self,
+        group: &str,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> BusResult<(Vec<LiveEnvelope>, Vec<String>)> {
+        let mut conn = self.conn.clone();
+        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(self.keys.live_events())
+            .arg(group)
+            .arg(consumer)
+            .arg(min_idle_ms)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut conn)
+            .await?;
+        Ok(live_entries(&reply.claimed))
     }
 
     pub async fn ack_live(&self, group: &str, ids: &[String]) -> BusResult<()> {

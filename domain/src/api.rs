@@ -142,6 +142,8 @@ impl Issue {
             Issue::NoRecipients => "reaches nobody (after opted-out and invalid numbers are left out)".into(),
             Issue::WrongState => "is not possible in the current state".into(),
             Issue::InvalidUrl => "is not an http(s):// URL (without credentials)".into(),
+            Issue::DownloadFailed { status: 0 } => "could not be downloaded (no answer)".into(),
+            Issue::DownloadFailed { status } => format!("could not be downloaded (the server answered {status})"),
         }
     }
 }
@@ -260,23 +262,7 @@ pub struct WebhookDelivery {
 /// at least one known event.
 pub fn check_webhook(url: &str, events: &[String]) -> Result<(String, Vec<WebhookEvent>), Vec<FieldError>> {
     let mut errors = Vec::new();
-    let url = url.trim();
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    let host = url
-        .split_once("://")
-        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
-        .unwrap_or_default();
-    if url.is_empty() {
-        errors.push(FieldError::new(Field::Url, Issue::Required));
-    } else if url.chars().count() > 500 {
-        errors.push(FieldError::new(Field::Url, Issue::TooLong { max: 500 }));
-    } else if !scheme_ok
-        || host.is_empty()
-        || host.contains('@')
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        errors.push(FieldError::new(Field::Url, Issue::InvalidUrl));
-    }
+    let url = check_url(Field::Url, url).map_err(|e| errors.push(e)).unwrap_or_default();
     let mut parsed = Vec::new();
     for raw in events {
         match WebhookEvent::parse(raw) {
@@ -289,7 +275,31 @@ pub fn check_webhook(url: &str, events: &[String]) -> Result<(String, Vec<Webhoo
         errors.push(FieldError::new(Field::Events, Issue::Required));
     }
     parsed.sort();
-    if errors.is_empty() { Ok((url.to_owned(), parsed)) } else { Err(errors) }
+    if errors.is_empty() { Ok((url, parsed)) } else { Err(errors) }
+}
+
+/// An address Balas calls or downloads from: `http(s)://`, a host, no credentials, no spaces,
+/// at most 500 characters. Trimmed.
+pub fn check_url(field: Field, url: &str) -> Result<String, FieldError> {
+    let url = url.trim();
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    let host = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .unwrap_or_default();
+    if url.is_empty() {
+        Err(FieldError::new(field, Issue::Required))
+    } else if url.chars().count() > 500 {
+        Err(FieldError::new(field, Issue::TooLong { max: 500 }))
+    } else if !scheme_ok
+        || host.is_empty()
+        || host.contains('@')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        Err(FieldError::new(field, Issue::InvalidUrl))
+    } else {
+        Ok(url.to_owned())
+    }
 }
 
 #[cfg(test)]

@@ -27,6 +27,16 @@ impl MediaKind {
         }
     }
 
+    /// The kind as the API writes it (`image`), like its serde form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Video => "video",
+            MediaKind::Audio => "audio",
+            MediaKind::Document => "document",
+        }
+    }
+
     /// The kind in words, for a message whose file could not be had ("Photo").
     pub fn label(self) -> &'static str {
         match self {

@@ -114,6 +114,10 @@ pub enum Issue {
     WrongState,
     /// Not an `http(s)://` URL (or one with credentials in it).
     InvalidUrl,
+    /// A file to fetch from a URL did not come: the HTTP status, or 0 when nothing answered.
+    DownloadFailed {
+        status: u16,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]

@@ -349,7 +349,7 @@ where
 
 // ---- Messages ---------------------------------------------------------------------------------
 
-/// A text message to send.
+/// A message to send: a text, or a file by URL with an optional caption.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SendMessage {
@@ -359,9 +359,19 @@ struct SendMessage {
     /// The customer's number, with its country code: `+6281234567890`.
     #[schema(pattern = r"^\+[1-9][0-9]{7,14}$")]
     to: String,
-    /// Up to 4,096 characters.
-    #[schema(min_length = 1, max_length = 4096)]
+    /// The text (up to 4,096 characters), required without `media_url`; with it, the file's
+    /// caption (up to 1,024 characters; none for audio).
+    #[serde(default)]
+    #[schema(max_length = 4096)]
     text: String,
+    /// An `http(s)://` address Balas downloads the file from when the request is made: a JPEG or
+    /// PNG photo (5 MB), an MP4 or 3GPP video (16 MB), an audio file (16 MB) or a document
+    /// (100 MB). The type is the one the server declares in `Content-Type`.
+    #[schema(max_length = 500, pattern = r"^https?://[^\s@/]+(/\S*)?$")]
+    media_url: Option<String>,
+    /// The name the customer sees for a document; by default the URL's last path segment.
+    #[schema(min_length = 1, max_length = 200)]
+    file_name: Option<String>,
 }
 
 /// A message and how far it got.
@@ -376,9 +386,22 @@ struct ApiMessage {
     status: String,
     /// Why it failed.
     error: Option<String>,
+    /// The file it carries, if any.
+    media: Option<ApiMedia>,
     /// Milliseconds since 1970 (UTC).
     created_at: i64,
     updated_at: i64,
+}
+
+/// A message's file.
+#[derive(Debug, Serialize, ToSchema)]
+struct ApiMedia {
+    /// `image`, `video`, `audio` or `document`.
+    kind: String,
+    mime: String,
+    file_name: Option<String>,
+    /// Bytes.
+    size: u64,
 }
 
 impl From<Message> for ApiMessage {
@@ -391,13 +414,19 @@ impl From<Message> for ApiMessage {
             text: m.body,
             status: m.status.as_str().into(),
             error: m.error,
+            media: m.media.map(|media| ApiMedia {
+                kind: media.kind.as_str().into(),
+                mime: media.mime,
+                file_name: media.file_name,
+                size: media.size,
+            }),
             created_at: m.created_at.0,
             updated_at: m.updated_at.0,
         }
     }
 }
 
-/// Sends a text (scope `send_messages`). It is queued at once and sent at the number's pace,
+/// Sends a text, or a file by URL (scope `send_messages`). It is queued at once and sent at the number's pace,
 /// ahead of broadcasts; follow its status with `GET /api/v1/messages/{id}`.
 #[utoipa::path(post, path = "/api/v1/messages", request_body = SendMessage,
     params(("Idempotency-Key" = Option<String>, Header, description = "Send the same request again safely")),
@@ -405,9 +434,24 @@ impl From<Message> for ApiMessage {
                (status = 403, body = Problem), (status = 429, body = Problem)))]
 async fn send_message(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     handle_post(state, &headers, &body, |state, api, request: SendMessage| async move {
-        match balas_backend::api::send_text(&state, &api, request.channel_id, &request.to, &request.text).await {
+        let send = balas_backend::api::SendRequest {
+            channel_id: request.channel_id,
+            to: &request.to,
+            text: &request.text,
+            media_url: request.media_url.as_deref(),
+            file_name: request.file_name.as_deref(),
+        };
+        match balas_backend::api::send_message(&state, &api, &send).await {
             Ok(message) => json_response(StatusCode::ACCEPTED, &ApiMessage::from(message)),
-            Err(error) => app_problem(error, &[(Field::Phone, "to")]),
+            Err(error) => app_problem(
+                error,
+                &[
+                    (Field::Phone, "to"),
+                    (Field::Url, "media_url"),
+                    (Field::File, "media_url"),
+                    (Field::Name, "file_name"),
+                ],
+            ),
         }
     })
     .await

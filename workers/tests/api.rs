@@ -281,3 +281,116 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
     );
     worker.stop().await;
 }
+
+/// A 1×1 PNG, and a PDF, as a shop's server would hold them.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0x00, 0x00, 0x00, 0x0D, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1F, 0x15, 0xC4, 0x89, 0x00, 0x00, 0x00, 0x0D, 0x49,
+    0x44, 0x41, 0x54, 0x78, 0x9C, 0x63, 0x00, 0x01, 0x00, 0x00, 0x05, 0x00, 0x01, 0x0D, 0x0A, 0x2D, 0xB4, 0x00, 0x00,
+    0x00, 0x00, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82,
+];
+const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n";
+
+/// A file server in the test, like a shop's: real HTTP on a local port.
+async fn file_server() -> String {
+    use axum::http::header::CONTENT_TYPE;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route("/files/receipt.png", axum::routing::get(|| async { ([(CONTENT_TYPE, "image/png")], PNG) }))
+        .route("/files/inv", axum::routing::get(|| async { ([(CONTENT_TYPE, "application/pdf")], PDF) }))
+        .route("/files/page", axum::routing::get(|| async { ([(CONTENT_TYPE, "text/html")], "<html></html>") }))
+        .route("/files/fake.png", axum::routing::get(|| async { ([(CONTENT_TYPE, "image/png")], "<html></html>") }))
+        .route("/files/voice.ogg", axum::routing::get(|| async { ([(CONTENT_TYPE, "audio/ogg")], &b"OggS\0\x02"[..]) }))
+        .route(
+            "/files/huge.jpg",
+            axum::routing::get(|| async { ([(CONTENT_TYPE, "image/jpeg")], vec![0xFFu8; 6 * 1024 * 1024]) }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn media_by_url_through_the_api() {
+    let h = Harness::start(|_| {}).await;
+    let admin = h.admin().await;
+    let channel = h.create_channel(&admin, "Shop", "+62 811 7800 001", 20).await;
+    let worker = h.worker();
+    let (_, secret) = key(&h, &admin, "Shop", &["send_messages", "read"], None).await;
+    let api = Api { h: &h, http: reqwest::Client::new(), secret };
+    let files = file_server().await;
+    let customer = PhoneNumber::parse("+6281278000001").unwrap();
+    let workspace_dir = h.settings.media_dir.join(channel.workspace_id.0.to_string());
+    let stored = || std::fs::read_dir(&workspace_dir).map(|d| d.filter_map(Result::ok).count()).unwrap_or(0);
+    let send = |url: &str, text: &str| json!({ "channel_id": channel.id.0, "to": customer.as_str(), "text": text, "media_url": format!("{files}{url}") });
+
+    // A photo with a caption: fetched, stored, sent; the customer's phone gets the same bytes.
+    let (status, _, photo) = api.post("/api/v1/messages", send("/files/receipt.png", "Your receipt")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{photo}");
+    assert_eq!(
+        (&photo["media"]["kind"], &photo["media"]["mime"], &photo["media"]["size"], &photo["text"]),
+        (&json!("image"), &json!("image/png"), &json!(PNG.len()), &json!("Your receipt"))
+    );
+    // A document without a caption, named by the caller.
+    let mut invoice = send("/files/inv", "");
+    invoice["file_name"] = json!("INV-2026-11.pdf");
+    let (status, _, document) = api.post("/api/v1/messages", invoice).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{document}");
+    assert_eq!(document["media"]["file_name"], json!("INV-2026-11.pdf"));
+    let phone = eventually(Duration::from_secs(30), "both files on the customer's phone", || async {
+        let got = h.bus.sandbox_messages(&customer).await.unwrap();
+        (got.len() == 2).then_some(got)
+    })
+    .await;
+    let on_phone = |kind| phone.iter().find_map(|m| m.media.clone().filter(|f| f.kind == kind)).unwrap();
+    let sandbox = h.settings.media_dir.join("sandbox");
+    assert_eq!(std::fs::read(sandbox.join(on_phone(balas_domain::MediaKind::Image).name.as_str())).unwrap(), PNG);
+    let pdf = on_phone(balas_domain::MediaKind::Document);
+    assert_eq!(pdf.file_name.as_deref(), Some("INV-2026-11.pdf"));
+    assert_eq!(std::fs::read(sandbox.join(pdf.name.as_str())).unwrap(), PDF);
+    let (_, _, fetched) = api.get(&format!("/api/v1/messages/{}", photo["id"])).await;
+    assert_eq!(fetched["media"]["kind"], json!("image"));
+
+    // Files that cannot be sent are refused with the field and the reason, and nothing is kept.
+    let before = stored();
+    let refused = [
+        (send("/files/missing", "x"), "media_url", "download_failed"),
+        (send("/files/page", "x"), "media_url", "file_type"),
+        (send("/files/fake.png", "x"), "media_url", "file_type"),
+        (send("/files/huge.jpg", "x"), "media_url", "file_too_large"),
+        (send("/files/voice.ogg", "audio has no caption"), "text", "not_allowed"),
+        (
+            json!({ "channel_id": channel.id.0, "to": customer.as_str(), "media_url": "ftp://x/y" }),
+            "media_url",
+            "invalid_url",
+        ),
+        (
+            json!({ "channel_id": channel.id.0, "to": customer.as_str(), "media_url": "http://127.0.0.1:1/a.png" }),
+            "media_url",
+            "download_failed",
+        ),
+        (
+            json!({ "channel_id": channel.id.0, "to": customer.as_str(), "text": "x", "file_name": "a.pdf" }),
+            "file_name",
+            "not_allowed",
+        ),
+        (
+            json!({ "channel_id": channel.id.0, "to": customer.as_str(), "media_url": format!("{files}/files/inv"), "file_name": "../x" }),
+            "file_name",
+            "not_allowed",
+        ),
+    ];
+    for (body, field, issue) in refused {
+        let (status, kind, problem) = api.post("/api/v1/messages", body.clone()).await;
+        assert_eq!((status, kind.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "application/problem+json"), "{body}");
+        assert_eq!(fields(&problem), [(field.to_owned(), issue.to_owned())], "{body}: {problem}");
+    }
+    let (_, _, problem) = api.post("/api/v1/messages", send("/files/missing", "x")).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("could not be downloaded (the server answered 404)"),
+        "{problem}"
+    );
+    assert_eq!(stored(), before, "no refused file is kept");
+    assert_eq!(h.bus.sandbox_messages(&customer).await.unwrap().len(), 2, "nothing more was sent");
+    worker.stop().await;
+}
