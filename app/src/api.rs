@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 
 use balas_domain::{
-    AddedMember, Agent, ApiKey, AppError, Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast,
-    BroadcastDraft, BroadcastRecipient, CannedResponse, Channel, Contact, ContactFilter, ContactNote, ContactPage,
-    ContactView, ConversationSummary, ConversationView, CreatedApiKey, CreatedWebhook, InboxFilter, InboxPage,
-    InviteInfo, Label, Me, Message, MessagePage, Onboarding, RecipientState, SandboxChannel, Segment, SendSeries,
-    SendingRules, SystemStatus, TeamMember, Webhook, WebhookDelivery,
+    AddedMember, Agent, AiChannel, AiProfile, AiProfileVersion, AiSettings, AiTrial, AiUsage, ApiKey, AppError,
+    Attachment, Attribute, AudiencePreview, AuditEntry, Broadcast, BroadcastDraft, BroadcastRecipient, CannedResponse,
+    Channel, Contact, ContactFilter, ContactNote, ContactPage, ContactView, ConversationSummary, ConversationView,
+    CreatedApiKey, CreatedWebhook, InboxFilter, InboxPage, InviteInfo, Label, Me, Message, MessagePage, Onboarding,
+    RecipientState, SandboxChannel, Segment, SendSeries, SendingRules, SystemStatus, TeamMember, Webhook,
+    WebhookDelivery,
 };
 #[cfg(feature = "ssr")]
 use balas_domain::{AttributeId, ContactId, ConversationId, Field, FieldError, Issue, LabelId, LinkMethod, MessageId};
@@ -913,4 +914,110 @@ pub async fn webhook_deliveries(id: i64) -> Result<Vec<WebhookDelivery>, AppErro
 #[server(prefix = "/api", endpoint = "replay_delivery")]
 pub async fn replay_delivery(id: i64) -> Result<(), AppError> {
     ssr::respond(async { balas_backend::webhooks::replay(&ssr::state()?, &ssr::caller().await?, id).await }.await)
+}
+
+// ---- AI agent ------------------------------------------------------------------------------------
+
+/// The workspace's AI provider (without its key) and this month's token use (admins).
+#[server(prefix = "/api", endpoint = "ai_settings")]
+pub async fn get_ai_settings() -> Result<(Option<AiSettings>, AiUsage), AppError> {
+    ssr::respond(async { balas_backend::ai::settings(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Saves the AI provider (admins); an empty key keeps the saved one.
+#[server(prefix = "/api", endpoint = "set_ai_settings")]
+pub async fn set_ai_settings(
+    base_url: String,
+    #[server(default)] api_key: String,
+    model: String,
+    #[server(default)] monthly_token_cap: i64,
+) -> Result<AiSettings, AppError> {
+    ssr::respond(
+        async {
+            balas_backend::ai::set_settings(
+                &ssr::state()?,
+                &ssr::caller().await?,
+                &base_url,
+                &api_key,
+                &model,
+                monthly_token_cap,
+            )
+            .await
+        }
+        .await,
+    )
+}
+
+/// Every channel with its AI profile.
+#[server(prefix = "/api", endpoint = "ai_channels")]
+pub async fn ai_channels() -> Result<Vec<AiChannel>, AppError> {
+    ssr::respond(async { balas_backend::ai::channels(&ssr::state()?, &ssr::caller().await?).await }.await)
+}
+
+/// Saves a channel's AI profile as a new version (admins).
+#[server(prefix = "/api", endpoint = "save_ai_profile", input = server_fn::codec::Json)]
+pub async fn save_ai_profile(channel: i64, profile: AiProfile) -> Result<AiChannel, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::ai::save_profile(&state, &caller, balas_domain::ChannelId(channel), profile).await
+        }
+        .await,
+    )
+}
+
+/// Turns a channel's AI on or off (admins).
+#[server(prefix = "/api", endpoint = "set_ai_enabled")]
+pub async fn set_ai_enabled(channel: i64, on: bool) -> Result<AiChannel, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::ai::set_enabled(&state, &caller, balas_domain::ChannelId(channel), on).await
+        }
+        .await,
+    )
+}
+
+/// A channel's saved profile versions, newest first (admins).
+#[server(prefix = "/api", endpoint = "ai_profile_versions")]
+pub async fn ai_profile_versions(channel: i64) -> Result<Vec<AiProfileVersion>, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::ai::versions(&state, &caller, balas_domain::ChannelId(channel)).await
+        }
+        .await,
+    )
+}
+
+/// Makes an earlier profile version current again (admins).
+#[server(prefix = "/api", endpoint = "revert_ai_profile")]
+pub async fn revert_ai_profile(channel: i64, version: i64) -> Result<AiChannel, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::ai::revert(&state, &caller, balas_domain::ChannelId(channel), version).await
+        }
+        .await,
+    )
+}
+
+/// Tries an unsaved profile on a customer's message; nothing is sent (admins).
+#[server(prefix = "/api", endpoint = "try_ai_profile", input = server_fn::codec::Json)]
+pub async fn try_ai_profile(profile: AiProfile, text: String) -> Result<AiTrial, AppError> {
+    ssr::respond(
+        async { balas_backend::ai::try_profile(&ssr::state()?, &ssr::caller().await?, profile, &text).await }.await,
+    )
+}
+
+/// Pauses the AI in a conversation, or hands the conversation back to it.
+#[server(prefix = "/api", endpoint = "set_conversation_ai")]
+pub async fn set_conversation_ai(conversation: i64, paused: bool) -> Result<ConversationSummary, AppError> {
+    ssr::respond(
+        async {
+            let (state, caller) = (ssr::state()?, ssr::caller().await?);
+            balas_backend::ai::set_paused(&state, &caller, ConversationId(conversation), paused).await
+        }
+        .await,
+    )
 }

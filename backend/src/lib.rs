@@ -2,6 +2,8 @@
 //! team management). Server functions and, later, the REST API are thin layers over these.
 
 pub mod accounts;
+pub mod ai;
+pub mod ai_worker;
 pub mod api;
 pub mod attributes;
 pub mod broadcasts;

@@ -44,6 +44,10 @@ pub struct Settings {
     pub sandbox_latency_ms: u64,
     /// Webhooks: the wait before the first retry of a failed delivery (it doubles each time).
     pub webhook_retry_base_ms: u64,
+    /// AI: how long one call to the model may take before it is given up (and tried again once).
+    pub ai_timeout_ms: u64,
+    /// AI: how long to keep retrying a provider that answers 429 or 5xx, with backoff.
+    pub ai_retry_ms: u64,
     /// Sandbox: a number that sends more than this many messages in one second is banned.
     pub sandbox_ban_above_per_sec: u32,
     /// Sandbox: how long a ban lasts.
@@ -86,6 +90,8 @@ impl Default for Settings {
             sandbox: false,
             sandbox_latency_ms: 0,
             webhook_retry_base_ms: 1_000,
+            ai_timeout_ms: 30_000,
+            ai_retry_ms: 15_000,
             sandbox_ban_above_per_sec: 20,
             sandbox_ban_secs: 300,
             whatsapp_url: String::new(),

@@ -6,7 +6,7 @@
 //! network (or the session store) with every write, so a holder that lost its lease without
 //! noticing (a long pause) is refused rather than trusted.
 
-use balas_domain::{BroadcastId, ChannelId};
+use balas_domain::{BroadcastId, ChannelId, ConversationId};
 use redis::Script;
 
 use crate::{Bus, BusResult};
@@ -26,6 +26,8 @@ pub enum LeaseSubject {
     Ingest,
     /// Planning a broadcast (one server instance at a time queues its recipients).
     Broadcast(BroadcastId),
+    /// Answering a conversation with the AI (one AI worker at a time).
+    AiConversation(ConversationId),
 }
 
 impl std::fmt::Display for LeaseSubject {
@@ -34,6 +36,7 @@ impl std::fmt::Display for LeaseSubject {
             LeaseSubject::Channel(id) => write!(f, "channel {id}"),
             LeaseSubject::Ingest => f.write_str("ingest"),
             LeaseSubject::Broadcast(id) => write!(f, "broadcast {id}"),
+            LeaseSubject::AiConversation(id) => write!(f, "AI conversation {id}"),
         }
     }
 }

@@ -88,6 +88,7 @@ impl Keys {
             LeaseSubject::Channel(channel) => format!("{}:lease:channel:{}", self.prefix, channel),
             LeaseSubject::Ingest => format!("{}:lease:ingest", self.prefix),
             LeaseSubject::Broadcast(id) => format!("{}:lease:broadcast:{}", self.prefix, id),
+            LeaseSubject::AiConversation(id) => format!("{}:lease:ai:{}", self.prefix, id),
         }
     }
 

@@ -269,6 +269,17 @@ impl Bus {
         Ok(live_entries(&reply.claimed))
     }
 
+    /// Whether `group` was given every live event up to `id` and acknowledged all it was given
+    /// (false when there is no such group).
+    pub async fn live_group_done(&self, group: &str, id: &str) -> BusResult<bool> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamInfoGroupsReply = conn.xinfo_groups(self.keys.live_events()).await?;
+        Ok(reply
+            .groups
+            .iter()
+            .any(|g| g.name == group && g.pending == 0 && stream_id_cmp(&g.last_delivered_id, id).is_ge()))
+    }
+
     pub async fn ack_live(&self, group: &str, ids: &[String]) -> BusResult<()> {
         if ids.is_empty() {
             return Ok(());

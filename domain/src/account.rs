@@ -171,10 +171,14 @@ pub enum AuditAction {
     ApiKeyRevoked,
     WebhookCreated,
     WebhookDeleted,
+    AiSettingsChanged,
+    AiProfileChanged,
+    AiEnabled,
+    AiDisabled,
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 32] = [
+    pub const ALL: [AuditAction; 36] = [
         AuditAction::WorkspaceCreated,
         AuditAction::MemberAdded,
         AuditAction::MemberInvited,
@@ -207,6 +211,10 @@ impl AuditAction {
         AuditAction::ApiKeyRevoked,
         AuditAction::WebhookCreated,
         AuditAction::WebhookDeleted,
+        AuditAction::AiSettingsChanged,
+        AuditAction::AiProfileChanged,
+        AuditAction::AiEnabled,
+        AuditAction::AiDisabled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -243,6 +251,10 @@ impl AuditAction {
             AuditAction::ApiKeyRevoked => "api_key_revoked",
             AuditAction::WebhookCreated => "webhook_created",
             AuditAction::WebhookDeleted => "webhook_deleted",
+            AuditAction::AiSettingsChanged => "ai_settings_changed",
+            AuditAction::AiProfileChanged => "ai_profile_changed",
+            AuditAction::AiEnabled => "ai_enabled",
+            AuditAction::AiDisabled => "ai_disabled",
         }
     }
 

@@ -251,6 +251,7 @@ mod tests {
             last_message_at: Timestamp(0),
             last_preview: None,
             labels: vec![],
+            ai_paused: false,
         }
     }
 

@@ -30,6 +30,7 @@ macro_rules! string_newtype {
 }
 
 mod account;
+mod ai;
 mod api;
 mod attributes;
 mod broadcast;
@@ -43,6 +44,7 @@ mod system;
 mod validate;
 
 pub use account::*;
+pub use ai::*;
 pub use api::*;
 pub use attributes::*;
 pub use broadcast::*;

@@ -426,6 +426,10 @@ pub struct ConversationSummary {
     /// The conversation's labels.
     #[serde(default)]
     pub labels: Vec<crate::LabelId>,
+    /// The AI stays quiet here: an agent took the conversation over (or paused the AI) and has
+    /// not handed it back.
+    #[serde(default)]
+    pub ai_paused: bool,
 }
 
 /// Why a send failed, in a form a person can act on.

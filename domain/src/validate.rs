@@ -52,6 +52,15 @@ pub enum Field {
     /// A webhook's URL and events.
     Url,
     Events,
+    /// The AI agent's prompt and settings, and the workspace's monthly token cap.
+    Prompt,
+    Model,
+    Temperature,
+    MaxTokens,
+    History,
+    Languages,
+    Settle,
+    TokenCap,
 }
 
 /// What is wrong with a field. The UI turns it into a sentence in the user's language.

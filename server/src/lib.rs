@@ -45,6 +45,9 @@ pub async fn launch(
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let hub = LiveHub::start(&state.bus, stopped.clone()).await?;
+    // The AI workers' group exists from the start, so customers who write while no AI worker
+    // runs are answered when one starts.
+    state.bus.ensure_live_group(balas_backend::ai_worker::GROUP).await?;
     // A name that survives a restart on the same address, so a restarted instance finishes the
     // events it had been given.
     let consumer = format!("{}-{}", balas_backend::hostname(), address.port());

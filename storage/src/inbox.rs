@@ -148,7 +148,9 @@ impl Store {
         assignee: Option<UserId>,
     ) -> StoreResult<ConversationSummary> {
         let done = sqlx::query(
-            "UPDATE conversations SET assignee = $3 WHERE workspace_id = $1 AND id = $2 AND ($3 IS NULL OR EXISTS \
+            // An agent who takes the conversation takes it over from the AI.
+            "UPDATE conversations SET assignee = $3, ai_paused = CASE WHEN $3 IS NULL THEN ai_paused ELSE 1 END \
+             WHERE workspace_id = $1 AND id = $2 AND ($3 IS NULL OR EXISTS \
              (SELECT 1 FROM memberships m WHERE m.workspace_id = $1 AND m.user_id = $3))",
         )
         .bind(workspace_id.0)

@@ -8,6 +8,7 @@
 //! The conformance suite in `tests/` runs every behaviour against both.
 
 mod accounts;
+mod ai;
 mod api;
 mod attributes;
 mod broadcasts;
@@ -23,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use accounts::*;
+pub use ai::*;
 pub use api::*;
 pub use attributes::*;
 pub use broadcasts::*;

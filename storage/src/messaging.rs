@@ -77,8 +77,8 @@ pub(crate) const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, cha
 pub(crate) const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, \
                                               c.name, v.status, v.assignee, v.unread, v.last_message_at, \
                                               v.last_preview, (SELECT string_agg(CAST(x.label_id AS TEXT), ',') \
-                                              FROM conversation_labels x WHERE x.conversation_id = v.id) \
-                                              FROM conversations v \
+                                              FROM conversation_labels x WHERE x.conversation_id = v.id), \
+                                              v.ai_paused FROM conversations v \
                                               JOIN contacts c ON c.id = v.contact_id";
 
 /// The SQL rank of a stored status, matching [`MessageStatus::rank`].
@@ -437,12 +437,17 @@ pub(crate) async fn insert_outbound(
         .fetch_one(&mut **tx)
         .await?;
     let stored = message_from_row(&row)?;
-    sqlx::query("UPDATE conversations SET last_message_at = $2, last_preview = $3 WHERE id = $1")
-        .bind(conversation.0)
-        .bind(now.0)
-        .bind(preview(message.text, message.media))
-        .execute(&mut **tx)
-        .await?;
+    // An agent's reply takes the conversation over from the AI.
+    sqlx::query(
+        "UPDATE conversations SET last_message_at = $2, last_preview = $3, \
+         ai_paused = CASE WHEN $4 = 'agent' THEN 1 ELSE ai_paused END WHERE id = $1",
+    )
+    .bind(conversation.0)
+    .bind(now.0)
+    .bind(preview(message.text, message.media))
+    .bind(message.sender.as_str())
+    .execute(&mut **tx)
+    .await?;
     let summary = conversation_by_id(&mut **tx, conversation).await?;
     Ok((stored, summary))
 }
@@ -545,5 +550,6 @@ pub(crate) fn conversation_from_row(row: &AnyRow) -> StoreResult<ConversationSum
             ids.sort();
             ids
         },
+        ai_paused: row.try_get::<i64, _>(12)? != 0,
     })
 }

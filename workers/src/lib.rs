@@ -88,13 +88,13 @@ pub async fn run(kind: WorkerKind, settings: &Settings, shutdown: impl Future<Ou
     let worker = Worker::start(kind, settings).await?;
     let work = match kind {
         WorkerKind::Whatsapp => Some(start_whatsapp(settings, worker.bus.clone(), &worker.info.instance).await?),
-        WorkerKind::Ai => None,
+        WorkerKind::Ai => Some(start_ai(settings, &worker.info.instance).await?),
     };
     worker
         .serve(async move {
             shutdown.await;
             if let Some((stop, task)) = work {
-                tracing::info!("stopping: finishing sends in flight and releasing channels");
+                tracing::info!("stopping: finishing the work in flight and releasing leases");
                 let _ = stop.send(true);
                 if let Err(error) = task.await {
                     tracing::error!(%error, "the channel runner failed");
@@ -102,6 +102,17 @@ pub async fn run(kind: WorkerKind, settings: &Settings, shutdown: impl Future<Ou
             }
         })
         .await
+}
+
+/// Starts the AI worker's loop (see [`balas_backend::ai_worker`]); stop it by sending `true`.
+pub async fn start_ai(
+    settings: &Settings,
+    instance: &str,
+) -> anyhow::Result<(tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>)> {
+    let state =
+        balas_backend::AppState::connect(settings.clone()).await.context("connect to the database and Redis")?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    Ok((stop, tokio::spawn(balas_backend::ai_worker::run(state, instance.to_owned(), stopped))))
 }
 
 /// Starts the WhatsApp worker's channel runner; stop it by sending `true`.

@@ -311,6 +311,10 @@ fn action_label(i18n: I18nContext<Locale>, action: AuditAction) -> String {
         AuditAction::ApiKeyRevoked => t_string!(i18n, audit.api_key_revoked).to_string(),
         AuditAction::WebhookCreated => t_string!(i18n, audit.webhook_created).to_string(),
         AuditAction::WebhookDeleted => t_string!(i18n, audit.webhook_deleted).to_string(),
+        AuditAction::AiSettingsChanged => t_string!(i18n, audit.ai_settings_changed).to_string(),
+        AuditAction::AiProfileChanged => t_string!(i18n, audit.ai_profile_changed).to_string(),
+        AuditAction::AiEnabled => t_string!(i18n, audit.ai_enabled).to_string(),
+        AuditAction::AiDisabled => t_string!(i18n, audit.ai_disabled).to_string(),
     }
 }
 

@@ -274,10 +274,19 @@ impl Harness {
 
     /// Runs a WhatsApp worker in this process until the returned sender is used.
     pub fn worker(&self) -> InProcessWorker {
+        self.worker_of(WorkerKind::Whatsapp)
+    }
+
+    /// Runs an AI worker in this process.
+    pub fn ai_worker(&self) -> InProcessWorker {
+        self.worker_of(WorkerKind::Ai)
+    }
+
+    fn worker_of(&self, kind: WorkerKind) -> InProcessWorker {
         let settings = self.worker_settings();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            balas_workers::run(WorkerKind::Whatsapp, &settings, async {
+            balas_workers::run(kind, &settings, async {
                 let _ = stopped.await;
             })
             .await

@@ -1,0 +1,379 @@
+//! The AI worker's loop (`balas-ai-worker`): it reads the live events through its own consumer
+//! group, waits for a customer's burst of messages to settle, and answers the conversation with
+//! the channel's AI profile; or hands it to people.
+//!
+//! - **At least once, answered once.** A stream entry is acknowledged only when its conversation
+//!   was handled. A redelivered (or taken-over) entry finds its messages answered already: a
+//!   conversation is answered only while its newest messages are the customer's.
+//! - **Several AI workers share the load.** The group spreads the entries; a lease per
+//!   conversation makes one worker answer it at a time, and a worker that got only part of a
+//!   burst answers all of it (it reads the unanswered messages from the database).
+//! - **Slow models block nothing else.** Every conversation is its own task; the stream is read
+//!   by another.
+//! - **Never over a human.** Not when the conversation is paused for the AI (an agent replied,
+//!   took it, or paused it), not for an opted-out contact, not outside the profile's hours, and
+//!   not when an agent stepped in while the model was thinking.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use balas_bus::{Lease, LeaseSubject};
+use balas_domain::{
+    Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind, WorkspaceId,
+};
+use chrono::Timelike;
+use tokio::sync::{mpsc, watch};
+
+use crate::ai::{Outcome, Tools, chat_history, converse, month};
+use crate::messaging::{Outbound, new_wa_id, queue_message};
+use crate::{AppState, now};
+
+/// The AI workers' consumer group on the live events.
+pub const GROUP: &str = "ai";
+/// An entry read but not acknowledged this long belongs to a stopped worker, and is taken over.
+/// Longer than any turn (timeouts and retries included).
+const CLAIM_STALE_MS: u64 = 180_000;
+const TICK: Duration = Duration::from_millis(50);
+
+/// Customer messages waiting for their burst to settle.
+struct Waiting {
+    workspace: WorkspaceId,
+    due: Instant,
+    ids: Vec<String>,
+}
+
+/// How a conversation's turn ended.
+enum Handled {
+    Done,
+    /// Another worker is answering it: try again shortly.
+    Busy,
+    /// The customer's burst has not settled yet (a message came in through another worker).
+    Later(Duration),
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bool>) {
+    let (batches, mut read) = mpsc::channel::<(Vec<LiveEnvelope>, Vec<String>)>(16);
+    let reader = tokio::spawn(read_events(state.clone(), consumer.clone(), batches, stop.clone()));
+    let (done_tx, mut done) = mpsc::unbounded_channel::<(ConversationId, Waiting, Result<Handled, String>)>();
+    let mut waiting: HashMap<ConversationId, Waiting> = HashMap::new();
+    let mut in_flight: HashSet<ConversationId> = HashSet::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            batch = read.recv() => {
+                let Some((events, ids)) = batch else { break };
+                let acks = schedule(&state, &mut waiting, events, ids).await;
+                ack(&state, &acks).await;
+            }
+            finished = done.recv() => {
+                let Some((conversation, turn, result)) = finished else { continue };
+                in_flight.remove(&conversation);
+                match result {
+                    Ok(Handled::Done) => ack(&state, &turn.ids).await,
+                    Ok(Handled::Busy) => requeue(&mut waiting, conversation, turn, Duration::from_secs(1)),
+                    Ok(Handled::Later(after)) => requeue(&mut waiting, conversation, turn, after),
+                    Err(error) => {
+                        tracing::warn!(%error, %conversation, "ai: a turn failed; trying again");
+                        requeue(&mut waiting, conversation, turn, Duration::from_secs(5));
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let due: Vec<ConversationId> = waiting
+                    .iter()
+                    .filter(|(id, w)| w.due <= now && !in_flight.contains(id))
+                    .map(|(id, _)| *id)
+                    .collect();
+                for conversation in due {
+                    let Some(turn) = waiting.remove(&conversation) else { continue };
+                    in_flight.insert(conversation);
+                    let (state, holder, done_tx) = (state.clone(), consumer.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let result = handle(&state, &holder, turn.workspace, conversation).await;
+                        let _ = done_tx.send((conversation, turn, result.map_err(|e| e.to_string())));
+                    });
+                }
+            }
+        }
+    }
+    let _ = reader.await;
+}
+
+fn requeue(
+    waiting: &mut HashMap<ConversationId, Waiting>,
+    conversation: ConversationId,
+    turn: Waiting,
+    after: Duration,
+) {
+    let entry = waiting.entry(conversation).or_insert(Waiting {
+        workspace: turn.workspace,
+        due: Instant::now() + after,
+        ids: Vec::new(),
+    });
+    entry.ids.extend(turn.ids);
+}
+
+async fn ack(state: &AppState, ids: &[String]) {
+    if let Err(error) = state.bus.ack_live(GROUP, ids).await {
+        tracing::warn!(%error, "ai: could not acknowledge events; they will be seen again (and skipped)");
+    }
+}
+
+/// Puts a customer's messages on their conversation's wait; returns the ids to acknowledge at
+/// once (everything else).
+async fn schedule(
+    state: &AppState,
+    waiting: &mut HashMap<ConversationId, Waiting>,
+    events: Vec<LiveEnvelope>,
+    ids: Vec<String>,
+) -> Vec<String> {
+    let mut acks: Vec<String> = ids.iter().filter(|id| !events.iter().any(|e| &e.id == *id)).cloned().collect();
+    for envelope in events {
+        let LiveEvent::MessageNew { message, .. } = &envelope.event else {
+            acks.push(envelope.id);
+            continue;
+        };
+        if message.direction != Direction::Inbound || message.sender != SenderKind::Contact || message.note {
+            acks.push(envelope.id);
+            continue;
+        }
+        let settle = match state.store.ai_channel(envelope.workspace_id, message.channel_id).await {
+            Ok(Some(ai)) if ai.enabled => ai.profile.settle_ms,
+            Ok(_) => {
+                acks.push(envelope.id);
+                continue;
+            }
+            Err(error) => {
+                // Not acknowledged: a later claim brings it back.
+                tracing::warn!(%error, "ai: cannot read a channel's AI profile");
+                continue;
+            }
+        };
+        let entry = waiting.entry(message.conversation_id).or_insert(Waiting {
+            workspace: envelope.workspace_id,
+            due: Instant::now(),
+            ids: Vec::new(),
+        });
+        entry.due = Instant::now() + Duration::from_millis(u64::from(settle));
+        entry.ids.push(envelope.id);
+    }
+    acks
+}
+
+async fn read_events(
+    state: AppState,
+    consumer: String,
+    batches: mpsc::Sender<(Vec<LiveEnvelope>, Vec<String>)>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut pending = true;
+    let mut last_claim = Instant::now() - Duration::from_millis(CLAIM_STALE_MS);
+    while !*stop.borrow() {
+        let bus = match state.bus.dedicated().await {
+            Ok(bus) => bus,
+            Err(error) => {
+                tracing::warn!(%error, "ai: cannot connect to Redis; retrying");
+                tokio::select! { _ = stop.changed() => return, () = tokio::time::sleep(Duration::from_secs(1)) => {} }
+                continue;
+            }
+        };
+        if let Err(error) = bus.ensure_live_group(GROUP).await {
+            tracing::warn!(%error, "ai: cannot make the consumer group; retrying");
+            tokio::select! { _ = stop.changed() => return, () = tokio::time::sleep(Duration::from_secs(1)) => {} }
+            continue;
+        }
+        while !*stop.borrow() {
+            let read = async {
+                if last_claim.elapsed() >= Duration::from_millis(CLAIM_STALE_MS / 4) {
+                    last_claim = Instant::now();
+                    let claimed = bus.claim_stale_live(GROUP, &consumer, CLAIM_STALE_MS, 100).await?;
+                    if !claimed.1.is_empty() {
+                        tracing::info!(count = claimed.1.len(), "ai: took over events a stopped worker left");
+                        return Ok(claimed);
+                    }
+                }
+                bus.read_live_group(GROUP, &consumer, 100, pending).await
+            };
+            let read = tokio::select! {
+                _ = stop.changed() => return,
+                read = read => read,
+            };
+            match read {
+                Ok((events, ids)) => {
+                    if pending && ids.is_empty() {
+                        pending = false;
+                        continue;
+                    }
+                    if batches.send((events, ids)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "ai: lost the live events; reconnecting");
+                    pending = true;
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One conversation's turn, under its lease.
+async fn handle(
+    state: &AppState,
+    holder: &str,
+    workspace: WorkspaceId,
+    conversation: ConversationId,
+) -> anyhow::Result<Handled> {
+    let subject = LeaseSubject::AiConversation(conversation);
+    let Some(lease) = state.bus.acquire_lease(subject, holder).await? else {
+        return Ok(Handled::Busy);
+    };
+    let renewer = {
+        let (state, holder, lease) = (state.clone(), holder.to_owned(), lease.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                if !matches!(state.bus.renew_lease(&lease, &holder).await, Ok(true)) {
+                    return;
+                }
+            }
+        })
+    };
+    let result = turn(state, workspace, conversation).await;
+    renewer.abort();
+    release(state, &lease, holder).await;
+    result
+}
+
+async fn release(state: &AppState, lease: &Lease, holder: &str) {
+    if let Err(error) = state.bus.release_lease(lease, holder).await {
+        tracing::warn!(%error, "ai: could not release a conversation's lease (it expires)");
+    }
+}
+
+/// Whether the AI may answer this conversation now, from what is stored.
+async fn may_answer(
+    state: &AppState,
+    summary: &ConversationSummary,
+) -> anyhow::Result<Option<balas_domain::AiProfile>> {
+    if summary.ai_paused {
+        return Ok(None);
+    }
+    let Some(ai) = state.store.ai_channel(summary.workspace_id, summary.channel_id).await? else {
+        return Ok(None);
+    };
+    if !ai.enabled {
+        return Ok(None);
+    }
+    let contact = state.store.contact(summary.workspace_id, summary.contact_id).await?;
+    if contact.opted_out() {
+        return Ok(None);
+    }
+    let rules = state.store.sending_rules(summary.workspace_id).await?;
+    let zone: chrono_tz::Tz = rules.time_zone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+    let hour = chrono::Utc::now().with_timezone(&zone).hour() as u8;
+    Ok(ai.profile.active.answers_at(hour).then_some(ai.profile))
+}
+
+async fn turn(state: &AppState, workspace: WorkspaceId, conversation: ConversationId) -> anyhow::Result<Handled> {
+    let Some(summary) = state.store.conversation(workspace, conversation).await? else { return Ok(Handled::Done) };
+    let Some(profile) = may_answer(state, &summary).await? else { return Ok(Handled::Done) };
+    let messages = state.store.recent_messages(conversation, i64::from(profile.history)).await?;
+    // Answered already (by the AI, an agent or a broadcast) or handed over (a note) unless the
+    // newest are the customer's.
+    let unanswered: Vec<_> = messages.iter().rev().take_while(|m| m.direction == Direction::Inbound).collect();
+    let Some(newest) = unanswered.first() else { return Ok(Handled::Done) };
+    // The burst settles from its newest message, whichever worker read it.
+    let age = u64::try_from(now().0 - newest.created_at.0).unwrap_or(0);
+    if age < u64::from(profile.settle_ms) {
+        return Ok(Handled::Later(Duration::from_millis(u64::from(profile.settle_ms) - age)));
+    }
+    answer(state, &summary, &profile, &messages, &unanswered).await.map(|()| Handled::Done)
+}
+
+async fn answer(
+    state: &AppState,
+    summary: &ConversationSummary,
+    profile: &balas_domain::AiProfile,
+    messages: &[balas_domain::Message],
+    unanswered: &[&balas_domain::Message],
+) -> anyhow::Result<()> {
+    let (workspace, conversation) = (summary.workspace_id, summary.id);
+    if let Some(keyword) = unanswered.iter().find_map(|m| profile.keyword_in(&m.body)) {
+        let note = format!("The AI handed over: the customer wrote \"{keyword}\".");
+        return hand_over(state, summary, &note).await;
+    }
+    let Some(stored) = state.store.ai_settings(workspace).await? else { return Ok(()) };
+    let (used, _) = state.store.ai_usage(workspace, &month(), None).await?;
+    let cap = stored.settings.monthly_token_cap;
+    if cap > 0 && used >= cap {
+        let note = format!(
+            "The AI handed over: this month's token cap is reached ({used} of {cap} tokens). An admin can raise it \
+             on the AI agent page."
+        );
+        return hand_over(state, summary, &note).await;
+    }
+    typing(state, summary, true).await;
+    let result = converse(state, &stored, profile, chat_history(messages), &mut Tools::Conversation { summary }).await;
+    typing(state, summary, false).await;
+    if let Ok(turn) = &result
+        && turn.tokens > 0
+    {
+        state.store.add_ai_usage(workspace, conversation, &month(), turn.tokens).await?;
+    }
+    // An agent who stepped in while the model was thinking has the last word.
+    let Some(fresh) = state.store.conversation(workspace, conversation).await? else { return Ok(()) };
+    if fresh.ai_paused {
+        return Ok(());
+    }
+    match result {
+        Ok(turn) => match turn.outcome {
+            Outcome::Answer(text) => {
+                let outbound = Outbound {
+                    workspace_id: workspace,
+                    channel_id: summary.channel_id,
+                    to: &summary.contact_phone,
+                    text: &text,
+                    media: None,
+                    sender: SenderKind::Ai,
+                    sender_user: None,
+                };
+                queue_message(state, &outbound).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                Ok(())
+            }
+            Outcome::HandOver(reason) => {
+                hand_over(state, &fresh, &format!("The AI handed over: {}", reason.trim())).await
+            }
+        },
+        Err(failure) => {
+            tracing::warn!(%failure, %conversation, "ai: no answer; handing over");
+            hand_over(state, &fresh, &format!("The AI could not answer ({failure}), so it handed over.")).await
+        }
+    }
+}
+
+async fn typing(state: &AppState, summary: &ConversationSummary, on: bool) {
+    let command = Command::Typing { to: summary.contact_phone.clone(), typing: on };
+    crate::inbox::command(state, summary.channel_id, command).await;
+}
+
+/// Pending, unassigned, the AI paused, and a note saying why; every dashboard sees it at once.
+async fn hand_over(state: &AppState, summary: &ConversationSummary, note: &str) -> anyhow::Result<()> {
+    let note_id = format!("note-{}", new_wa_id());
+    let (message, conversation) = state.store.hand_over(summary.id, note, &note_id, now()).await?;
+    let events = [
+        LiveEvent::MessageNew { message: Box::new(message), conversation: Box::new(conversation.clone()) },
+        LiveEvent::ConversationUpdated { conversation: Box::new(conversation) },
+    ];
+    for event in events {
+        if let Err(error) = state.bus.publish_live(summary.workspace_id, &event).await {
+            tracing::warn!(%error, "ai: a handover was not announced live");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! Storage conformance for the AI agent, on SQLite and on PostgreSQL: the provider (its key kept
+//! unless replaced), profile versions, turning a channel's AI on, token use per month, the
+//! handover, and what pauses the AI in a conversation (an agent's reply, an assignment).
+
+use balas_domain::{
+    AiActive, AiProfile, ConversationStatus, Email, MessageText, PersonName, Role, SenderKind, UserId, WorkspaceId,
+    WorkspaceName,
+};
+use balas_storage::{NewInbound, NewMember, Store, StoreError};
+use balas_testkit::conformance;
+
+mod common;
+
+conformance!(providers_profiles_and_usage, handovers_and_what_pauses_the_ai);
+
+use common::{T0, channel, phone, reply, workspace};
+
+async fn workspace_and_admin(store: &Store) -> (WorkspaceId, UserId) {
+    let (email, name) = (Email::parse("a@example.com").unwrap(), PersonName::parse("Admin").unwrap());
+    let member = NewMember {
+        email: &email,
+        name: &name,
+        role: Role::Admin,
+        password_hash: Some("h"),
+        must_change_password: false,
+    };
+    store.create_workspace(&WorkspaceName::parse("Toko").unwrap(), &member, T0).await.unwrap()
+}
+
+async fn providers_profiles_and_usage(store: Store) {
+    let (ws, admin) = workspace_and_admin(&store).await;
+    let other = workspace(&store, "Other", "b@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+
+    // The provider: saved, then changed with the key kept.
+    assert!(store.ai_settings(ws).await.unwrap().is_none());
+    store.set_ai_settings(ws, "https://api.example.com/v1", Some("sk-abcd1234"), "m1", 0, T0).await.unwrap();
+    store.set_ai_settings(ws, "https://llm.example.com/v1", None, "m2", 5_000, T0).await.unwrap();
+    let saved = store.ai_settings(ws).await.unwrap().unwrap();
+    assert_eq!((saved.api_key.as_str(), saved.settings.key_hint.as_deref()), ("sk-abcd1234", Some("1234")));
+    assert_eq!((saved.settings.base_url.as_str(), saved.settings.model.as_str()), ("https://llm.example.com/v1", "m2"));
+    assert_eq!(saved.settings.monthly_token_cap, 5_000);
+    assert!(store.ai_settings(other).await.unwrap().is_none());
+
+    // A channel starts with the default profile, off, at version 0.
+    let fresh = store.ai_channel(ws, sales.id).await.unwrap().unwrap();
+    assert_eq!((fresh.enabled, fresh.version, fresh.profile.clone()), (false, 0, AiProfile::default()));
+    assert!(store.ai_channel(other, sales.id).await.unwrap().is_none(), "another workspace sees nothing");
+
+    // Versions: each save is one, newest first, with who and what.
+    let night = AiProfile { active: AiActive::OutsideHours { from_hour: 8, to_hour: 17 }, ..AiProfile::default() };
+    assert_eq!(store.save_ai_profile(ws, sales.id, &AiProfile::default(), "first", admin, T0).await.unwrap(), 1);
+    assert_eq!(store.save_ai_profile(ws, sales.id, &night, "active", admin, T0).await.unwrap(), 2);
+    let versions = store.ai_profile_versions(ws, sales.id, 10).await.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| (v.version, v.note.as_str())).collect::<Vec<_>>(),
+        [(2, "active"), (1, "first")]
+    );
+    assert_eq!((versions[0].profile.clone(), versions[0].changed_by.as_deref()), (night.clone(), Some("Admin")));
+    assert!(matches!(store.save_ai_profile(other, sales.id, &night, "x", admin, T0).await, Err(StoreError::NotFound)));
+    assert!(store.ai_profile_versions(other, sales.id, 10).await.unwrap().is_empty());
+
+    // On and off keep the profile; another workspace cannot.
+    store.set_ai_enabled(ws, sales.id, true, &AiProfile::default(), T0).await.unwrap();
+    let on = store.ai_channel(ws, sales.id).await.unwrap().unwrap();
+    assert_eq!((on.enabled, on.version, on.profile), (true, 2, night));
+    assert!(matches!(
+        store.set_ai_enabled(other, sales.id, false, &AiProfile::default(), T0).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(store.ai_channels(ws).await.unwrap().len(), 1);
+    assert!(store.ai_channels(other).await.unwrap().is_empty());
+
+    // Token use adds up per conversation and month.
+    let from = phone("+6281200000001");
+    let inbound = NewInbound { channel: &sales, wa_id: "W1", from: &from, push_name: None, text: "halo", media: None };
+    let (_, conversation) = store.store_inbound(&inbound, T0).await.unwrap().unwrap();
+    store.add_ai_usage(ws, conversation.id, "2026-11", 100).await.unwrap();
+    store.add_ai_usage(ws, conversation.id, "2026-11", 50).await.unwrap();
+    store.add_ai_usage(ws, conversation.id, "2026-10", 7).await.unwrap();
+    assert_eq!(store.ai_usage(ws, "2026-11", Some(conversation.id)).await.unwrap(), (150, 150));
+    assert_eq!(store.ai_usage(ws, "2026-10", None).await.unwrap(), (7, 0));
+    assert_eq!(store.ai_usage(other, "2026-11", None).await.unwrap(), (0, 0));
+}
+
+async fn handovers_and_what_pauses_the_ai(store: Store) {
+    let (ws, admin) = workspace_and_admin(&store).await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let from = phone("+6281200000001");
+    let inbound = NewInbound { channel: &sales, wa_id: "W1", from: &from, push_name: None, text: "halo", media: None };
+    let (_, conversation) = store.store_inbound(&inbound, T0).await.unwrap().unwrap();
+    assert!(!conversation.ai_paused);
+
+    // The AI's answer does not pause it; the handover does, with a note from the AI.
+    let text = MessageText::parse("Halo! Ada yang bisa dibantu?").unwrap();
+    let mut answer = reply(ws, sales.id, &from, &text, "A1");
+    answer.sender = SenderKind::Ai;
+    let (_, after_answer) = store.queue_message(&answer, T0).await.unwrap();
+    assert!(!after_answer.ai_paused);
+    let (note, handed) = store.hand_over(conversation.id, "The AI handed over: x", "note-1", T0).await.unwrap();
+    assert_eq!((note.note, note.sender, note.body.as_str()), (true, SenderKind::Ai, "The AI handed over: x"));
+    assert_eq!((handed.status, handed.assignee, handed.ai_paused), (ConversationStatus::Pending, None, true));
+    let recent = store.recent_messages(conversation.id, 10).await.unwrap();
+    assert_eq!(
+        recent.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["halo", text.as_str(), "The AI handed over: x"]
+    );
+    assert_eq!(store.recent_messages(conversation.id, 1).await.unwrap()[0].body, "The AI handed over: x");
+
+    // Handed back; an agent's reply pauses it again.
+    let back = store.set_ai_paused(ws, conversation.id, false).await.unwrap();
+    assert!(!back.ai_paused);
+    let other = workspace(&store, "Other", "b@example.com").await;
+    assert!(matches!(store.set_ai_paused(other, conversation.id, true).await, Err(StoreError::NotFound)));
+    let agent_text = MessageText::parse("Saya Rina").unwrap();
+    let (_, after_agent) = store.queue_message(&reply(ws, sales.id, &from, &agent_text, "A2"), T0).await.unwrap();
+    assert!(after_agent.ai_paused, "an agent's reply takes the conversation over");
+
+    // Assigning it to a member pauses it too; unassigning does not resume it.
+    store.set_ai_paused(ws, conversation.id, false).await.unwrap();
+    assert!(store.assign(ws, conversation.id, Some(admin)).await.unwrap().ai_paused);
+    store.set_ai_paused(ws, conversation.id, false).await.unwrap();
+    assert!(!store.assign(ws, conversation.id, None).await.unwrap().ai_paused);
+}
