@@ -18,6 +18,7 @@ use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
 use leptos_router::{SsrMode, path};
 
 use crate::i18n::*;
+use crate::pages::ai::AiAgentPage;
 use crate::pages::auth::{InvitePage, LoginPage, SetupPage};
 use crate::pages::broadcasts::{BroadcastPage, BroadcastsPage, NewBroadcastPage};
 use crate::pages::channels::ChannelsPage;
@@ -28,7 +29,7 @@ use crate::pages::settings::{
     AccountSettings, ApiKeys, Audit, CannedResponses, SendingRulesForm, SettingsLayout, StopKeywords, System, Team,
     Webhooks,
 };
-use crate::pages::shell::{AdminOnly, Shell, Soon, SoonPage};
+use crate::pages::shell::{AdminOnly, Shell};
 
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -85,7 +86,7 @@ pub fn App() -> impl IntoView {
                         <Route
                             path=path!("ai-agent")
                             ssr=SsrMode::Async
-                            view=|| view! { <AdminOnly><SoonPage page=Soon::AiAgent /></AdminOnly> }
+                            view=|| view! { <AdminOnly><AiAgentPage /></AdminOnly> }
                         />
                         <Route
                             path=path!("channels")

@@ -173,7 +173,7 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
     let supervisor = Supervisor::start(server, server_command, pid_file.clone())?;
     // A local fake WhatsApp server, and the WhatsApp worker built to trust it (a test build of the
     // shipped worker; built on its own so that its test-only feature reaches nothing shipped).
-    proc::run(project.cargo().args(["build", "-p", "balas-fakewa", "--bins"]))?;
+    proc::run(project.cargo().args(["build", "-p", "balas-fakewa", "-p", "balas-fakellm", "--bins"]))?;
     let (fakewa_port, fakewa_control) = (proc::free_port()?, proc::free_port()?);
     let mut fakewa = Guard::spawn(
         "balas-fakewa",
@@ -185,7 +185,16 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
     proc::wait_until("balas-fakewa", &mut fakewa, Duration::from_secs(30), || {
         std::net::TcpStream::connect(("127.0.0.1", fakewa_control)).is_ok()
     })?;
-    let mut workers = vec![fakewa];
+    // A local fake OpenAI-compatible provider for the AI agent's spec.
+    let fakellm_port = proc::free_port()?;
+    let mut fakellm = Guard::spawn(
+        "balas-fakellm",
+        Command::new(project.binary(Profile::Dev, "balas-fakellm")).arg(fakellm_port.to_string()).current_dir(&dir),
+    )?;
+    proc::wait_until("balas-fakellm", &mut fakellm, Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", fakellm_port)).is_ok()
+    })?;
+    let mut workers = vec![fakewa, fakellm];
     for bin in ["balas-e2e-wa-worker", "balas-ai-worker"] {
         let mut worker = Guard::spawn(
             bin,
@@ -199,8 +208,8 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
                 .env("RUST_LOG", "warn")
                 .current_dir(&dir),
         )?;
-        // The fake server is not a worker: it announces nothing.
-        let announced = workers.len();
+        // The fake servers are not workers: they announce nothing.
+        let announced = workers.len() - 1;
         proc::wait_until(bin, &mut worker, Duration::from_secs(30), || {
             services::redis_reply(redis_port, "HLEN e2e:workers").as_deref() == Some(&format!(":{announced}"))
         })?;
@@ -216,6 +225,7 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
             .env("BALAS_E2E_URL", format!("http://127.0.0.1:{port}"))
             .env("BALAS_E2E_SERVER_PID_FILE", &pid_file)
             .env("BALAS_E2E_FAKEWA", format!("http://127.0.0.1:{fakewa_control}"))
+            .env("BALAS_E2E_FAKELLM", format!("http://127.0.0.1:{fakellm_port}/v1"))
             .env("PLAYWRIGHT_JSON_OUTPUT_FILE", &report),
     )?
     .wait()?;

@@ -24,7 +24,8 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::api::{
     assign, label_conversation, list_agents, list_canned, list_channels, list_labels, load_inbox, mark_read,
-    older_messages, open_conversation, reply, retry_message, sandbox_enabled, set_status, unread_total,
+    older_messages, open_conversation, reply, retry_message, sandbox_enabled, set_conversation_ai, set_status,
+    unread_total,
 };
 use crate::i18n::*;
 use crate::live::{Notice, now_ms, on_live, send_frame};
@@ -788,7 +789,8 @@ fn ChatHeader(
         Ok(updated) => {
             problem.set(None);
             inbox.apply(&updated, None);
-            if updated.labels != current.with_untracked(|c| c.as_ref().map(|c| c.labels.clone()).unwrap_or_default()) {
+            let shown = current.with_untracked(|c| c.as_ref().map(|c| (c.labels.clone(), c.ai_paused)));
+            if shown != Some((updated.labels.clone(), updated.ai_paused)) {
                 current.set(Some(updated));
             }
         }
@@ -848,6 +850,21 @@ fn ChatHeader(
                         {t!(i18n, inbox.assign_me)}
                     </button>
                 })}
+                {
+                    let paused = conversation.ai_paused;
+                    view! {
+                        <button
+                            type="button"
+                            class="button-small"
+                            data-testid="ai-toggle"
+                            data-paused=paused.to_string()
+                            title=move || if paused { t_string!(i18n, inbox.ai_paused_hint).to_string() } else { t_string!(i18n, inbox.ai_active_hint).to_string() }
+                            on:click=move |_| spawn_local(async move { report(set_conversation_ai(id.0, !paused).await) })
+                        >
+                            {move || if paused { t_string!(i18n, inbox.ai_resume).to_string() } else { t_string!(i18n, inbox.ai_pause).to_string() }}
+                        </button>
+                    }
+                }
                 <button
                     type="button"
                     class="button-small contact-toggle"
@@ -942,7 +959,10 @@ fn Bubble(message: Message, inbox: Inbox, conversation: RwSignal<Option<Conversa
             data-status=message.status.as_str()
             data-note=message.note.to_string()
         >
-            <div class="bubble-sender small">{sender}</div>
+            <div class="bubble-sender small">
+                {(message.sender == SenderKind::Ai).then(|| view! { <span class="badge badge-ai" data-testid="ai-badge">"AI"</span> " " })}
+                {sender}
+            </div>
             {message.media.clone().map(|media| {
                 let url = format!("/media/{}/{}", message.workspace_id.0, media.name);
                 view! { <MediaView media url /> }

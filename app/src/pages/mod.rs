@@ -1,3 +1,4 @@
+pub mod ai;
 pub mod attributes;
 pub mod auth;
 pub mod broadcasts;

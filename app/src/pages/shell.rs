@@ -137,26 +137,3 @@ pub fn Forbidden() -> impl IntoView {
         </section>
     }
 }
-
-/// What a page not built yet shows: plainly that it is not there.
-#[derive(Clone, Copy)]
-pub enum Soon {
-    AiAgent,
-}
-
-#[component]
-pub fn SoonPage(page: Soon) -> impl IntoView {
-    let i18n = use_i18n();
-    let title = move || match page {
-        Soon::AiAgent => t_string!(i18n, nav.ai_agent).to_string(),
-    };
-    let body = move || match page {
-        Soon::AiAgent => t_string!(i18n, soon.ai_agent).to_string(),
-    };
-    view! {
-        <section class="page">
-            <h1>{title} <span class="badge">{t!(i18n, soon.badge)}</span></h1>
-            <p class="empty-state">{body}</p>
-        </section>
-    }
-}
