@@ -15,7 +15,7 @@ use crate::setup::{Bench, log_in};
 use crate::{Args, report, run_peer};
 
 /// A process's resident memory now, in MB.
-fn rss_mb(pid: Option<u32>) -> Option<f64> {
+pub fn rss_mb(pid: Option<u32>) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

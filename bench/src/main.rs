@@ -25,6 +25,7 @@
 //!
 //! Figures print as a table; with `--json` the last line is one JSON object.
 
+mod ai;
 mod broadcast;
 mod contacts;
 mod inbox;
@@ -121,8 +122,9 @@ async fn main() -> Result<()> {
         "sessions" => sessions::run(&args).await,
         "contacts" => contacts::run(&args).await,
         "broadcast" => broadcast::run(&args).await,
+        "ai" => ai::run(&args).await,
         other => bail!(
-            "no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox, sessions, contacts or broadcast"
+            "no benchmark named {other:?}; choose pipeline, queue, ratelimit, inbox, sessions, contacts, broadcast or ai"
         ),
     }
 }

@@ -112,40 +112,43 @@ async fn run_clients(
     Ok(results)
 }
 
-pub async fn run(args: &Args) -> Result<()> {
-    let clients = args.number("--clients", 1000)? as usize;
-    let rate = args.number("--rate", 200)?;
-    let seconds = args.number("--seconds", 10)?;
-    let customers = args.number("--customers", 200)? as usize;
+/// What [`measure`] found: per message that reached every client, when the last one got it
+/// (ms, sorted); and every single delivery's latency (ms, sorted).
+pub type Latencies = (Vec<f64>, Vec<f64>);
+
+/// `clients` dashboards subscribe as the admin (cookie) on the server at `base`, then `customers`
+/// send `rate` messages a second for `seconds` to the channel `to`; returns the latencies.
+#[allow(clippy::too_many_arguments)]
+pub async fn measure(
+    bench: &Bench,
+    base: &str,
+    cookie: &str,
+    to: &PhoneNumber,
+    clients: usize,
+    rate: u64,
+    seconds: u64,
+    customers: usize,
+) -> Result<Latencies> {
     let total = (rate * seconds) as usize;
-
-    let bench = Bench::start().await?;
-    let channel = bench.channel(1, 5).await?;
-    // The server and the worker run as processes of their own, as Socket.io's server does below.
-    let balas = bench.start_processes(&[&channel]).await?;
-    let base = balas.base.clone();
-    let cookie = log_in(&base).await?;
-
     // The clients run on one thread of their own, as the Socket.io peer's clients share one Node
     // event loop: the server keeps the rest of the machine.
     println!("opening {clients} WebSockets…");
     let url = format!("{}/ws", base.replace("http://", "ws://"));
     let (ready_tx, ready) = tokio::sync::oneshot::channel();
     let listen_for = Duration::from_secs(seconds + 30);
+    let cookie = cookie.to_owned();
     let client_thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(run_clients(url, cookie, clients, total, listen_for, ready_tx))
     });
     ready.await.context("the client thread stopped")??;
-    println!("{} customers send {rate} messages/s for {seconds} s…", customers);
+    println!("{customers} customers send {rate} messages/s for {seconds} s…");
     let phones: Vec<PhoneNumber> =
         (0..customers).map(|i| PhoneNumber::parse(&format!("+62813{i:07}"))).collect::<Result<_, _>>()?;
-    send_load(&bench, &channel.phone, &phones, rate, total).await?;
+    send_load(bench, to, &phones, rate, total).await?;
     let results = tokio::task::spawn_blocking(move || client_thread.join())
         .await?
         .map_err(|_| anyhow::anyhow!("the client thread panicked"))??;
-    balas.stop().await;
-
     // Per message: how many clients had it, and when the last of them got it.
     let mut reached = vec![0usize; total];
     let mut slowest = vec![0u32; total];
@@ -164,6 +167,26 @@ pub async fn run(args: &Args) -> Result<()> {
         (0..total).filter(|&i| reached[i] == clients).map(|i| f64::from(slowest[i]) / 1000.0).collect();
     everyone.sort_by(f64::total_cmp);
     deliveries.sort_by(f64::total_cmp);
+    Ok((everyone, deliveries))
+}
+
+pub async fn run(args: &Args) -> Result<()> {
+    let clients = args.number("--clients", 1000)? as usize;
+    let rate = args.number("--rate", 200)?;
+    let seconds = args.number("--seconds", 10)?;
+    let customers = args.number("--customers", 200)? as usize;
+    let total = (rate * seconds) as usize;
+
+    let bench = Bench::start().await?;
+    let channel = bench.channel(1, 5).await?;
+    // The server and the worker run as processes of their own, as Socket.io's server does below.
+    let balas = bench.start_processes(&[&channel]).await?;
+    let base = balas.base.clone();
+    let cookie = log_in(&base).await?;
+
+    let (everyone, deliveries) =
+        measure(&bench, &base, &cookie, &channel.phone, clients, rate, seconds, customers).await?;
+    balas.stop().await;
     let complete = everyone.len();
 
     println!("running the Socket.io peer with the same load…");

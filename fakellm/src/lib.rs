@@ -32,6 +32,7 @@ struct Knobs {
     requests: Vec<Value>,
     authorizations: Vec<String>,
     served: u64,
+    in_flight: u64,
 }
 
 /// A running fake provider.
@@ -76,6 +77,11 @@ impl FakeLlm {
         self.knobs.lock().unwrap().authorizations.clone()
     }
 
+    /// How many requests it is answering now (waiting out the delay).
+    pub fn in_flight(&self) -> u64 {
+        self.knobs.lock().unwrap().in_flight
+    }
+
     /// How many answers (not failures) it gave.
     pub fn served(&self) -> u64 {
         self.knobs.lock().unwrap().served
@@ -108,11 +114,13 @@ async fn complete(State(knobs): State<Arc<Mutex<Knobs>>>, headers: HeaderMap, Js
         if fail {
             k.fail_next -= 1;
         }
+        k.in_flight += 1;
         (k.delay_ms, fail)
     };
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    knobs.lock().unwrap().in_flight -= 1;
     if fail {
         let error =
             json!({ "error": { "message": "the fake provider is down", "type": "server_error", "code": null } });

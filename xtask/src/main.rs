@@ -49,7 +49,7 @@ fn run() -> Result<()> {
 }
 
 /// Benchmarks: the names `balas-bench` knows (see `bench/src/main.rs` for each one's options).
-const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox", "sessions", "contacts", "broadcast"];
+const BENCHES: &[&str] = &["pipeline", "queue", "ratelimit", "inbox", "sessions", "contacts", "broadcast", "ai"];
 
 /// Builds the benchmarks in release mode, starts a Redis of their own (no persistence, as in
 /// `../shared/BASELINES.md`), installs the Node peers, and runs `balas-bench NAME ARGS…`.
