@@ -207,8 +207,9 @@ pub async fn try_profile(
             },
             tool_calls: turn.calls,
             tokens: turn.tokens,
+            error: None,
         }),
-        Err(failure) => Err(AppError::Transport { message: failure.to_string() }),
+        Err(failure) => Ok(AiTrial { answer: None, tool_calls: vec![], tokens: 0, error: Some(failure.to_string()) }),
     }
 }
 

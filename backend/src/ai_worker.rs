@@ -168,58 +168,14 @@ async fn read_events(
     state: AppState,
     consumer: String,
     batches: mpsc::Sender<(Vec<LiveEnvelope>, Vec<String>)>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut pending = true;
-    let mut last_claim = Instant::now() - Duration::from_millis(CLAIM_STALE_MS);
-    while !*stop.borrow() {
-        let bus = match state.bus.dedicated().await {
-            Ok(bus) => bus,
-            Err(error) => {
-                tracing::warn!(%error, "ai: cannot connect to Redis; retrying");
-                tokio::select! { _ = stop.changed() => return, () = tokio::time::sleep(Duration::from_secs(1)) => {} }
-                continue;
-            }
-        };
-        if let Err(error) = bus.ensure_live_group(GROUP).await {
-            tracing::warn!(%error, "ai: cannot make the consumer group; retrying");
-            tokio::select! { _ = stop.changed() => return, () = tokio::time::sleep(Duration::from_secs(1)) => {} }
-            continue;
-        }
-        while !*stop.borrow() {
-            let read = async {
-                if last_claim.elapsed() >= Duration::from_millis(CLAIM_STALE_MS / 4) {
-                    last_claim = Instant::now();
-                    let claimed = bus.claim_stale_live(GROUP, &consumer, CLAIM_STALE_MS, 100).await?;
-                    if !claimed.1.is_empty() {
-                        tracing::info!(count = claimed.1.len(), "ai: took over events a stopped worker left");
-                        return Ok(claimed);
-                    }
-                }
-                bus.read_live_group(GROUP, &consumer, 100, pending).await
-            };
-            let read = tokio::select! {
-                _ = stop.changed() => return,
-                read = read => read,
-            };
-            match read {
-                Ok((events, ids)) => {
-                    if pending && ids.is_empty() {
-                        pending = false;
-                        continue;
-                    }
-                    if batches.send((events, ids)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "ai: lost the live events; reconnecting");
-                    pending = true;
-                    break;
-                }
-            }
-        }
-    }
+    crate::live_group::read(&state, GROUP, &consumer, CLAIM_STALE_MS, stop, |events, ids| {
+        let batches = batches.clone();
+        // The scheduler acknowledges; a scheduler that stopped means this worker is stopping.
+        async move { batches.send((events, ids)).await.is_ok() }
+    })
+    .await;
 }
 
 /// One conversation's turn, under its lease.

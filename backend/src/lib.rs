@@ -11,6 +11,7 @@ pub mod contacts_io;
 pub mod crm;
 pub mod inbox;
 pub mod ingest;
+mod live_group;
 pub mod media;
 pub mod messaging;
 pub mod sandbox;

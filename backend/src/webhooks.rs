@@ -7,7 +7,7 @@
 //! A delivery that is not answered with a 2xx is tried again with backoff (1 s, 2 s, 4 s … up to an
 //! hour, 8 attempts), and every attempt's answer is logged for the admins, who can replay it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use balas_domain::{
     AppError, AuditAction, CreatedWebhook, DeliveryState, LiveEnvelope, LiveEvent, Timestamp, Webhook, WebhookDelivery,
@@ -152,63 +152,20 @@ pub async fn run(state: AppState, consumer: String, stop: watch::Receiver<bool>)
     let _ = reader.await;
 }
 
-async fn read_events(state: AppState, consumer: String, mut stop: watch::Receiver<bool>) {
-    let mut pending = true;
-    let mut last_claim = Instant::now() - Duration::from_millis(CLAIM_STALE_MS);
-    while !*stop.borrow() {
-        let bus = match state.bus.dedicated().await {
-            Ok(bus) => bus,
-            Err(error) => {
-                tracing::warn!(%error, "webhooks: cannot connect to Redis; retrying");
-                tokio::select! { _ = stop.changed() => return, () = tokio::time::sleep(Duration::from_secs(1)) => {} }
-                continue;
+async fn read_events(state: AppState, consumer: String, stop: watch::Receiver<bool>) {
+    crate::live_group::read(&state, GROUP, &consumer, CLAIM_STALE_MS, stop, |events, ids| {
+        let state = state.clone();
+        async move {
+            // Acknowledged only once queued (at least once; the event id keeps it once).
+            if let Err(error) = queue(&state, &events).await {
+                tracing::warn!(%error, "webhooks: could not queue deliveries; trying again");
+                return false;
             }
-        };
-        if let Err(error) = bus.ensure_live_group(GROUP).await {
-            tracing::warn!(%error, "webhooks: cannot make the consumer group; retrying");
-            tokio::select! { _ = stop.changed() => return, () = tokio::time::sleep(Duration::from_secs(1)) => {} }
-            continue;
+            let _ = state.bus.ack_live(GROUP, &ids).await;
+            true
         }
-        while !*stop.borrow() {
-            let read = async {
-                // Events a stopped instance read and never queued are taken over.
-                if last_claim.elapsed() >= Duration::from_millis(CLAIM_STALE_MS / 2) {
-                    last_claim = Instant::now();
-                    let claimed = bus.claim_stale_live(GROUP, &consumer, CLAIM_STALE_MS, 100).await?;
-                    if !claimed.1.is_empty() {
-                        tracing::info!(count = claimed.1.len(), "webhooks: took over events a stopped instance left");
-                        return Ok(claimed);
-                    }
-                }
-                bus.read_live_group(GROUP, &consumer, 100, pending).await
-            };
-            let read = tokio::select! {
-                _ = stop.changed() => return,
-                read = read => read,
-            };
-            match read {
-                Ok((events, ids)) => {
-                    if pending && ids.is_empty() {
-                        pending = false;
-                        continue;
-                    }
-                    // Acknowledged only once queued (at least once; the event id keeps it once).
-                    if let Err(error) = queue(&state, &events).await {
-                        tracing::warn!(%error, "webhooks: could not queue deliveries; trying again");
-                        pending = true;
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                    let _ = bus.ack_live(GROUP, &ids).await;
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "webhooks: lost the live events; reconnecting");
-                    pending = true;
-                    break;
-                }
-            }
-        }
-    }
+    })
+    .await;
 }
 
 async fn deliver(state: AppState, mut stop: watch::Receiver<bool>) {

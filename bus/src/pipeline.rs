@@ -146,17 +146,7 @@ impl Bus {
         min_idle_ms: u64,
         count: usize,
     ) -> BusResult<Vec<WaDelivery>> {
-        let mut conn = self.conn.clone();
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(self.keys.wa_events())
-            .arg(group)
-            .arg(consumer)
-            .arg(min_idle_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await?;
+        let reply = self.autoclaim(&self.keys.wa_events(), group, consumer, min_idle_ms, count).await?;
         Ok(reply.claimed.iter().map(wa_delivery).collect())
     }
 
@@ -255,9 +245,23 @@ impl Bus {
         min_idle_ms: u64,
         count: usize,
     ) -> BusResult<(Vec<LiveEnvelope>, Vec<String>)> {
+        let reply = self.autoclaim(&self.keys.live_events(), group, consumer, min_idle_ms, count).await?;
+        Ok(live_entries(&reply.claimed))
+    }
+
+    /// `XAUTOCLAIM` on `stream`: up to `count` entries of `group` idle for `min_idle_ms`, now
+    /// `consumer`'s.
+    async fn autoclaim(
+        &self,
+        stream: &str,
+        group: &str,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> BusResult<StreamAutoClaimReply> {
         let mut conn = self.conn.clone();
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(self.keys.live_events())
+        Ok(redis::cmd("XAUTOCLAIM")
+            .arg(stream)
             .arg(group)
             .arg(consumer)
             .arg(min_idle_ms)
@@ -265,8 +269,7 @@ impl Bus {
             .arg("COUNT")
             .arg(count)
             .query_async(&mut conn)
-            .await?;
-        Ok(live_entries(&reply.claimed))
+            .await?)
     }
 
     /// Whether `group` was given every live event up to `id` and acknowledged all it was given

@@ -278,6 +278,9 @@ pub struct AiTrial {
     pub answer: Option<String>,
     pub tool_calls: Vec<AiToolCall>,
     pub tokens: i64,
+    /// Why there is no answer, when the provider failed (the conversation would be handed over).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A tool the model called, with its arguments (JSON) and what Balas did.

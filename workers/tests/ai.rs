@@ -328,6 +328,12 @@ async fn admins_edit_version_revert_and_try_prompts() {
         h.call_json(&admin, "try_ai_profile", &json!({ "profile": profile, "text": "label me vip" })).await;
     assert_eq!(trial["tool_calls"][0]["name"], json!("add_label"));
     assert!(trial["tool_calls"][0]["result"].as_str().unwrap().contains("not carried out"), "{trial}");
+    // A provider that fails says so in the playground.
+    llm.fail_next(1_000);
+    let (status, trial) = h.call_json(&admin, "try_ai_profile", &json!({ "profile": profile, "text": "Halo" })).await;
+    assert_eq!((status, &trial["answer"]), (StatusCode::OK, &Value::Null), "{trial}");
+    assert!(trial["error"].as_str().unwrap().starts_with("the AI provider failed"), "{trial}");
+    llm.fail_next(0);
     let (_, channels) = h.call(&admin, "ai_channels", &[]).await;
     assert_eq!(channels[0]["profile"]["prompt"], json!("You are Toko's helper."), "the playground saves nothing");
 

@@ -363,9 +363,11 @@ fn ProfileEditor(
                 {move || match trial.get() {
                     Some(Ok(result)) => Some(view! {
                         <div class="trial" data-testid="ai-trial">
+                            {result.error.clone().map(|error| view! { <p class="banner banner-error" role="alert" data-testid="ai-trial-error">{error}</p> })}
                             {match result.answer {
                                 Some(answer) => view! { <div class="bubble outbound"><div class="bubble-sender small"><span class="badge badge-ai">"AI"</span></div><div class="bubble-body" data-testid="ai-trial-answer">{answer}</div></div> }.into_any(),
-                                None => view! { <p class="notice" data-testid="ai-trial-handover">{t!(i18n, ai.would_hand_over)}</p> }.into_any(),
+                                None if result.error.is_none() => view! { <p class="notice" data-testid="ai-trial-handover">{t!(i18n, ai.would_hand_over)}</p> }.into_any(),
+                                None => ().into_any(),
                             }}
                             {(!result.tool_calls.is_empty()).then(|| view! {
                                 <h3>{t!(i18n, ai.tool_calls)}</h3>
