@@ -24,7 +24,16 @@ pub async fn run(args: &Args) -> Result<()> {
     // Questions a second that keep `in_flight` calls going at `model_ms` each.
     let ai_rate = (in_flight * 1000).div_ceil(model_ms.max(1));
 
-    let bench = Bench::start().await?;
+    // `--postgres`: on the throwaway PostgreSQL `cargo xtask bench ai` starts, instead of SQLite.
+    let database = if args.flag("--postgres") {
+        let url = std::env::var("BALAS_BENCH_POSTGRES_URL").unwrap_or_default();
+        anyhow::ensure!(!url.is_empty(), "BALAS_BENCH_POSTGRES_URL is not set: run `cargo xtask bench ai --postgres`");
+        Some(url)
+    } else {
+        None
+    };
+    let on_postgres = database.is_some();
+    let bench = Bench::start_on(database).await?;
     let pipeline = bench.channel(1, 5).await?;
     // The AI's answers go out through the WhatsApp worker too: two numbers at their highest rate.
     let ai_channels = [bench.channel(2, 80).await?, bench.channel(3, 80).await?];
@@ -117,6 +126,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let total = (rate * seconds) as usize;
     let figures = vec![
         ("benchmark", json!("ai")),
+        ("database", json!(if on_postgres { "postgres" } else { "sqlite" })),
         ("clients", json!(clients)),
         ("pipeline_rate_per_s", json!(rate)),
         ("seconds", json!(seconds)),

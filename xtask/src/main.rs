@@ -73,8 +73,9 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
         tools::ensure_e2e_packages(&project)?;
         site::build_site(&project, site::Profile::Release)?;
     }
-    // The contacts benchmark measures PostgreSQL too, on a throwaway cluster of its own.
-    let postgres = if name == "contacts" {
+    // The contacts benchmark measures PostgreSQL too (and `ai --postgres` runs on it), on a
+    // throwaway cluster of its own.
+    let postgres = if name == "contacts" || (name == "ai" && rest.iter().any(|a| a == "--postgres")) {
         let bin = tools::ensure_postgres()?;
         Some(services::postgres(&bin, &tmp.0.join("postgres"), proc::free_port()?)?)
     } else {
