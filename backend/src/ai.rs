@@ -269,19 +269,17 @@ fn tool_definitions() -> Value {
     ])
 }
 
-/// A client for the workspace's provider: this call's timeout; 429 and 5xx answers are retried
-/// with backoff for up to `ai_retry_ms`.
+/// A client for the workspace's provider on the shared HTTP client (with the call timeout); 429
+/// and 5xx answers are retried with backoff for up to `ai_retry_ms`.
 fn client(state: &AppState, stored: &StoredAiSettings) -> Client<OpenAIConfig> {
     let config = OpenAIConfig::new().with_api_base(&stored.settings.base_url).with_api_key(&stored.api_key);
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(state.settings.ai_timeout_ms))
-        .build()
-        .unwrap_or_default();
     let backoff = backoff::ExponentialBackoffBuilder::new()
         .with_initial_interval(Duration::from_millis(200))
         .with_max_elapsed_time(Some(Duration::from_millis(state.settings.ai_retry_ms)))
         .build();
-    Client::with_config(config).with_http_client(http).with_backoff(backoff)
+    // Not `with_config`: it builds an HTTP client of its own first (reading every root
+    // certificate), which cost more CPU than the rest of a turn.
+    Client::build(state.ai_http.clone(), config, backoff)
 }
 
 /// One turn: `history` (chat messages, oldest first) answered with `profile`, its tools carried

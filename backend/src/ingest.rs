@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use balas_bus::{Bus, LEASE_RENEW_EVERY_MS, Lease, LeaseSubject, WaDelivery};
-use balas_domain::{Channel, ChannelId, LiveEvent, WaEnvelope, WaEvent};
-use balas_storage::{Conflict, MessageKey, NewInbound, StatusChange, Store, StoreError};
+use balas_domain::{Channel, ChannelId, LiveEvent, MessageStatus, WaEnvelope, WaEvent};
+use balas_storage::{Conflict, Ingested, IngestedOutcome, MessageKey, NewInbound, StatusChange, Store, StoreError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -187,35 +187,130 @@ impl Ingest {
     }
 
     /// Handles events in order, acknowledging each handled one; stops at the first that cannot be
-    /// stored (leaving it and the rest unacknowledged).
+    /// stored (leaving it and the rest unacknowledged). Runs of customer messages and statuses
+    /// (nearly everything under load) are stored in one transaction and announced in one round
+    /// trip; a run that fails is handled again one event at a time, so that an event the database
+    /// refuses is found and, after [`GIVE_UP_AFTER`] tries, dropped.
     pub async fn handle_batch(&mut self, deliveries: &[WaDelivery]) -> Result<(), IngestError> {
         let mut done = Vec::with_capacity(deliveries.len());
         let mut outcome = Ok(());
-        for delivery in deliveries {
-            match &delivery.event {
-                Ok(envelope) => match self.handle(envelope).await {
+        let mut rest = deliveries;
+        'events: while !rest.is_empty() {
+            let run = rest.iter().take_while(|d| d.event.as_ref().is_ok_and(|e| batches(&e.event))).count();
+            if run > 1 {
+                let envelopes: Vec<&WaEnvelope> = rest[..run].iter().filter_map(|d| d.event.as_ref().ok()).collect();
+                match self.handle_together(&envelopes).await {
                     Ok(()) => {
-                        self.failures.remove(&delivery.id);
-                    }
-                    Err(error) => {
-                        let failures = self.failures.entry(delivery.id.clone()).or_default();
-                        *failures += 1;
-                        if !error.is_refusal() || *failures < GIVE_UP_AFTER {
-                            outcome = Err(error);
-                            break;
+                        for delivery in &rest[..run] {
+                            self.failures.remove(&delivery.id);
+                            done.push(delivery.id.clone());
                         }
-                        tracing::error!(id = %delivery.id, %error, ?envelope, "ingest: dropping an event that failed {GIVE_UP_AFTER} times");
-                        self.failures.remove(&delivery.id);
+                        rest = &rest[run..];
+                        continue;
                     }
-                },
-                Err(problem) => {
-                    tracing::error!(id = %delivery.id, %problem, "ingest: dropping an event that does not parse")
+                    Err(error) => tracing::warn!(%error, "ingest: storing {run} events together failed; one by one now"),
                 }
             }
-            done.push(delivery.id.clone());
+            let (one_by_one, after) = rest.split_at(run.max(1));
+            for delivery in one_by_one {
+                if let Err(error) = self.handle_one(delivery).await {
+                    outcome = Err(error);
+                    break 'events;
+                }
+                done.push(delivery.id.clone());
+            }
+            rest = after;
         }
         self.bus.ack_wa_events(INGEST_GROUP, &done).await?;
         outcome
+    }
+
+    /// One event; an error means stop here (it is neither handled nor given up on).
+    async fn handle_one(&mut self, delivery: &WaDelivery) -> Result<(), IngestError> {
+        let envelope = match &delivery.event {
+            Ok(envelope) => envelope,
+            Err(problem) => {
+                tracing::error!(id = %delivery.id, %problem, "ingest: dropping an event that does not parse");
+                return Ok(());
+            }
+        };
+        match self.handle(envelope).await {
+            Ok(()) => {
+                self.failures.remove(&delivery.id);
+                Ok(())
+            }
+            Err(error) => {
+                let failures = self.failures.entry(delivery.id.clone()).or_default();
+                *failures += 1;
+                if !error.is_refusal() || *failures < GIVE_UP_AFTER {
+                    return Err(error);
+                }
+                tracing::error!(id = %delivery.id, %error, ?envelope, "ingest: dropping an event that failed {GIVE_UP_AFTER} times");
+                self.failures.remove(&delivery.id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Customer messages and statuses (events that [`batches`]) stored in one transaction, then
+    /// announced in one round trip, then the stop keywords among the messages acted on.
+    async fn handle_together(&mut self, run: &[&WaEnvelope]) -> Result<(), IngestError> {
+        let mut channels = Vec::with_capacity(run.len());
+        for &envelope in run {
+            match self.channel(envelope.channel_id).await? {
+                Some(channel) => channels.push((channel, envelope)),
+                None => tracing::warn!(channel = %envelope.channel_id, "ingest: event for a channel that no longer exists"),
+            }
+        }
+        let reasons: Vec<Option<String>> = channels
+            .iter()
+            .map(|(_, e)| match &e.event {
+                WaEvent::SendFailed { failure, .. } => Some(failure.to_string()),
+                _ => None,
+            })
+            .collect();
+        let mut items = Vec::with_capacity(channels.len());
+        for ((channel, envelope), reason) in channels.iter().zip(&reasons) {
+            let (status, key) = match &envelope.event {
+                WaEvent::Message { wa_id, from, push_name, text, media, .. } => {
+                    let push_name = push_name.as_deref();
+                    items.push(Ingested::Inbound(NewInbound {
+                        channel,
+                        wa_id,
+                        from,
+                        push_name,
+                        text,
+                        media: media.as_ref(),
+                    }));
+                    continue;
+                }
+                WaEvent::Receipt { wa_id, receipt } => (receipt.status(), MessageKey::WaId(channel.id, wa_id)),
+                WaEvent::Sent { wa_id, .. } => (MessageStatus::Sent, MessageKey::WaId(channel.id, wa_id)),
+                WaEvent::SendFailed { message_id, .. } => (MessageStatus::Failed, MessageKey::Id(*message_id)),
+                _ => unreachable!("only events that batch are stored together"),
+            };
+            items.push(Ingested::Status { key, status, error: reason.as_deref() });
+        }
+        let outcomes = self.store.store_ingested(&items, now()).await?;
+        let mut events = Vec::with_capacity(outcomes.len());
+        let mut keywords = Vec::new();
+        for ((outcome, item), (channel, _)) in outcomes.into_iter().zip(&items).zip(&channels) {
+            match (outcome, item) {
+                (IngestedOutcome::Inbound(Some((message, conversation))), Ingested::Inbound(inbound)) => {
+                    keywords.push((message.clone(), inbound.from.clone()));
+                    let event = LiveEvent::MessageNew { message, conversation };
+                    events.push((channel.workspace_id, event));
+                }
+                (IngestedOutcome::Status(Some(change)), _) => events.push((channel.workspace_id, status_event(change))),
+                _ => {}
+            }
+        }
+        self.bus.publish_live_many(&events).await?;
+        // Also for a redelivered message: the change (and its confirmation) happens once.
+        for (message, from) in keywords {
+            crate::crm::customer_keyword(&self.state, &message, &from).await;
+        }
+        Ok(())
     }
 
     /// Reads a channel that changed (forgetting the cached copy) and announces it whole.
@@ -237,45 +332,15 @@ impl Ingest {
 
     /// Stores one event and announces what changed.
     pub async fn handle(&mut self, envelope: &WaEnvelope) -> Result<(), IngestError> {
+        if batches(&envelope.event) {
+            return self.handle_together(&[envelope]).await;
+        }
         let Some(channel) = self.channel(envelope.channel_id).await? else {
             tracing::warn!(channel = %envelope.channel_id, "ingest: event for a channel that no longer exists");
             return Ok(());
         };
         let workspace = channel.workspace_id;
-        let at = now();
-        // A customer's message that may be a stop keyword, acted on once it is announced.
-        let mut keyword = None;
         let live = match &envelope.event {
-            WaEvent::Message { wa_id, from, push_name, text, media, .. } => {
-                let push_name = push_name.as_deref();
-                let inbound = NewInbound { channel: &channel, wa_id, from, push_name, text, media: media.as_ref() };
-                // Stored before (a redelivery) means announced before, unless the consumer died in
-                // between: announce it again; dashboards keep a message once by its id.
-                let stored = match self.store.store_inbound(&inbound, at).await? {
-                    Some(stored) => Some(stored),
-                    None => self.store.message_by_wa_id(channel.id, wa_id).await?,
-                };
-                stored.map(|(message, conversation)| {
-                    keyword = Some((message.clone(), from.clone()));
-                    LiveEvent::MessageNew { message: Box::new(message), conversation: Box::new(conversation) }
-                })
-            }
-            WaEvent::Receipt { wa_id, receipt } => {
-                let key = MessageKey::WaId(channel.id, wa_id);
-                self.store.advance_message(key, receipt.status(), None, at).await?.map(status_event)
-            }
-            WaEvent::Sent { wa_id, .. } => {
-                let key = MessageKey::WaId(channel.id, wa_id);
-                self.store.advance_message(key, balas_domain::MessageStatus::Sent, None, at).await?.map(status_event)
-            }
-            WaEvent::SendFailed { message_id, failure } => {
-                let reason = failure.to_string();
-                let key = MessageKey::Id(*message_id);
-                self.store
-                    .advance_message(key, balas_domain::MessageStatus::Failed, Some(&reason), at)
-                    .await?
-                    .map(status_event)
-            }
             WaEvent::Typing { from, typing } => self
                 .store
                 .conversation_with(channel.id, from)
@@ -303,16 +368,21 @@ impl Ingest {
                     detail: detail.clone(),
                 })
             }
+            WaEvent::Message { .. } | WaEvent::Receipt { .. } | WaEvent::Sent { .. } | WaEvent::SendFailed { .. } => {
+                unreachable!("stored by handle_together")
+            }
         };
         if let Some(event) = live {
             self.bus.publish_live(workspace, &event).await?;
         }
-        // Also for a redelivered message: the change (and its confirmation) happens once.
-        if let Some((message, from)) = keyword {
-            crate::crm::customer_keyword(&self.state, &message, &from).await;
-        }
         Ok(())
     }
+}
+
+/// Whether an event is stored with others in one transaction ([`Ingest::handle_together`]): customer
+/// messages and outbound messages' progress, which are nearly all events under load.
+fn batches(event: &WaEvent) -> bool {
+    matches!(event, WaEvent::Message { .. } | WaEvent::Receipt { .. } | WaEvent::Sent { .. } | WaEvent::SendFailed { .. })
 }
 
 pub(crate) fn status_event(change: StatusChange) -> LiveEvent {

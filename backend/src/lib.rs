@@ -36,6 +36,9 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Where the files of messages are.
     pub media: media::MediaStore,
+    /// The AI provider's HTTP client, shared by every call (its connections and TLS set-up are
+    /// reused), with the call timeout `ai_timeout_ms`.
+    pub ai_http: reqwest::Client,
 }
 
 impl AppState {
@@ -48,7 +51,11 @@ impl AppState {
             .await
             .map_err(StartError::Redis)?;
         let media = media::MediaStore::new(&settings.media_dir);
-        Ok(Self { store, bus, settings: Arc::new(settings), media })
+        let ai_http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(settings.ai_timeout_ms))
+            .build()
+            .map_err(StartError::Http)?;
+        Ok(Self { store, bus, settings: Arc::new(settings), media, ai_http })
     }
 }
 
@@ -58,6 +65,8 @@ pub enum StartError {
     Database(StoreError),
     #[error("cannot connect to Redis: {0}")]
     Redis(balas_bus::BusError),
+    #[error("cannot set up the HTTP client: {0}")]
+    Http(reqwest::Error),
 }
 
 /// The current time.

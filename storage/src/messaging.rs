@@ -60,6 +60,26 @@ pub enum MessageKey<'a> {
     WaId(ChannelId, &'a str),
 }
 
+/// What ingest stores from the WhatsApp workers' events: many in one transaction
+/// ([`Store::store_ingested`]).
+#[derive(Debug, Clone)]
+pub enum Ingested<'a> {
+    /// A customer's message.
+    Inbound(NewInbound<'a>),
+    /// An outbound message's progress (sent, a receipt, a failure).
+    Status { key: MessageKey<'a>, status: MessageStatus, error: Option<&'a str> },
+}
+
+/// What became of an [`Ingested`] event.
+#[derive(Debug, Clone)]
+pub enum IngestedOutcome {
+    /// The customer's message and its conversation, to announce: stored now, or before (a
+    /// redelivered event; the dashboards keep a message once by its id).
+    Inbound(Option<(Box<Message>, Box<ConversationSummary>)>),
+    /// The status change, when it moved the message forward.
+    Status(Option<StatusChange>),
+}
+
 /// A status that was applied (it moved the message forward).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
@@ -215,44 +235,39 @@ impl Store {
         inbound: &NewInbound<'_>,
         now: Timestamp,
     ) -> StoreResult<Option<(Message, ConversationSummary)>> {
-        let channel = inbound.channel;
         let mut tx = self.begin_write().await?;
-        let contact = upsert_contact(&mut tx, channel.workspace_id, inbound.from, inbound.push_name, now).await?;
-        let conversation =
-            upsert_conversation(&mut tx, channel.workspace_id, channel.id, contact, ConversationStatus::Open, now)
-                .await?;
-        let sql = format!(
-            "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, body, wa_id, status, \
-             created_at, updated_at, media) VALUES ($1, $2, $3, 'inbound', 'contact', $4, $5, 'received', $6, $6, $7) \
-             ON CONFLICT (channel_id, wa_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
-        );
-        let row = sqlx::query(&sql)
-            .bind(channel.workspace_id.0)
-            .bind(conversation.0)
-            .bind(channel.id.0)
-            .bind(inbound.text)
-            .bind(inbound.wa_id)
-            .bind(now.0)
-            .bind(media_json(inbound.media))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(row) = row else {
+        let Some(stored) = insert_inbound(&mut tx, inbound, now).await? else {
             tx.rollback().await?;
             return Ok(None);
         };
-        let stored = message_from_row(&row)?;
-        sqlx::query(
-            "UPDATE conversations SET unread = unread + 1, last_message_at = $2, last_preview = $3, \
-             status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END WHERE id = $1",
-        )
-        .bind(conversation.0)
-        .bind(now.0)
-        .bind(preview(inbound.text, inbound.media))
-        .execute(&mut *tx)
-        .await?;
-        let summary = conversation_by_id(&mut *tx, conversation).await?;
         tx.commit().await?;
-        Ok(Some((stored, summary)))
+        Ok(Some(stored))
+    }
+
+    /// Stores the workers' events in order in one transaction: under load, ingest writes a read's
+    /// worth of events with one commit (and on SQLite takes the write lock once), instead of one
+    /// per event. All or nothing: on an error nothing is stored.
+    pub async fn store_ingested(&self, items: &[Ingested<'_>], now: Timestamp) -> StoreResult<Vec<IngestedOutcome>> {
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(match item {
+                Ingested::Inbound(inbound) => {
+                    // A redelivery finds its message (and writes nothing: the contact and the
+                    // conversation stay as they are).
+                    let found = match message_by_wa_id(&mut tx, inbound.channel.id, inbound.wa_id).await? {
+                        Some(found) => Some(found),
+                        None => insert_inbound(&mut tx, inbound, now).await?,
+                    };
+                    IngestedOutcome::Inbound(found.map(|(m, c)| (Box::new(m), Box::new(c))))
+                }
+                Ingested::Status { key, status, error } => {
+                    IngestedOutcome::Status(advance_message(&mut *tx, *key, *status, *error, now).await?)
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// Moves a message to `status` if that is progress; `None` when it is not (an old or repeated
@@ -264,36 +279,7 @@ impl Store {
         error: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<Option<StatusChange>> {
-        let (filter, first, second) = match key {
-            MessageKey::Id(id) => ("id = $4 AND $5 = ''", id.0, ""),
-            MessageKey::WaId(channel, wa_id) => ("channel_id = $4 AND wa_id = $5", channel.0, wa_id),
-        };
-        // `sent_at`: when it first reached the network (a receipt may come before the ack).
-        let sql = format!(
-            "UPDATE messages SET status = $1, error = $2, updated_at = $3, \
-             sent_at = COALESCE(sent_at, CASE WHEN $1 IN ('sent', 'delivered', 'read') THEN $3 END) \
-             WHERE {filter} AND direction = 'outbound' AND {STATUS_RANK} < $6 \
-             RETURNING id, conversation_id, workspace_id"
-        );
-        let row = sqlx::query(&sql)
-            .bind(status.as_str())
-            .bind(error)
-            .bind(now.0)
-            .bind(first)
-            .bind(second)
-            .bind(status.rank())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(StatusChange {
-                message_id: MessageId(row.try_get(0)?),
-                conversation_id: ConversationId(row.try_get(1)?),
-                workspace_id: WorkspaceId(row.try_get(2)?),
-                status,
-                error: error.map(str::to_owned),
-            })
-        })
-        .transpose()
+        advance_message(&self.pool, key, status, error, now).await
     }
 
     /// The conversation between a channel and a phone number, if there is one.
@@ -337,13 +323,8 @@ impl Store {
         channel_id: ChannelId,
         wa_id: &str,
     ) -> StoreResult<Option<(Message, ConversationSummary)>> {
-        let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND wa_id = $2");
-        let Some(row) = sqlx::query(&sql).bind(channel_id.0).bind(wa_id).fetch_optional(&self.pool).await? else {
-            return Ok(None);
-        };
-        let message = message_from_row(&row)?;
-        let conversation = conversation_by_id(&self.pool, message.conversation_id).await?;
-        Ok(Some((message, conversation)))
+        let mut conn = self.pool.acquire().await?;
+        message_by_wa_id(&mut conn, channel_id, wa_id).await
     }
 
     /// One message, within a workspace.
@@ -352,6 +333,103 @@ impl Store {
         let row = sqlx::query(&sql).bind(workspace_id.0).bind(id.0).fetch_optional(&self.pool).await?;
         row.as_ref().map(message_from_row).transpose()
     }
+}
+
+/// Stores a customer's message, its contact and conversation; `None` when its WhatsApp id is
+/// stored already.
+async fn insert_inbound(
+    tx: &mut Transaction<'_, Any>,
+    inbound: &NewInbound<'_>,
+    now: Timestamp,
+) -> StoreResult<Option<(Message, ConversationSummary)>> {
+    let channel = inbound.channel;
+    let contact = upsert_contact(tx, channel.workspace_id, inbound.from, inbound.push_name, now).await?;
+    let conversation =
+        upsert_conversation(tx, channel.workspace_id, channel.id, contact, ConversationStatus::Open, now).await?;
+    let sql = format!(
+        "INSERT INTO messages (workspace_id, conversation_id, channel_id, direction, sender, body, wa_id, status, \
+         created_at, updated_at, media) VALUES ($1, $2, $3, 'inbound', 'contact', $4, $5, 'received', $6, $6, $7) \
+         ON CONFLICT (channel_id, wa_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(channel.workspace_id.0)
+        .bind(conversation.0)
+        .bind(channel.id.0)
+        .bind(inbound.text)
+        .bind(inbound.wa_id)
+        .bind(now.0)
+        .bind(media_json(inbound.media))
+        .fetch_optional(&mut **tx)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let stored = message_from_row(&row)?;
+    sqlx::query(
+        "UPDATE conversations SET unread = unread + 1, last_message_at = $2, last_preview = $3, \
+         status = CASE WHEN status = 'resolved' THEN 'open' ELSE status END WHERE id = $1",
+    )
+    .bind(conversation.0)
+    .bind(now.0)
+    .bind(preview(inbound.text, inbound.media))
+    .execute(&mut **tx)
+    .await?;
+    let summary = conversation_by_id(&mut **tx, conversation).await?;
+    Ok(Some((stored, summary)))
+}
+
+/// A message by its WhatsApp id, with its conversation.
+async fn message_by_wa_id(
+    conn: &mut sqlx::AnyConnection,
+    channel_id: ChannelId,
+    wa_id: &str,
+) -> StoreResult<Option<(Message, ConversationSummary)>> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE channel_id = $1 AND wa_id = $2");
+    let Some(row) = sqlx::query(&sql).bind(channel_id.0).bind(wa_id).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let message = message_from_row(&row)?;
+    let conversation = conversation_by_id(&mut *conn, message.conversation_id).await?;
+    Ok(Some((message, conversation)))
+}
+
+/// Moves a message to `status` if that is progress; `None` when it is not (an old or repeated
+/// receipt) or the message is unknown.
+async fn advance_message<'e>(
+    executor: impl sqlx::Executor<'e, Database = Any>,
+    key: MessageKey<'_>,
+    status: MessageStatus,
+    error: Option<&str>,
+    now: Timestamp,
+) -> StoreResult<Option<StatusChange>> {
+    let (filter, first, second) = match key {
+        MessageKey::Id(id) => ("id = $4 AND $5 = ''", id.0, ""),
+        MessageKey::WaId(channel, wa_id) => ("channel_id = $4 AND wa_id = $5", channel.0, wa_id),
+    };
+    // `sent_at`: when it first reached the network (a receipt may come before the ack).
+    let sql = format!(
+        "UPDATE messages SET status = $1, error = $2, updated_at = $3, \
+         sent_at = COALESCE(sent_at, CASE WHEN $1 IN ('sent', 'delivered', 'read') THEN $3 END) \
+         WHERE {filter} AND direction = 'outbound' AND {STATUS_RANK} < $6 \
+         RETURNING id, conversation_id, workspace_id"
+    );
+    let row = sqlx::query(&sql)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(now.0)
+        .bind(first)
+        .bind(second)
+        .bind(status.rank())
+        .fetch_optional(executor)
+        .await?;
+    row.map(|row| {
+        Ok(StatusChange {
+            message_id: MessageId(row.try_get(0)?),
+            conversation_id: ConversationId(row.try_get(1)?),
+            workspace_id: WorkspaceId(row.try_get(2)?),
+            status,
+            error: error.map(str::to_owned),
+        })
+    })
+    .transpose()
 }
 
 async fn upsert_contact(

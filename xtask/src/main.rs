@@ -16,6 +16,7 @@ mod test;
 mod tools;
 
 use anyhow::{Result, bail};
+use std::process::Command;
 
 fn main() {
     if let Err(error) = run() {
@@ -81,12 +82,23 @@ fn bench(name: Option<&str>, rest: &[String]) -> Result<()> {
     } else {
         None
     };
-    // The pipeline benchmark runs the server and the worker as processes of their own.
-    proc::run(project.cargo().args(["build", "--release", "-p", "balas-server", "-p", "balas-workers", "--bins"]))?;
+    // The benchmarks run the server and the workers as processes of their own. One build for all
+    // of them: built apart, cargo unifies features differently and compiles the app twice.
+    proc::run(project.cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "balas-server",
+        "-p",
+        "balas-workers",
+        "-p",
+        "balas-bench",
+        "--bins",
+    ]))?;
     proc::run(
-        project
-            .cargo()
-            .args(["run", "--release", "-p", "balas-bench", "--bin", "balas-bench", "--", name])
+        Command::new(project.binary(site::Profile::Release, "balas-bench"))
+            .current_dir(&project.root)
+            .arg(name)
             .args(rest)
             .env("BALAS_BENCH_REDIS_URL", format!("redis://127.0.0.1:{port}"))
             .env("BALAS_BENCH_POSTGRES_URL", postgres.as_ref().map(|(_, url)| url.as_str()).unwrap_or_default())
