@@ -208,7 +208,9 @@ impl Ingest {
                         rest = &rest[run..];
                         continue;
                     }
-                    Err(error) => tracing::warn!(%error, "ingest: storing {run} events together failed; one by one now"),
+                    Err(error) => {
+                        tracing::warn!(%error, "ingest: storing {run} events together failed; one by one now")
+                    }
                 }
             }
             let (one_by_one, after) = rest.split_at(run.max(1));
@@ -259,7 +261,9 @@ impl Ingest {
         for &envelope in run {
             match self.channel(envelope.channel_id).await? {
                 Some(channel) => channels.push((channel, envelope)),
-                None => tracing::warn!(channel = %envelope.channel_id, "ingest: event for a channel that no longer exists"),
+                None => {
+                    tracing::warn!(channel = %envelope.channel_id, "ingest: event for a channel that no longer exists")
+                }
             }
         }
         let reasons: Vec<Option<String>> = channels
@@ -382,7 +386,10 @@ impl Ingest {
 /// Whether an event is stored with others in one transaction ([`Ingest::handle_together`]): customer
 /// messages and outbound messages' progress, which are nearly all events under load.
 fn batches(event: &WaEvent) -> bool {
-    matches!(event, WaEvent::Message { .. } | WaEvent::Receipt { .. } | WaEvent::Sent { .. } | WaEvent::SendFailed { .. })
+    matches!(
+        event,
+        WaEvent::Message { .. } | WaEvent::Receipt { .. } | WaEvent::Sent { .. } | WaEvent::SendFailed { .. }
+    )
 }
 
 pub(crate) fn status_event(change: StatusChange) -> LiveEvent {

@@ -159,6 +159,13 @@ impl Bus {
         Ok(())
     }
 
+    /// How many worker events `group` was given and has not acknowledged yet.
+    pub async fn wa_group_pending(&self, group: &str) -> BusResult<usize> {
+        let mut conn = self.conn.clone();
+        let reply: redis::streams::StreamPendingReply = conn.xpending(self.keys.wa_events(), group).await?;
+        Ok(reply.count())
+    }
+
     /// Publishes a live event for the dashboards of `workspace_id`; returns its id.
     pub async fn publish_live(&self, workspace_id: WorkspaceId, event: &LiveEvent) -> BusResult<String> {
         let mut conn = self.conn.clone();

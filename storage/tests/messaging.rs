@@ -1,13 +1,15 @@
 //! Storage conformance for channels and messages, on SQLite and on PostgreSQL: inbound messages
 //! are stored once, statuses only move forward, sending is scoped to the channel's workspace, and
-//! concurrent ingest of one contact's first messages makes one contact and one conversation, and
-//! files are kept with their messages.
+//! concurrent ingest of one contact's first messages makes one contact and one conversation,
+//! files are kept with their messages, and ingest's batches are stored in order, all or nothing.
 
 use balas_domain::{
     ChannelName, ChannelState, ConversationStatus, Media, MediaKind, MediaName, MessageStatus, MessageText, Provider,
     RatePerSecond,
 };
-use balas_storage::{Conflict, MessageKey, NewChannel, NewInbound, NewOutbound, Store, StoreError};
+use balas_storage::{
+    Conflict, Ingested, IngestedOutcome, MessageKey, NewChannel, NewInbound, NewOutbound, Store, StoreError,
+};
 
 use balas_testkit::conformance;
 
@@ -20,6 +22,7 @@ conformance!(
     channel_numbers_are_unique_and_states_recorded,
     concurrent_first_messages_make_one_conversation,
     files_are_kept_with_their_messages,
+    ingest_batches_are_stored_in_order_all_or_nothing,
 );
 
 use common::{T0, channel, phone, reply, workspace};
@@ -188,4 +191,65 @@ async fn concurrent_first_messages_make_one_conversation(store: Store) {
     assert_eq!(conversations.len(), 1, "one contact, one conversation");
     let conversation = store.conversation_with(sales.id, &customer).await.unwrap().unwrap();
     assert_eq!(conversation.unread, 8);
+}
+
+async fn ingest_batches_are_stored_in_order_all_or_nothing(store: Store) {
+    let ws = workspace(&store, "Toko", "a@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let customer = phone("+6281234567890");
+    let (text, to) = (MessageText::parse("Pesanan dikirim").unwrap(), phone("+6281234567899"));
+    let (reply, _) = store.queue_message(&reply(ws, sales.id, &to, &text, "OUT1"), T0).await.unwrap();
+    let first = NewInbound {
+        channel: &sales,
+        wa_id: "WA1",
+        from: &customer,
+        push_name: Some("Sari"),
+        text: "Halo",
+        media: None,
+    };
+    let second = NewInbound { wa_id: "WA2", text: "masih ada?", ..first.clone() };
+    let by_wa = MessageKey::WaId(sales.id, "OUT1");
+    let batch = [
+        Ingested::Inbound(first.clone()),
+        Ingested::Status { key: by_wa, status: MessageStatus::Sent, error: None },
+        Ingested::Inbound(second),
+        // Redelivered: found, not stored again, and the conversation is not touched.
+        Ingested::Inbound(NewInbound { push_name: Some("Someone else"), ..first.clone() }),
+        Ingested::Status { key: by_wa, status: MessageStatus::Read, error: None },
+        // Too late: no change.
+        Ingested::Status { key: by_wa, status: MessageStatus::Delivered, error: None },
+    ];
+    let outcomes = store.store_ingested(&batch, T0).await.unwrap();
+    let inbound = |i: usize| match &outcomes[i] {
+        IngestedOutcome::Inbound(Some((message, conversation))) => (message.clone(), conversation.clone()),
+        other => panic!("item {i}: {other:?}"),
+    };
+    let status = |i: usize| match &outcomes[i] {
+        IngestedOutcome::Status(change) => change.as_ref().map(|c| (c.message_id, c.status)),
+        other => panic!("item {i}: {other:?}"),
+    };
+    let ((one, _), (two, conversation), (again, after)) = (inbound(0), inbound(2), inbound(3));
+    assert_eq!((one.body.as_str(), two.body.as_str()), ("Halo", "masih ada?"));
+    assert_eq!((conversation.unread, conversation.contact_name.as_deref()), (2, Some("Sari")));
+    assert_eq!((again.id, after.unread, after.contact_name.as_deref()), (one.id, 2, Some("Sari")));
+    assert_eq!(status(1), Some((reply.id, MessageStatus::Sent)));
+    assert_eq!(status(4), Some((reply.id, MessageStatus::Read)));
+    assert_eq!(status(5), None);
+    assert_eq!(store.messages(ws, conversation.id, None, 10).await.unwrap().len(), 2, "stored once each");
+
+    // One item the database refuses (its channel is not in the database) and the whole batch is
+    // left unstored, for ingest to try one event at a time.
+    let ghost = balas_domain::Channel { id: balas_domain::ChannelId(sales.id.0 + 1000), ..sales.clone() };
+    let third = NewInbound { wa_id: "WA3", text: "halo lagi", ..first.clone() };
+    let refused = [
+        Ingested::Inbound(third.clone()),
+        Ingested::Inbound(NewInbound { channel: &ghost, wa_id: "WA4", ..first.clone() }),
+    ];
+    let error = store.store_ingested(&refused, T0.plus_millis(10)).await.unwrap_err();
+    assert!(error.is_refusal(), "{error:?}");
+    assert!(store.message_by_wa_id(sales.id, "WA3").await.unwrap().is_none(), "nothing of the batch is stored");
+    let summary = store.conversation(ws, conversation.id).await.unwrap().unwrap();
+    assert_eq!((summary.unread, summary.last_message_at), (2, T0));
+    // Alone, the good one is stored.
+    assert!(store.store_inbound(&third, T0.plus_millis(20)).await.unwrap().is_some());
 }

@@ -48,6 +48,16 @@ pub fn sqlite() -> TestDatabase {
     TestDatabase { url, _dir: Some(dir) }
 }
 
+impl TestDatabase {
+    /// Runs `sql` on this SQLite database directly (for a test that makes the database refuse a
+    /// row, with a trigger, as it would a row it cannot take).
+    pub async fn execute(&self, sql: &str) {
+        let mut conn = sqlx::SqliteConnection::connect(&self.url).await.expect("open the test SQLite file");
+        sqlx::query(sql).execute(&mut conn).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        conn.close().await.ok();
+    }
+}
+
 /// A fresh, empty database on the test PostgreSQL.
 pub async fn postgres() -> TestDatabase {
     let admin_url = required_env("BALAS_TEST_POSTGRES_URL");

@@ -1,6 +1,7 @@
 //! Nothing is lost or doubled when a process dies: a WhatsApp worker killed with -9 in the middle
 //! of 1,000 sends, a server whose ingest dies mid-stream, a worker whose channels another worker
-//! must take over, and a broadcast whose server, worker and Redis are each killed under it.
+//! must take over, a broadcast whose server, worker and Redis are each killed under it, and an
+//! event the database refuses in the middle of a burst that ingest stores together.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use balas_backend::messaging::queue_text;
-use balas_domain::{MessageStatus, MessageText, PhoneNumber, SenderKind};
+use balas_domain::{LiveEvent, MessageStatus, MessageText, PhoneNumber, SenderKind, WaEnvelope, WaEvent};
 use common::{Harness, eventually, free_port, kill_9};
 
 #[tokio::test]
@@ -190,6 +191,57 @@ async fn an_ingest_killed_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(stored.into_iter().collect::<HashSet<_>>(), sent, "every message stored");
     kill_9(&mut second).await;
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_the_database_refuses_holds_up_nothing_else_in_its_burst() {
+    let mut h = Harness::start(|_| {}).await;
+    let admin = h.admin().await;
+    let channel = h.create_channel(&admin, "Inbound", "+62 811 8000 002", 5).await;
+    // The database refuses one message, as it would any row it cannot take.
+    h.execute_sql(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON messages WHEN NEW.body = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .await;
+    // A burst lands while no ingest runs, so that it is read (and stored) together.
+    h.stop_server().await;
+    let customer = PhoneNumber::parse("+6281280000099").unwrap();
+    let texts: Vec<String> = (0..40).map(|i| if i == 17 { "poison".into() } else { format!("burst {i}") }).collect();
+    for text in &texts {
+        let event = WaEvent::Message {
+            wa_id: balas_backend::messaging::new_wa_id(),
+            from: customer.clone(),
+            push_name: None,
+            text: text.clone(),
+            media: None,
+            sent_at: balas_backend::now(),
+        };
+        h.bus.append_wa_event(&WaEnvelope { channel_id: channel.id, at: balas_backend::now(), event }).await.unwrap();
+    }
+    h.start_server().await;
+    let mut live = h.live(&admin, Some("0-0")).await;
+    let mut announced = Vec::new();
+    while announced.len() < 39 {
+        if let LiveEvent::MessageNew { message, .. } = live.event().await.event {
+            announced.push(message.body);
+        }
+    }
+    let expected: Vec<String> = texts.iter().filter(|t| *t != "poison").cloned().collect();
+    assert_eq!(announced, expected, "every other message announced once, in order");
+    let conversation = h.store.conversation_with(channel.id, &customer).await.unwrap().unwrap();
+    let stored = h.store.messages(channel.workspace_id, conversation.id, None, 100).await.unwrap();
+    let mut bodies: Vec<String> = stored.into_iter().map(|m| m.body).collect();
+    bodies.sort();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(bodies, sorted, "stored once each, the refused one not at all");
+    assert_eq!(conversation.unread, 39);
+    // The refused event was given up on (after its tries), not left to block the stream.
+    eventually(Duration::from_secs(30), "the ingest group to have nothing pending", || async {
+        h.bus.wa_group_pending(balas_backend::ingest::INGEST_GROUP).await.unwrap().eq(&0).then_some(())
+    })
+    .await;
 }
 
 /// A Redis of this test's own, with the append-only file as `cargo xtask dev` runs it, so that it

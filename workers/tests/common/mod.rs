@@ -374,6 +374,11 @@ impl Harness {
         balas_backend::AppState::connect(self.settings.clone()).await.unwrap()
     }
 
+    /// Runs `sql` on the test's SQLite file directly (see [`balas_testkit::TestDatabase::execute`]).
+    pub async fn execute_sql(&self, sql: &str) {
+        self._db.execute(sql).await;
+    }
+
     /// Runs the server as a child process on `port` (which a test may kill -9). The binary is
     /// built next to this package's worker binary by `cargo xtask test`.
     pub fn server_process(&self, port: u16) -> tokio::process::Child {
