@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use balas_bus::{Lease, LeaseSubject};
 use balas_domain::{
-    Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind, WorkspaceId,
+    ChannelId, Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind, WorkspaceId,
 };
 use chrono::Timelike;
 use tokio::sync::{mpsc, watch};
@@ -132,6 +132,8 @@ async fn schedule(
     ids: Vec<String>,
 ) -> Vec<String> {
     let mut acks: Vec<String> = ids.iter().filter(|id| !events.iter().any(|e| &e.id == *id)).cloned().collect();
+    // Each channel's profile is read once per batch (a busy channel's messages come many at a time).
+    let mut settles: HashMap<(WorkspaceId, ChannelId), Option<u32>> = HashMap::new();
     for envelope in events {
         let LiveEvent::MessageNew { message, .. } = &envelope.event else {
             acks.push(envelope.id);
@@ -141,17 +143,21 @@ async fn schedule(
             acks.push(envelope.id);
             continue;
         }
-        let settle = match state.store.ai_channel(envelope.workspace_id, message.channel_id).await {
-            Ok(Some(ai)) if ai.enabled => ai.profile.settle_ms,
-            Ok(_) => {
-                acks.push(envelope.id);
-                continue;
-            }
-            Err(error) => {
-                // Not acknowledged: a later claim brings it back.
-                tracing::warn!(%error, "ai: cannot read a channel's AI profile");
-                continue;
-            }
+        let key = (envelope.workspace_id, message.channel_id);
+        let settle = match settles.get(&key) {
+            Some(settle) => *settle,
+            None => match state.store.ai_channel(key.0, key.1).await {
+                Ok(ai) => *settles.entry(key).or_insert(ai.filter(|ai| ai.enabled).map(|ai| ai.profile.settle_ms)),
+                Err(error) => {
+                    // Not acknowledged: a later claim brings it back.
+                    tracing::warn!(%error, "ai: cannot read a channel's AI profile");
+                    continue;
+                }
+            },
+        };
+        let Some(settle) = settle else {
+            acks.push(envelope.id);
+            continue;
         };
         let entry = waiting.entry(message.conversation_id).or_insert(Waiting {
             workspace: envelope.workspace_id,
@@ -230,6 +236,9 @@ async fn may_answer(
     if contact.opted_out() {
         return Ok(None);
     }
+    if ai.profile.active == balas_domain::AiActive::Always {
+        return Ok(Some(ai.profile));
+    }
     let rules = state.store.sending_rules(summary.workspace_id).await?;
     let zone: chrono_tz::Tz = rules.time_zone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
     let hour = chrono::Utc::now().with_timezone(&zone).hour() as u8;
@@ -265,8 +274,8 @@ async fn answer(
         return hand_over(state, summary, &note).await;
     }
     let Some(stored) = state.store.ai_settings(workspace).await? else { return Ok(()) };
-    let (used, _) = state.store.ai_usage(workspace, &month(), None).await?;
     let cap = stored.settings.monthly_token_cap;
+    let used = if cap > 0 { state.store.ai_usage(workspace, &month(), None).await?.0 } else { 0 };
     if cap > 0 && used >= cap {
         let note = format!(
             "The AI handed over: this month's token cap is reached ({used} of {cap} tokens). An admin can raise it \
