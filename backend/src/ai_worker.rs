@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use balas_bus::{Lease, LeaseSubject};
 use balas_domain::{
-    ChannelId, Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind, WorkspaceId,
+    ChannelId, Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind,
+    WorkspaceId,
 };
 use chrono::Timelike;
 use tokio::sync::{mpsc, watch};

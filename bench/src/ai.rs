@@ -3,11 +3,18 @@
 //! while the AI worker answers a steady stream of other customers through a fake provider that
 //! takes 5 s per answer, so that about 500 model calls are in flight (`loaded_p99_ms`). Also: the
 //! AI worker's memory with those calls in flight, and whether every question was answered.
+//!
+//! `--control` runs phase 2 without the AI: the same customers' questions, each answered after
+//! `--model-ms` by the benchmark itself through the same queue (as the AI's answers are). Its p99
+//! against the AI run's tells what the AI worker costs apart from the messages it adds.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Result;
-use balas_domain::{AiProfile, PhoneNumber};
+use balas_backend::messaging::{Outbound, queue_message};
+use balas_domain::{AiProfile, ChannelId, PhoneNumber, SenderKind, WorkspaceId};
 use serde_json::json;
 
 use crate::broadcast::rss_mb;
@@ -33,6 +40,7 @@ pub async fn run(args: &Args) -> Result<()> {
         None
     };
     let on_postgres = database.is_some();
+    let control = args.flag("--control");
     let bench = Bench::start_on(database).await?;
     let pipeline = bench.channel(1, 5).await?;
     // The AI's answers go out through the WhatsApp worker too: two numbers at their highest rate.
@@ -43,7 +51,7 @@ pub async fn run(args: &Args) -> Result<()> {
     store.set_ai_settings(bench.workspace, &llm.url, Some("sk-bench"), "fake-model", 0, balas_backend::now()).await?;
     let profile = AiProfile { settle_ms: 0, history: 4, handover_keywords: vec![], ..AiProfile::default() };
     for channel in &ai_channels {
-        store.set_ai_enabled(bench.workspace, channel.id, true, &profile, balas_backend::now()).await?;
+        store.set_ai_enabled(bench.workspace, channel.id, !control, &profile, balas_backend::now()).await?;
     }
     println!("starting the server and the WhatsApp worker…");
     let processes = bench.start_processes(&[&pipeline, &ai_channels[0], &ai_channels[1]]).await?;
@@ -54,14 +62,28 @@ pub async fn run(args: &Args) -> Result<()> {
     println!("1. the pipeline alone: {clients} dashboards, {rate} messages/s for {seconds} s");
     let (idle, _) = measure(&bench, &base, &cookie, &pipeline.phone, clients, rate, seconds, 200).await?;
 
-    println!("2. the same, with the AI worker answering {ai_rate} questions/s at {model_ms} ms each");
-    let mut ai_worker = bench.process("balas-ai-worker", 0)?;
-    let ai_pid = ai_worker.id();
+    let mut ai_worker = if control {
+        println!("2. the same, with {ai_rate} questions/s each answered after {model_ms} ms, without the AI (control)");
+        None
+    } else {
+        println!("2. the same, with the AI worker answering {ai_rate} questions/s at {model_ms} ms each");
+        Some(bench.process("balas-ai-worker", 0)?)
+    };
+    let ai_pid = ai_worker.as_ref().and_then(tokio::process::Child::id);
     let ai_idle_mb = wait_for_rss(ai_pid).await;
+    // The control's answers: (when, channel, customer), answered by `answering` below.
+    let (answer_tx, answers) = tokio::sync::mpsc::unbounded_channel();
+    let answered_in_control = Arc::new(AtomicU64::new(0));
+    let asked_in_control = Arc::new(AtomicU64::new(0));
+    let answering =
+        tokio::spawn(control_answers(bench.state.clone(), bench.workspace, answers, answered_in_control.clone()));
     let (stop_questions, questions) = tokio::sync::watch::channel(false);
     let asking = {
         let (bus, rules) = (bench.state.bus.clone(), bench.settings.sandbox_rules());
         let to: Vec<PhoneNumber> = ai_channels.iter().map(|c| c.phone.clone()).collect();
+        let ids: Vec<ChannelId> = ai_channels.iter().map(|c| c.id).collect();
+        let answer_after = Duration::from_millis(model_ms);
+        let asked_counter = asked_in_control.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / ai_rate.max(1)));
             let mut asked = 0u64;
@@ -79,6 +101,11 @@ pub async fn run(args: &Args) -> Result<()> {
                 {
                     break;
                 }
+                if control {
+                    let due = tokio::time::Instant::now() + answer_after;
+                    let _ = answer_tx.send((due, ids[asked as usize % 2], from));
+                    asked_counter.fetch_add(1, Ordering::Relaxed);
+                }
                 asked += 1;
             }
             asked
@@ -86,17 +113,28 @@ pub async fn run(args: &Args) -> Result<()> {
     };
     // Until the calls in flight reach their steady level (or the time that should take, twice).
     let ramp = tokio::time::Instant::now() + Duration::from_millis(model_ms * 2 + 5_000);
-    while llm.in_flight() < in_flight * 9 / 10 && tokio::time::Instant::now() < ramp {
+    // Questions asked and not answered yet: the model calls in flight, or the control's waiting answers.
+    let waiting = {
+        let (llm, answered, asked) = (llm.clone(), answered_in_control.clone(), asked_in_control.clone());
+        move || {
+            if control {
+                asked.load(Ordering::Relaxed).saturating_sub(answered.load(Ordering::Relaxed))
+            } else {
+                llm.in_flight()
+            }
+        }
+    };
+    while waiting() < in_flight * 9 / 10 && tokio::time::Instant::now() < ramp {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (samples_stop, samples_stopped) = tokio::sync::watch::channel(false);
     let sampler = {
-        let llm = llm.clone();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
             let (mut peak_mb, mut peak_flight, mut flights) = (0f64, 0u64, Vec::new());
             while !*samples_stopped.borrow() {
                 peak_mb = peak_mb.max(rss_mb(ai_pid).unwrap_or(0.0));
-                let flight = llm.in_flight();
+                let flight = waiting();
                 peak_flight = peak_flight.max(flight);
                 flights.push(flight as f64);
                 tokio::time::sleep(Duration::from_millis(250)).await;
@@ -113,12 +151,16 @@ pub async fn run(args: &Args) -> Result<()> {
     let asked = asking.await?;
     println!("waiting for the last answers…");
     let deadline = tokio::time::Instant::now() + Duration::from_millis(model_ms * 3 + 30_000);
-    while llm.served() < asked && tokio::time::Instant::now() < deadline {
+    let answered = || if control { answered_in_control.load(Ordering::Relaxed) } else { llm.served() };
+    while answered() < asked && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let answered = llm.served();
+    let answered = answered();
     let server_after = rss_mb(server_pid);
-    let _ = ai_worker.kill().await;
+    if let Some(worker) = ai_worker.as_mut() {
+        let _ = worker.kill().await;
+    }
+    answering.abort();
     processes.stop().await;
 
     let round = |v: f64| (v * 100.0).round() / 100.0;
@@ -127,6 +169,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let figures = vec![
         ("benchmark", json!("ai")),
         ("database", json!(if on_postgres { "postgres" } else { "sqlite" })),
+        ("phase_2", json!(if control { "control: answered by the benchmark, no AI" } else { "the AI worker" })),
         ("clients", json!(clients)),
         ("pipeline_rate_per_s", json!(rate)),
         ("seconds", json!(seconds)),
@@ -149,6 +192,34 @@ pub async fn run(args: &Args) -> Result<()> {
     ];
     report(args, "ai: the pipeline's dashboard latency, alone and with ~500 slow model calls in flight", &figures);
     Ok(())
+}
+
+/// The control's answers: each `(due, channel, customer)` is answered at `due`, through the
+/// queue as the AI's answers are (sender "AI"), counted in `answered`.
+async fn control_answers(
+    state: balas_backend::AppState,
+    workspace: WorkspaceId,
+    mut due: tokio::sync::mpsc::UnboundedReceiver<(tokio::time::Instant, ChannelId, PhoneNumber)>,
+    answered: Arc<AtomicU64>,
+) {
+    while let Some((at, channel_id, to)) = due.recv().await {
+        tokio::time::sleep_until(at).await;
+        let (state, answered) = (state.clone(), answered.clone());
+        tokio::spawn(async move {
+            let outbound = Outbound {
+                workspace_id: workspace,
+                channel_id,
+                to: &to,
+                text: "Echo: yes, it is in stock",
+                media: None,
+                sender: SenderKind::Ai,
+                sender_user: None,
+            };
+            if queue_message(&state, &outbound).await.is_ok() {
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    }
 }
 
 /// The process's memory once it has started (up to 5 s).
