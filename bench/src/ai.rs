@@ -222,8 +222,9 @@ async fn control_answers(
     }
 }
 
-/// The process's memory once it has started (up to 5 s).
+/// The process's memory once it has started (up to 5 s); none without a process (`--control`).
 async fn wait_for_rss(pid: Option<u32>) -> Option<f64> {
+    pid?;
     for _ in 0..20 {
         if let Some(mb) = rss_mb(pid).filter(|mb| *mb > 0.0) {
             tokio::time::sleep(Duration::from_secs(1)).await;
