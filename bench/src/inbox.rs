@@ -282,7 +282,7 @@ async fn hold_clients(
             let mut request = url.into_client_request()?;
             request.headers_mut().insert("cookie", cookie.parse()?);
             let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-            let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), false).await?;
+            let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
             socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
             anyhow::Ok(socket)
         }

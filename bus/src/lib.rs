@@ -173,7 +173,11 @@ impl Bus {
     /// Connects to Redis at `url`. Fails when Redis cannot be reached now; once connected, it
     /// reconnects by itself after a drop.
     pub async fn connect(url: &str, prefix: &str) -> BusResult<Self> {
-        let client = redis::Client::open(url)?;
+        // Commands go out when written: with Nagle's algorithm on, a command written while an
+        // earlier one on the shared connection is unacknowledged waits for Redis's delayed ACK.
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info)?;
         let conn = Self::manager(&client, Duration::from_secs(5)).await?;
         Ok(Self {
             conn,

@@ -23,6 +23,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use balas_app::api::{SESSION_COOKIE, cookie};
 use balas_app::{App, shell};
 use balas_backend::{AppState, Settings, accounts, broadcasts, ingest, webhooks};
@@ -56,6 +57,13 @@ pub async fn launch(
     let webhooks = tokio::spawn(webhooks::run(state.clone(), consumer, stopped));
     let app = router(state.clone(), hub, address);
     tracing::info!(%address, "serving");
+    // Every frame goes out when written. With Nagle's algorithm on, a small frame written while
+    // the last one is unacknowledged waits for the browser's delayed ACK: up to 40 ms per event.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
