@@ -34,7 +34,6 @@ pub const GROUP: &str = "ai";
 /// An entry read but not acknowledged this long belongs to a stopped worker, and is taken over.
 /// Longer than any turn (timeouts and retries included).
 const CLAIM_STALE_MS: u64 = 180_000;
-const TICK: Duration = Duration::from_millis(50);
 
 /// Customer messages waiting for their burst to settle.
 struct Waiting {
@@ -59,9 +58,10 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
     let (done_tx, mut done) = mpsc::unbounded_channel::<(ConversationId, Waiting, Result<Handled, String>)>();
     let mut waiting: HashMap<ConversationId, Waiting> = HashMap::new();
     let mut in_flight: HashSet<ConversationId> = HashSet::new();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // A turn starts when its burst has settled, not on a polling tick: no wake-ups while
+        // nothing is due, and turns start one by one as they come due rather than in bunches.
+        let next_due = waiting.iter().filter(|(id, _)| !in_flight.contains(id)).map(|(_, w)| w.due).min();
         tokio::select! {
             _ = stop.changed() => break,
             batch = read.recv() => {
@@ -82,7 +82,7 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
                     }
                 }
             }
-            _ = tick.tick() => {
+            () = until(next_due) => {
                 let now = Instant::now();
                 let due: Vec<ConversationId> = waiting
                     .iter()
@@ -102,6 +102,14 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
         }
     }
     let _ = reader.await;
+}
+
+/// Completes at `due`; never without one.
+async fn until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn requeue(

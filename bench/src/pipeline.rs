@@ -65,8 +65,7 @@ async fn run_clients(
                 request.headers_mut().insert("cookie", cookie.parse()?);
                 // Small reads, as a browser does (tungstenite zeroes its whole read buffer per read).
                 let config = WebSocketConfig::default().read_buffer_size(8 * 1024);
-                let (mut socket, _) =
-                    tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
+                let (mut socket, _) = tokio_tungstenite::connect_async_with_config(request, Some(config), true).await?;
                 socket.send(Message::text(json!({ "type": "subscribe", "after": null }).to_string())).await?;
                 let first = socket.next().await.context("closed")??;
                 anyhow::ensure!(first.to_text()?.contains("subscribed"), "not subscribed: {first}");
