@@ -20,13 +20,15 @@ use std::time::{Duration, Instant};
 use balas_bus::{Lease, LeaseSubject};
 use balas_domain::{
     ChannelId, Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind,
-    WorkspaceId,
+    SendingRules, WorkspaceId,
 };
 use chrono::Timelike;
 use tokio::sync::{mpsc, watch};
 
-use crate::ai::{Outcome, Tools, chat_history, converse, month};
-use crate::messaging::{Outbound, new_wa_id, queue_message};
+use balas_storage::{AiTurnContext, NewOutbound};
+
+use crate::ai::{Outcome, Tools, Turn, chat_history, converse, month};
+use crate::messaging::{new_wa_id, send_queued};
 use crate::{AppState, now};
 
 /// The AI workers' consumer group on the live events.
@@ -228,35 +230,25 @@ async fn release(state: &AppState, lease: &Lease, holder: &str) {
 }
 
 /// Whether the AI may answer this conversation now, from what is stored.
-async fn may_answer(
-    state: &AppState,
-    summary: &ConversationSummary,
-) -> anyhow::Result<Option<balas_domain::AiProfile>> {
-    if summary.ai_paused {
-        return Ok(None);
+fn may_answer(context: &AiTurnContext) -> Option<&balas_domain::AiProfile> {
+    if context.conversation.ai_paused || !context.channel.enabled || context.contact_opted_out {
+        return None;
     }
-    let Some(ai) = state.store.ai_channel(summary.workspace_id, summary.channel_id).await? else {
-        return Ok(None);
-    };
-    if !ai.enabled {
-        return Ok(None);
+    let profile = &context.channel.profile;
+    if profile.active == balas_domain::AiActive::Always {
+        return Some(profile);
     }
-    let contact = state.store.contact(summary.workspace_id, summary.contact_id).await?;
-    if contact.opted_out() {
-        return Ok(None);
-    }
-    if ai.profile.active == balas_domain::AiActive::Always {
-        return Ok(Some(ai.profile));
-    }
-    let rules = state.store.sending_rules(summary.workspace_id).await?;
-    let zone: chrono_tz::Tz = rules.time_zone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
+    let zone = context.time_zone.clone().unwrap_or_else(|| SendingRules::default().time_zone);
+    let zone: chrono_tz::Tz = zone.parse().unwrap_or(chrono_tz::Asia::Jakarta);
     let hour = chrono::Utc::now().with_timezone(&zone).hour() as u8;
-    Ok(ai.profile.active.answers_at(hour).then_some(ai.profile))
+    profile.active.answers_at(hour).then_some(profile)
 }
 
 async fn turn(state: &AppState, workspace: WorkspaceId, conversation: ConversationId) -> anyhow::Result<Handled> {
-    let Some(summary) = state.store.conversation(workspace, conversation).await? else { return Ok(Handled::Done) };
-    let Some(profile) = may_answer(state, &summary).await? else { return Ok(Handled::Done) };
+    let Some(context) = state.store.ai_turn_context(workspace, conversation, &month()).await? else {
+        return Ok(Handled::Done);
+    };
+    let Some(profile) = may_answer(&context) else { return Ok(Handled::Done) };
     let messages = state.store.recent_messages(conversation, i64::from(profile.history)).await?;
     // Answered already (by the AI, an agent or a broadcast) or handed over (a note) unless the
     // newest are the customer's.
@@ -267,24 +259,24 @@ async fn turn(state: &AppState, workspace: WorkspaceId, conversation: Conversati
     if age < u64::from(profile.settle_ms) {
         return Ok(Handled::Later(Duration::from_millis(u64::from(profile.settle_ms) - age)));
     }
-    answer(state, &summary, &profile, &messages, &unanswered).await.map(|()| Handled::Done)
+    answer(state, &context, profile, &messages, &unanswered).await.map(|()| Handled::Done)
 }
 
 async fn answer(
     state: &AppState,
-    summary: &ConversationSummary,
+    context: &AiTurnContext,
     profile: &balas_domain::AiProfile,
     messages: &[balas_domain::Message],
     unanswered: &[&balas_domain::Message],
 ) -> anyhow::Result<()> {
+    let summary = &context.conversation;
     let (workspace, conversation) = (summary.workspace_id, summary.id);
     if let Some(keyword) = unanswered.iter().find_map(|m| profile.keyword_in(&m.body)) {
         let note = format!("The AI handed over: the customer wrote \"{keyword}\".");
         return hand_over(state, summary, &note).await;
     }
-    let Some(stored) = state.store.ai_settings(workspace).await? else { return Ok(()) };
-    let cap = stored.settings.monthly_token_cap;
-    let used = if cap > 0 { state.store.ai_usage(workspace, &month(), None).await?.0 } else { 0 };
+    let Some(stored) = &context.settings else { return Ok(()) };
+    let (cap, used) = (stored.settings.monthly_token_cap, context.tokens_used);
     if cap > 0 && used >= cap {
         let note = format!(
             "The AI handed over: this month's token cap is reached ({used} of {cap} tokens). An admin can raise it \
@@ -293,42 +285,47 @@ async fn answer(
         return hand_over(state, summary, &note).await;
     }
     typing(state, summary, true).await;
-    let result = converse(state, &stored, profile, chat_history(messages), &mut Tools::Conversation { summary }).await;
+    let result = converse(state, stored, profile, chat_history(messages), &mut Tools::Conversation { summary }).await;
     typing(state, summary, false).await;
-    if let Ok(turn) = &result
-        && turn.tokens > 0
-    {
-        state.store.add_ai_usage(workspace, conversation, &month(), turn.tokens).await?;
+    let (tokens, note) = match result {
+        Ok(Turn { outcome: Outcome::Answer(text), tokens, .. }) => {
+            // Counted, checked (an agent who stepped in while the model was thinking has the last
+            // word) and stored in one write.
+            let wa_id = new_wa_id();
+            let answer = NewOutbound {
+                workspace_id: workspace,
+                channel_id: summary.channel_id,
+                to: &summary.contact_phone,
+                text: &text,
+                media: None,
+                sender: SenderKind::Ai,
+                sender_user: None,
+                wa_id: &wa_id,
+            };
+            if let Some((message, conversation)) =
+                state.store.queue_ai_answer(conversation, &answer, &month(), tokens, now()).await?
+            {
+                send_queued(state, &answer, message, conversation).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            }
+            return Ok(());
+        }
+        Ok(Turn { outcome: Outcome::HandOver(reason), tokens, .. }) => {
+            (tokens, format!("The AI handed over: {}", reason.trim()))
+        }
+        Err(failure) => {
+            tracing::warn!(%failure, %conversation, "ai: no answer; handing over");
+            (0, format!("The AI could not answer ({failure}), so it handed over."))
+        }
+    };
+    if tokens > 0 {
+        state.store.add_ai_usage(workspace, conversation, &month(), tokens).await?;
     }
     // An agent who stepped in while the model was thinking has the last word.
     let Some(fresh) = state.store.conversation(workspace, conversation).await? else { return Ok(()) };
     if fresh.ai_paused {
         return Ok(());
     }
-    match result {
-        Ok(turn) => match turn.outcome {
-            Outcome::Answer(text) => {
-                let outbound = Outbound {
-                    workspace_id: workspace,
-                    channel_id: summary.channel_id,
-                    to: &summary.contact_phone,
-                    text: &text,
-                    media: None,
-                    sender: SenderKind::Ai,
-                    sender_user: None,
-                };
-                queue_message(state, &outbound).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                Ok(())
-            }
-            Outcome::HandOver(reason) => {
-                hand_over(state, &fresh, &format!("The AI handed over: {}", reason.trim())).await
-            }
-        },
-        Err(failure) => {
-            tracing::warn!(%failure, %conversation, "ai: no answer; handing over");
-            hand_over(state, &fresh, &format!("The AI could not answer ({failure}), so it handed over.")).await
-        }
-    }
+    hand_over(state, &fresh, &note).await
 }
 
 async fn typing(state: &AppState, summary: &ConversationSummary, on: bool) {

@@ -1,9 +1,9 @@
 //! Channels and sending: what the dashboard (and later the REST API) may ask of the pipeline.
 
 use balas_domain::{
-    AppError, AuditAction, Channel, ChannelId, ChannelName, ChannelState, Command, Field, FieldError, Issue,
-    LinkMethod, LiveEvent, Message, MessageStatus, MessageText, PhoneNumber, Provider, RatePerSecond, SendJob,
-    SenderKind,
+    AppError, AuditAction, Channel, ChannelId, ChannelName, ChannelState, Command, ConversationSummary, Field,
+    FieldError, Issue, LinkMethod, LiveEvent, Message, MessageStatus, MessageText, PhoneNumber, Provider,
+    RatePerSecond, SendJob, SenderKind,
 };
 use balas_storage::{Audit, MessageKey, NewChannel, NewOutbound};
 
@@ -185,6 +185,18 @@ pub async fn queue_message(state: &AppState, message: &Outbound<'_>) -> Result<M
     let wa_id = new_wa_id();
     let outbound = NewOutbound { workspace_id, channel_id, to, text, media, sender, sender_user, wa_id: &wa_id };
     let (message, conversation) = state.store.queue_message(&outbound, now()).await.map_err(from_store)?;
+    send_queued(state, &outbound, message, conversation).await
+}
+
+/// Announces a message just stored as queued and puts it on the send queue. If the queue cannot
+/// take it, the message is marked failed (never left looking queued) and the caller gets an error.
+pub(crate) async fn send_queued(
+    state: &AppState,
+    outbound: &NewOutbound<'_>,
+    message: Message,
+    conversation: ConversationSummary,
+) -> Result<Message, AppError> {
+    let workspace_id = outbound.workspace_id;
     // Announce it before queuing it, so that its status updates never arrive before it.
     let event = LiveEvent::MessageNew { message: Box::new(message.clone()), conversation: Box::new(conversation) };
     if let Err(error) = state.bus.publish_live(workspace_id, &event).await {
@@ -192,15 +204,15 @@ pub async fn queue_message(state: &AppState, message: &Outbound<'_>) -> Result<M
     }
     let job = SendJob {
         workspace_id,
-        channel_id,
+        channel_id: outbound.channel_id,
         message_id: message.id,
-        to: to.clone(),
-        wa_id,
-        text: text.to_owned(),
-        media: media.cloned(),
+        to: outbound.to.clone(),
+        wa_id: outbound.wa_id.to_owned(),
+        text: outbound.text.to_owned(),
+        media: outbound.media.cloned(),
         retry: 0,
     };
-    if let Err(error) = state.bus.enqueue_send(&job, sender.priority()).await {
+    if let Err(error) = state.bus.enqueue_send(&job, outbound.sender.priority()).await {
         let reason = "the send queue could not be reached; try again";
         let failed =
             state.store.advance_message(MessageKey::Id(message.id), MessageStatus::Failed, Some(reason), now()).await;

@@ -169,7 +169,7 @@ impl Store {
         ip: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<(WorkspaceId, UserId)> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query("INSERT INTO installation (id, created_at) VALUES (1, $1)")
             .bind(now.0)
             .execute(&mut *tx)
@@ -187,7 +187,7 @@ impl Store {
         admin: &NewMember<'_>,
         now: Timestamp,
     ) -> StoreResult<(WorkspaceId, UserId)> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let created = insert_workspace(&mut tx, workspace, admin, None, now).await?;
         tx.commit().await?;
         Ok(created)
@@ -281,7 +281,7 @@ impl Store {
         invite: Option<&NewInvite<'_>>,
         audit: &Audit<'_>,
     ) -> StoreResult<UserId> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let user_id = insert_member(&mut tx, workspace_id, member, audit.at).await?;
         if let Some(invite) = invite {
             sqlx::query(
@@ -342,7 +342,7 @@ impl Store {
         role: Role,
         audit: &Audit<'_>,
     ) -> StoreResult<Role> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         // Lock the workspace row first: role changes in one workspace then happen one at a time on
         // PostgreSQL too, so two admins demoting each other at once cannot both succeed.
         sqlx::query("UPDATE workspaces SET name = name WHERE id = $1").bind(workspace_id.0).execute(&mut *tx).await?;
@@ -395,7 +395,7 @@ impl Store {
 
     /// Sets a user's own new password (which clears "must change password").
     pub async fn set_password(&self, user_id: UserId, password_hash: &str, audit: &Audit<'_>) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let done = sqlx::query("UPDATE users SET password_hash = $2, must_change_password = 0 WHERE id = $1")
             .bind(user_id.0)
             .bind(password_hash)
@@ -447,7 +447,7 @@ impl Store {
         ip: Option<&str>,
         now: Timestamp,
     ) -> StoreResult<(UserId, WorkspaceId)> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let row = sqlx::query(
             "UPDATE invites SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
              RETURNING user_id, workspace_id",

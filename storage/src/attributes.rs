@@ -90,7 +90,7 @@ impl Store {
         name: &LabelName,
         options: &[String],
     ) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let kind: Option<String> =
             sqlx::query_scalar("SELECT kind FROM attributes WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id.0)

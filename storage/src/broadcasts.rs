@@ -122,7 +122,7 @@ impl Store {
     /// Stores a broadcast and its recipients in one transaction: one row per different number,
     /// opted-out contacts and invalid numbers as skipped. Returns it with its counts.
     pub async fn create_broadcast(&self, new: &NewBroadcast<'_>, now: Timestamp) -> StoreResult<Broadcast> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let sql = format!(
             "INSERT INTO broadcasts (workspace_id, channel_id, name, body, missing, audience, status, send_at, \
              created_at, created_by, duplicates, started_at) \
@@ -456,7 +456,7 @@ impl Store {
         message: &NewOutbound<'_>,
         now: Timestamp,
     ) -> StoreResult<Option<(Message, ConversationSummary)>> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let claimed = sqlx::query(
             "UPDATE broadcast_recipients SET state = 'queued' WHERE id = $1 AND state = 'pending' \
              AND workspace_id = $2",
@@ -494,7 +494,7 @@ impl Store {
     /// Cancels every pending recipient of a broadcast, and these queued ones (whose jobs were
     /// taken off the queue); returns how many.
     pub async fn cancel_recipients(&self, id: BroadcastId, messages: &[MessageId]) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let mut done = sqlx::query(
             "UPDATE broadcast_recipients SET state = 'cancelled' WHERE broadcast_id = $1 AND state = 'pending'",
         )

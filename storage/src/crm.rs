@@ -299,7 +299,7 @@ impl Store {
         email: Option<&Email>,
         attributes: &[AttributeWrite],
     ) -> StoreResult<Contact> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE contacts SET name = $3, email = $4, phone = $5 WHERE workspace_id = $1 AND id = $2")
                 .bind(workspace_id.0)
@@ -329,7 +329,7 @@ impl Store {
         attributes: &[AttributeWrite],
         now: Timestamp,
     ) -> StoreResult<Contact> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO contacts (workspace_id, phone, name, email, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
@@ -487,7 +487,7 @@ impl Store {
         contacts: &[ContactId],
         on: bool,
     ) -> StoreResult<u64> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let owned: Option<i64> = sqlx::query_scalar("SELECT id FROM labels WHERE workspace_id = $1 AND id = $2")
             .bind(workspace_id.0)
             .bind(label.0)
@@ -556,7 +556,7 @@ impl Store {
         if keep == other {
             return Err(StoreError::NotFound);
         }
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let ws = workspace_id.0;
         let owned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE workspace_id = $1 AND id IN ($2, $3)")
             .bind(ws)
@@ -687,7 +687,7 @@ impl Store {
         now: Timestamp,
         progress: &(dyn Fn(u64) + Sync),
     ) -> StoreResult<(u64, u64)> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // The batches are one statement shape run again and again: a generic plan, made
             // once, serves them all (the pool plans every execution anew otherwise).

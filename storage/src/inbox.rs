@@ -185,7 +185,7 @@ impl Store {
         workspace_id: WorkspaceId,
         id: ConversationId,
     ) -> StoreResult<Option<ReadMark>> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         // Write first (see `queue_message`): this also takes the row for the rest of the transaction.
         let before: Option<i64> = sqlx::query_scalar(
             "UPDATE conversations SET unread = 0 WHERE workspace_id = $1 AND id = $2 RETURNING read_upto",

@@ -112,6 +112,22 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Whose turn it is to write: in this process, and (SQLite, through a lock on this file beside
+    /// the database) among the processes (see [`Store::begin_write`]).
+    write_turn: std::sync::Arc<tokio::sync::Mutex<Option<std::fs::File>>>,
+}
+
+/// A turn to write (SQLite only), held until dropped.
+pub(crate) struct WriteTurn {
+    held: Option<tokio::sync::OwnedMutexGuard<Option<std::fs::File>>>,
+}
+
+impl Drop for WriteTurn {
+    fn drop(&mut self) {
+        if let Some(file) = self.held.as_ref().and_then(|held| held.as_ref()) {
+            let _ = file.unlock();
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -133,7 +149,7 @@ impl Store {
     pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
-        let mut migration_lock = None;
+        let (mut migration_lock, mut write_lock) = (None, None);
         let url = match backend {
             Backend::Sqlite => {
                 // Create the folder and the file on first start.
@@ -143,10 +159,16 @@ impl Store {
                     std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
                 }
                 if !path.as_os_str().is_empty() && !path.to_string_lossy().contains(":memory:") {
-                    migration_lock = Some(path.with_file_name(format!(
-                        "{}.migrating",
-                        path.file_name().unwrap_or_default().to_string_lossy()
-                    )));
+                    let beside = |suffix: &str| {
+                        path.with_file_name(format!(
+                            "{}.{suffix}",
+                            path.file_name().unwrap_or_default().to_string_lossy()
+                        ))
+                    };
+                    migration_lock = Some(beside("migrating"));
+                    let file =
+                        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(beside("writing"));
+                    write_lock = Some(file.map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?);
                 }
                 if url.contains("mode=") {
                     url.to_owned()
@@ -187,7 +209,8 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Self { pool, backend };
+        let write_turn = std::sync::Arc::new(tokio::sync::Mutex::new(write_lock));
+        let store = Self { pool, backend, write_turn };
         // Processes that start together on a new SQLite file (the server and the workers) would
         // race to migrate it: PostgreSQL migrations hold an advisory lock, SQLite ones hold
         // nothing, so they take turns through a lock on a file beside the database.
@@ -212,14 +235,36 @@ impl Store {
         Ok(())
     }
 
-    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
-    /// waiting out other writers with the busy timeout: a deferred transaction that read first
-    /// (preparing a statement on contacts reads the FTS5 table's configuration) cannot take the
-    /// lock later once another connection has written, and fails with "database is locked".
-    pub(crate) async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+    /// A transaction that writes, with a turn to write on SQLite (hold the turn until the
+    /// transaction ends: `let (_turn, mut tx) = …`).
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`): a deferred transaction that
+    /// read first (preparing a statement on contacts reads the FTS5 table's configuration) cannot
+    /// take the lock later once another connection has written, and fails with "database is
+    /// locked". Writers first wait for their turn: in the process on a mutex, among processes on
+    /// a file lock (the kernel wakes the next one as soon as it is released). SQLite's own busy
+    /// timeout waits by sleeping and polling (1, 2, 5, 10 ms…): with the AI worker's answers
+    /// racing the server's ingest for the lock, those sleeps were what a dashboard waited for
+    /// (strace under `cargo xtask bench ai`: ~320 sleeps/s in the AI worker, ~24/s in the server).
+    pub(crate) async fn begin_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, sqlx::Any>)> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => {
+                let held = self.write_turn.clone().lock_owned().await;
+                let held = match held.as_ref().map(std::fs::File::try_lock) {
+                    None | Some(Ok(())) => held,
+                    // Another process writes: wait for the file lock off the runtime's threads.
+                    Some(Err(_)) => tokio::task::spawn_blocking(move || {
+                        held.as_ref().map(std::fs::File::lock).transpose().map(|_| held)
+                    })
+                    .await
+                    .map_err(std::io::Error::other)
+                    .flatten()
+                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?,
+                };
+                let turn = WriteTurn { held: Some(held) };
+                (turn, self.pool.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Backend::Postgres => (WriteTurn { held: None }, self.pool.begin().await?),
         })
     }
 

@@ -94,12 +94,18 @@ pub(crate) const CHANNEL_COLUMNS: &str = "id, workspace_id, name, provider, phon
                                            created_at, read_receipts, linked_name, link_method, pairing";
 pub(crate) const MESSAGE_COLUMNS: &str = "id, workspace_id, conversation_id, channel_id, direction, sender, \
                                           sender_user, body, wa_id, status, error, created_at, updated_at, note, media";
-pub(crate) const CONVERSATION_SELECT: &str = "SELECT v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, \
-                                              c.name, v.status, v.assignee, v.unread, v.last_message_at, \
-                                              v.last_preview, (SELECT string_agg(CAST(x.label_id AS TEXT), ',') \
-                                              FROM conversation_labels x WHERE x.conversation_id = v.id), \
-                                              v.ai_paused FROM conversations v \
-                                              JOIN contacts c ON c.id = v.contact_id";
+/// The columns [`conversation_from_row`] reads (13), from `conversations v JOIN contacts c`; a
+/// macro so that queries that read more than the conversation can start with them.
+macro_rules! conversation_columns {
+    () => {
+        "v.id, v.workspace_id, v.channel_id, v.contact_id, c.phone, c.name, v.status, v.assignee, v.unread, \
+         v.last_message_at, v.last_preview, (SELECT string_agg(CAST(x.label_id AS TEXT), ',') \
+         FROM conversation_labels x WHERE x.conversation_id = v.id), v.ai_paused"
+    };
+}
+pub(crate) use conversation_columns;
+pub(crate) const CONVERSATION_SELECT: &str =
+    concat!("SELECT ", conversation_columns!(), " FROM conversations v JOIN contacts c ON c.id = v.contact_id");
 
 /// The SQL rank of a stored status, matching [`MessageStatus::rank`].
 const STATUS_RANK: &str = "CASE status WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN 'failed' THEN 1 \
@@ -222,7 +228,7 @@ impl Store {
         message: &NewOutbound<'_>,
         now: Timestamp,
     ) -> StoreResult<(Message, ConversationSummary)> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let queued = insert_outbound(&mut tx, message, ConversationStatus::Open, now).await?;
         tx.commit().await?;
         Ok(queued)
@@ -235,7 +241,7 @@ impl Store {
         inbound: &NewInbound<'_>,
         now: Timestamp,
     ) -> StoreResult<Option<(Message, ConversationSummary)>> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let Some(stored) = insert_inbound(&mut tx, inbound, now).await? else {
             tx.rollback().await?;
             return Ok(None);
@@ -248,7 +254,7 @@ impl Store {
     /// worth of events with one commit (and on SQLite takes the write lock once), instead of one
     /// per event. All or nothing: on an error nothing is stored.
     pub async fn store_ingested(&self, items: &[Ingested<'_>], now: Timestamp) -> StoreResult<Vec<IngestedOutcome>> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
             outcomes.push(match item {

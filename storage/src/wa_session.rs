@@ -78,7 +78,7 @@ impl Store {
 
     /// Applies `writes` in order, all or nothing, if `fence` is still the session's token.
     pub async fn write_wa_session(&self, channel: ChannelId, fence: i64, writes: &[SessionWrite]) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         hold_fence(&mut tx, channel, fence).await?;
         for write in writes {
             match write {
@@ -118,7 +118,7 @@ impl Store {
     /// Forgets everything of the channel's session (the number was logged out and must be linked
     /// again), if `fence` is still its token.
     pub async fn forget_wa_session(&self, channel: ChannelId, fence: i64) -> StoreResult<()> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         hold_fence(&mut tx, channel, fence).await?;
         sqlx::query("DELETE FROM wa_session_entries WHERE channel_id = $1").bind(channel.0).execute(&mut *tx).await?;
         tx.commit().await?;

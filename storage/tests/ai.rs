@@ -3,15 +3,15 @@
 //! handover, and what pauses the AI in a conversation (an agent's reply, an assignment).
 
 use balas_domain::{
-    AiActive, AiProfile, ConversationStatus, Email, MessageText, PersonName, Role, SenderKind, UserId, WorkspaceId,
-    WorkspaceName,
+    AiActive, AiProfile, ConversationStatus, Email, MessageText, PersonName, Role, SenderKind, SendingRules, UserId,
+    WorkspaceId, WorkspaceName,
 };
 use balas_storage::{NewInbound, NewMember, Store, StoreError};
 use balas_testkit::conformance;
 
 mod common;
 
-conformance!(providers_profiles_and_usage, handovers_and_what_pauses_the_ai);
+conformance!(providers_profiles_and_usage, handovers_and_what_pauses_the_ai, a_turns_context_in_one_read);
 
 use common::{T0, channel, phone, reply, workspace};
 
@@ -121,4 +121,74 @@ async fn handovers_and_what_pauses_the_ai(store: Store) {
     assert!(store.assign(ws, conversation.id, Some(admin)).await.unwrap().ai_paused);
     store.set_ai_paused(ws, conversation.id, false).await.unwrap();
     assert!(!store.assign(ws, conversation.id, None).await.unwrap().ai_paused);
+}
+
+async fn a_turns_context_in_one_read(store: Store) {
+    let (ws, admin) = workspace_and_admin(&store).await;
+    let other = workspace(&store, "Other", "b@example.com").await;
+    let sales = channel(&store, ws, "+6281100000001").await;
+    let from = phone("+6281200000001");
+    let inbound = NewInbound { channel: &sales, wa_id: "W1", from: &from, push_name: None, text: "halo", media: None };
+    let (_, conversation) = store.store_inbound(&inbound, T0).await.unwrap().unwrap();
+
+    // Nothing set up: the default profile, off; no provider, no time zone, nothing counted.
+    let bare = store.ai_turn_context(ws, conversation.id, "2026-11").await.unwrap().unwrap();
+    assert_eq!(bare.conversation, conversation);
+    assert_eq!((bare.channel.channel_id, bare.channel.enabled, bare.channel.version), (sales.id, false, 0));
+    assert_eq!(bare.channel.profile, AiProfile::default());
+    assert!(!bare.contact_opted_out);
+    assert!(bare.settings.is_none() && bare.time_zone.is_none());
+    assert_eq!(bare.tokens_used, 0);
+    assert!(store.ai_turn_context(other, conversation.id, "2026-11").await.unwrap().is_none(), "not another's");
+
+    // Everything set: it reads what the separate reads do.
+    let night = AiProfile { active: AiActive::OutsideHours { from_hour: 8, to_hour: 17 }, ..AiProfile::default() };
+    store.save_ai_profile(ws, sales.id, &night, "night", admin, T0).await.unwrap();
+    store.set_ai_enabled(ws, sales.id, true, &night, T0).await.unwrap();
+    store.set_ai_settings(ws, "https://llm.example.com/v1", Some("sk-abcd1234"), "m1", 0, T0).await.unwrap();
+    let rules = SendingRules { time_zone: "Asia/Makassar".into(), ..SendingRules::default() };
+    store.set_sending_rules(ws, &rules).await.unwrap();
+    store.add_ai_usage(ws, conversation.id, "2026-11", 100).await.unwrap();
+    store.set_opted_out(ws, conversation.contact_id, true, T0).await.unwrap();
+    store.set_ai_paused(ws, conversation.id, true).await.unwrap();
+    let full = store.ai_turn_context(ws, conversation.id, "2026-11").await.unwrap().unwrap();
+    assert_eq!(Some(&full.channel), store.ai_channel(ws, sales.id).await.unwrap().as_ref());
+    assert_eq!((full.channel.enabled, full.channel.profile.clone()), (true, night));
+    let settings = full.settings.unwrap();
+    assert_eq!(settings.settings, store.ai_settings(ws).await.unwrap().unwrap().settings);
+    assert_eq!(settings.api_key, "sk-abcd1234");
+    assert_eq!(full.time_zone.as_deref(), Some("Asia/Makassar"));
+    assert!(full.contact_opted_out && full.conversation.ai_paused);
+    assert_eq!(full.tokens_used, 0, "without a cap the month's use is not counted");
+
+    // With a cap, the workspace's use this month (every conversation, not other months).
+    store.set_ai_settings(ws, "https://llm.example.com/v1", None, "m1", 1_000, T0).await.unwrap();
+    let second = phone("+6281200000002");
+    let inbound = NewInbound { channel: &sales, wa_id: "W2", from: &second, push_name: None, text: "hi", media: None };
+    let (_, another) = store.store_inbound(&inbound, T0).await.unwrap().unwrap();
+    store.add_ai_usage(ws, another.id, "2026-11", 20).await.unwrap();
+    store.add_ai_usage(ws, another.id, "2026-10", 7).await.unwrap();
+    let capped = store.ai_turn_context(ws, conversation.id, "2026-11").await.unwrap().unwrap();
+    assert_eq!(capped.tokens_used, 120);
+    assert_eq!(capped.settings.unwrap().settings.monthly_token_cap, 1_000);
+
+    // The AI's answer: while an agent holds the conversation only its tokens are counted; once
+    // handed back it is stored, queued, with its tokens, in the same write.
+    let text = MessageText::parse("Halo!").unwrap();
+    let mut answer = reply(ws, sales.id, &from, &text, "A1");
+    answer.sender = SenderKind::Ai;
+    assert!(store.queue_ai_answer(conversation.id, &answer, "2026-11", 30, T0).await.unwrap().is_none());
+    assert_eq!(store.recent_messages(conversation.id, 10).await.unwrap().len(), 1, "nothing stored over the agent");
+    assert_eq!(store.ai_usage(ws, "2026-11", Some(conversation.id)).await.unwrap(), (150, 130));
+    store.set_ai_paused(ws, conversation.id, false).await.unwrap();
+    let (message, after) = store.queue_ai_answer(conversation.id, &answer, "2026-11", 5, T0).await.unwrap().unwrap();
+    assert_eq!(
+        (message.sender, message.body.as_str(), after.id, after.ai_paused),
+        (SenderKind::Ai, "Halo!", conversation.id, false)
+    );
+    assert_eq!(store.ai_usage(ws, "2026-11", Some(conversation.id)).await.unwrap(), (155, 135));
+    // Not another workspace's conversation.
+    let mut theirs = reply(other, sales.id, &from, &text, "A2");
+    theirs.sender = SenderKind::Ai;
+    assert!(store.queue_ai_answer(conversation.id, &theirs, "2026-11", 0, T0).await.unwrap().is_none());
 }
