@@ -250,18 +250,20 @@ impl Store {
         Ok(match self.backend {
             Backend::Sqlite => {
                 let held = self.write_turn.clone().lock_owned().await;
-                let held = match held.as_ref().map(std::fs::File::try_lock) {
-                    None | Some(Ok(())) => held,
-                    // Another process writes: wait for the file lock off the runtime's threads.
+                let turn = match held.as_ref().map(std::fs::File::try_lock) {
+                    None | Some(Ok(())) => WriteTurn { held: Some(held) },
+                    // Another process writes: wait for the file lock off the runtime's threads. The
+                    // turn is made there, so that if this caller gave up meanwhile, dropping the
+                    // unclaimed turn still releases the lock.
                     Some(Err(_)) => tokio::task::spawn_blocking(move || {
-                        held.as_ref().map(std::fs::File::lock).transpose().map(|_| held)
+                        held.as_ref().map(std::fs::File::lock).transpose()?;
+                        Ok(WriteTurn { held: Some(held) })
                     })
                     .await
                     .map_err(std::io::Error::other)
                     .flatten()
                     .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?,
                 };
-                let turn = WriteTurn { held: Some(held) };
                 (turn, self.pool.begin_with("BEGIN IMMEDIATE").await?)
             }
             Backend::Postgres => (WriteTurn { held: None }, self.pool.begin().await?),
