@@ -15,9 +15,10 @@
 //!   not when an agent stepped in while the model was thinking.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use balas_bus::{Lease, LeaseSubject};
+use balas_bus::{LEASE_RENEW_EVERY_MS, Lease, LeaseSubject};
 use balas_domain::{
     ChannelId, Command, ConversationId, ConversationSummary, Direction, LiveEnvelope, LiveEvent, SenderKind,
     SendingRules, WorkspaceId,
@@ -36,6 +37,10 @@ pub const GROUP: &str = "ai";
 /// An entry read but not acknowledged this long belongs to a stopped worker, and is taken over.
 /// Longer than any turn (timeouts and retries included).
 const CLAIM_STALE_MS: u64 = 180_000;
+/// Events handled are acknowledged together, this long after the first of them: one round trip
+/// for tens of events. One that was handled but not yet acknowledged when the worker stopped is
+/// read again, and skipped (its conversation was answered, or is not the AI's).
+const ACK_EVERY: Duration = Duration::from_millis(100);
 
 /// Customer messages waiting for their burst to settle.
 struct Waiting {
@@ -60,6 +65,9 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
     let (done_tx, mut done) = mpsc::unbounded_channel::<(ConversationId, Waiting, Result<Handled, String>)>();
     let mut waiting: HashMap<ConversationId, Waiting> = HashMap::new();
     let mut in_flight: HashSet<ConversationId> = HashSet::new();
+    let mut acks = Acks::default();
+    let held = Held::default();
+    let renewer = tokio::spawn(held.clone().renew(state.clone(), consumer.clone(), stop.clone()));
     loop {
         // A turn starts when its burst has settled, not on a polling tick: no wake-ups while
         // nothing is due, and turns start one by one as they come due rather than in bunches.
@@ -68,14 +76,14 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
             _ = stop.changed() => break,
             batch = read.recv() => {
                 let Some((events, ids)) = batch else { break };
-                let acks = schedule(&state, &mut waiting, events, ids).await;
-                ack(&state, &acks).await;
+                acks.add(schedule(&state, &mut waiting, events, ids).await);
             }
+            () = until(acks.due) => acks.send(&state).await,
             finished = done.recv() => {
                 let Some((conversation, turn, result)) = finished else { continue };
                 in_flight.remove(&conversation);
                 match result {
-                    Ok(Handled::Done) => ack(&state, &turn.ids).await,
+                    Ok(Handled::Done) => acks.add(turn.ids),
                     Ok(Handled::Busy) => requeue(&mut waiting, conversation, turn, Duration::from_secs(1)),
                     Ok(Handled::Later(after)) => requeue(&mut waiting, conversation, turn, after),
                     Err(error) => {
@@ -94,16 +102,42 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
                 for conversation in due {
                     let Some(turn) = waiting.remove(&conversation) else { continue };
                     in_flight.insert(conversation);
-                    let (state, holder, done_tx) = (state.clone(), consumer.clone(), done_tx.clone());
+                    let (state, holder, held, done_tx) = (state.clone(), consumer.clone(), held.clone(), done_tx.clone());
                     tokio::spawn(async move {
-                        let result = handle(&state, &holder, turn.workspace, conversation).await;
+                        let result = handle(&state, &holder, &held, turn.workspace, conversation).await;
                         let _ = done_tx.send((conversation, turn, result.map_err(|e| e.to_string())));
                     });
                 }
             }
         }
     }
+    acks.send(&state).await;
     let _ = reader.await;
+    let _ = renewer.await;
+}
+
+/// Event ids to acknowledge, and when.
+#[derive(Default)]
+struct Acks {
+    ids: Vec<String>,
+    due: Option<Instant>,
+}
+
+impl Acks {
+    fn add(&mut self, ids: Vec<String>) {
+        if !ids.is_empty() {
+            self.ids.extend(ids);
+            self.due.get_or_insert_with(|| Instant::now() + ACK_EVERY);
+        }
+    }
+
+    async fn send(&mut self, state: &AppState) {
+        self.due = None;
+        let ids = std::mem::take(&mut self.ids);
+        if let Err(error) = state.bus.ack_live(GROUP, &ids).await {
+            tracing::warn!(%error, "ai: could not acknowledge events; they will be seen again (and skipped)");
+        }
+    }
 }
 
 /// Completes at `due`; never without one.
@@ -128,14 +162,8 @@ fn requeue(
     entry.ids.extend(turn.ids);
 }
 
-async fn ack(state: &AppState, ids: &[String]) {
-    if let Err(error) = state.bus.ack_live(GROUP, ids).await {
-        tracing::warn!(%error, "ai: could not acknowledge events; they will be seen again (and skipped)");
-    }
-}
-
-/// Puts a customer's messages on their conversation's wait; returns the ids to acknowledge at
-/// once (everything else).
+/// Puts a customer's messages on their conversation's wait; returns the ids to acknowledge
+/// (everything else).
 async fn schedule(
     state: &AppState,
     waiting: &mut HashMap<ConversationId, Waiting>,
@@ -187,7 +215,7 @@ async fn read_events(
     batches: mpsc::Sender<(Vec<LiveEnvelope>, Vec<String>)>,
     stop: watch::Receiver<bool>,
 ) {
-    crate::live_group::read(&state, GROUP, &consumer, CLAIM_STALE_MS, stop, |events, ids| {
+    crate::live_group::read(&state, GROUP, &consumer, CLAIM_STALE_MS, Duration::ZERO, stop, |events, ids| {
         let batches = batches.clone();
         // The scheduler acknowledges; a scheduler that stopped means this worker is stopping.
         async move { batches.send((events, ids)).await.is_ok() }
@@ -195,10 +223,50 @@ async fn read_events(
     .await;
 }
 
+/// The conversations' leases this worker holds: one task renews them all together (one round
+/// trip every few seconds, not one per turn in flight).
+#[derive(Clone, Default)]
+struct Held(Arc<Mutex<HashMap<ConversationId, Lease>>>);
+
+impl Held {
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, Lease>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Renews every lease held, until `stop` turns true. A lease that was lost (this worker was
+    /// away too long) is forgotten; its turn finishes, and another worker's answer check keeps
+    /// the conversation answered once.
+    async fn renew(self, state: AppState, holder: String, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(Duration::from_millis(LEASE_RENEW_EVERY_MS)) => {}
+            }
+            let (conversations, leases): (Vec<ConversationId>, Vec<Lease>) =
+                self.leases().iter().map(|(id, lease)| (*id, lease.clone())).unzip();
+            match state.bus.renew_leases(&leases, &holder).await {
+                Ok(renewed) => {
+                    let mut held = self.leases();
+                    for (conversation, lease) in
+                        conversations.iter().zip(&leases).zip(renewed).filter(|(_, ok)| !ok).map(|(c, _)| c)
+                    {
+                        tracing::warn!(%conversation, "ai: lost a conversation's lease");
+                        if held.get(conversation) == Some(lease) {
+                            held.remove(conversation);
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "ai: could not renew the conversations' leases"),
+            }
+        }
+    }
+}
+
 /// One conversation's turn, under its lease.
 async fn handle(
     state: &AppState,
     holder: &str,
+    held: &Held,
     workspace: WorkspaceId,
     conversation: ConversationId,
 ) -> anyhow::Result<Handled> {
@@ -206,19 +274,9 @@ async fn handle(
     let Some(lease) = state.bus.acquire_lease(subject, holder).await? else {
         return Ok(Handled::Busy);
     };
-    let renewer = {
-        let (state, holder, lease) = (state.clone(), holder.to_owned(), lease.clone());
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(3)).await;
-                if !matches!(state.bus.renew_lease(&lease, &holder).await, Ok(true)) {
-                    return;
-                }
-            }
-        })
-    };
+    held.leases().insert(conversation, lease.clone());
     let result = turn(state, workspace, conversation).await;
-    renewer.abort();
+    held.leases().remove(&conversation);
     release(state, &lease, holder).await;
     result
 }

@@ -50,6 +50,9 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
     let mut own_pending = true;
     let mut last_claim = Instant::now();
     let mut failures = 0u32;
+    // The group is made before the first read, and again after a failed one (a Redis that
+    // restarted empty answers NOGROUP): not before every read, a round trip per batch.
+    let mut group_made = false;
     while !*stop.borrow() {
         match &lease {
             None => match reader.acquire_lease(LeaseSubject::Ingest, &consumer).await {
@@ -90,7 +93,10 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
             Some(_) => {}
         }
         let read = async {
-            reader.ensure_wa_group(INGEST_GROUP).await?;
+            if !group_made {
+                reader.ensure_wa_group(INGEST_GROUP).await?;
+                group_made = true;
+            }
             if last_claim.elapsed() >= Duration::from_millis(CLAIM_AFTER_MS / 2) {
                 last_claim = Instant::now();
                 let claimed = reader.claim_stale_wa_events(INGEST_GROUP, &consumer, CLAIM_AFTER_MS, BATCH).await?;
@@ -109,6 +115,7 @@ pub async fn run(state: AppState, consumer: String, mut stop: watch::Receiver<bo
             Ok(deliveries) => deliveries,
             Err(error) => {
                 failures += 1;
+                group_made = false;
                 tracing::warn!(%error, "ingest: cannot read the worker events; retrying");
                 backoff(failures, &mut stop).await;
                 continue;

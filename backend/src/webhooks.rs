@@ -26,6 +26,10 @@ const GROUP: &str = "webhooks";
 /// How long a live event may stay read but unacknowledged before another instance takes it
 /// over (its reader stopped between reading and queuing).
 const CLAIM_STALE_MS: u64 = 30_000;
+/// The dispatcher reads the live events at most this often (unless a read was full): a delivery
+/// is queued up to this much later, and the server reads tens of events per round trip (and
+/// checks for webhooks once) instead of one by one, beside the dashboards' live path.
+const READ_EVERY: Duration = Duration::from_millis(100);
 /// A receiver has this long to answer.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Attempts before a delivery fails for good.
@@ -153,7 +157,7 @@ pub async fn run(state: AppState, consumer: String, stop: watch::Receiver<bool>)
 }
 
 async fn read_events(state: AppState, consumer: String, stop: watch::Receiver<bool>) {
-    crate::live_group::read(&state, GROUP, &consumer, CLAIM_STALE_MS, stop, |events, ids| {
+    crate::live_group::read(&state, GROUP, &consumer, CLAIM_STALE_MS, READ_EVERY, stop, |events, ids| {
         let state = state.clone();
         async move {
             // Acknowledged only once queued (at least once; the event id keeps it once).

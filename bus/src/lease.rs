@@ -63,12 +63,19 @@ redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[2])
 return fence
 ";
 
+/// Renews every lease of KEYS whose value is still the matching ARGV (after the TTL, ARGV[1]);
+/// answers 1 or 0 per lease.
 const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+local renewed = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[i + 1] then
+    redis.call('PEXPIRE', key, ARGV[1])
+    renewed[i] = 1
+  else
+    renewed[i] = 0
+  end
 end
-return 0
+return renewed
 ";
 
 const RELEASE: &str = r"
@@ -94,14 +101,24 @@ impl Bus {
 
     /// Extends a lease; false when it was lost (expired, or taken by another holder).
     pub async fn renew_lease(&self, lease: &Lease, holder: &str) -> BusResult<bool> {
+        Ok(self.renew_leases(std::slice::from_ref(lease), holder).await?.first() == Some(&true))
+    }
+
+    /// Extends many leases of `holder` in one round trip; per lease, in order, false when it was
+    /// lost.
+    pub async fn renew_leases(&self, leases: &[Lease], holder: &str) -> BusResult<Vec<bool>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        let script = Script::new(RENEW);
+        let mut invocation = script.prepare_invoke();
+        invocation.arg(LEASE_TTL_MS);
+        for lease in leases {
+            invocation.key(self.keys.lease(lease.subject)).arg(format!("{holder}|{}", lease.fence));
+        }
         let mut conn = self.conn.clone();
-        let renewed: i64 = Script::new(RENEW)
-            .key(self.keys.lease(lease.subject))
-            .arg(format!("{holder}|{}", lease.fence))
-            .arg(LEASE_TTL_MS)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(renewed == 1)
+        let renewed: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        Ok(renewed.into_iter().map(|r| r == 1).collect())
     }
 
     /// Gives a lease up at once, so another process can take it without waiting.

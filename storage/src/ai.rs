@@ -191,7 +191,7 @@ impl Store {
         by: UserId,
         now: Timestamp,
     ) -> StoreResult<i64> {
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let owned = sqlx::query("SELECT 1 FROM channels WHERE id = $1 AND workspace_id = $2")
             .bind(channel.0)
             .bind(workspace_id.0)
@@ -380,7 +380,7 @@ impl Store {
         note_id: &str,
         now: Timestamp,
     ) -> StoreResult<(Message, ConversationSummary)> {
-        let mut tx = self.pool.begin().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         sqlx::query(
             "UPDATE conversations SET status = 'pending', assignee = NULL, ai_paused = 1, last_message_at = $2 \
              WHERE id = $1",

@@ -136,6 +136,78 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// How often each process copies SQLite's write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// A log longer than this (in pages: about 64 MB) is started over.
+const RESTART_LOG_AFTER: i64 = 16_384;
+
+/// Copies the write-ahead log into the database every [`CHECKPOINT_EVERY`], off the writers'
+/// path, until the store is closed or its last clone is dropped.
+///
+/// SQLite's own automatic checkpoint runs inside the `COMMIT` that takes the log past 1,000 pages
+/// (a few times a second under load): that commit then copies megabytes and waits for two
+/// `fsync`s, so its message reached the dashboards milliseconds late, and (holding its turn) so did
+/// every writer behind it. A passive checkpoint runs beside the writers, never blocking them; when
+/// two processes' checkpoints meet, one finds nothing left to do.
+///
+/// But under a steady stream of writes a passive checkpoint never catches up with the last one,
+/// and the log only starts over (from its first page) after a checkpoint that did: it would grow
+/// without end. So once it is past [`RESTART_LOG_AFTER`] pages, the checkpoint takes a turn to
+/// write (so that writers wait a moment, once in a while: every twenty seconds or so at hundreds
+/// of messages a second) and starts the log over.
+fn checkpoint_in_background(store: &Store) {
+    let (pool, turns) = (store.pool.clone(), std::sync::Arc::downgrade(&store.write_turn));
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+            if pool.is_closed() {
+                return;
+            }
+            let Some(turns) = turns.upgrade() else { return };
+            let passive = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool);
+            let restart = match passive.await {
+                Ok((_, log, _)) if log > RESTART_LOG_AFTER => match take_turn(turns).await {
+                    Ok(_turn) => sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&pool).await.map(drop),
+                    Err(error) => Err(match error {
+                        StoreError::Database(error) => error,
+                        other => sqlx::Error::Protocol(other.to_string()),
+                    }),
+                },
+                Ok(_) => Ok(()),
+                Err(error) => Err(error),
+            };
+            match restart {
+                // Another process's checkpoint is running: it does the work.
+                Err(sqlx::Error::Database(error)) if error.message().contains("locked") => {}
+                Err(error) => {
+                    tracing::warn!(%error, "could not copy the write-ahead log into the database; trying again");
+                }
+                Ok(()) => {}
+            }
+        }
+    });
+}
+
+/// Waits for a turn to write (see [`Store::begin_write`]): in the process on `turns`, among
+/// processes on the file lock it holds (when there is one).
+async fn take_turn(turns: std::sync::Arc<tokio::sync::Mutex<Option<std::fs::File>>>) -> StoreResult<WriteTurn> {
+    let held = turns.lock_owned().await;
+    match held.as_ref().map(std::fs::File::try_lock) {
+        None | Some(Ok(())) => Ok(WriteTurn { held: Some(held) }),
+        // Another process writes: wait for the file lock off the runtime's threads. The turn is
+        // made there, so that if this caller gave up meanwhile, dropping the unclaimed turn still
+        // releases the lock.
+        Some(Err(_)) => tokio::task::spawn_blocking(move || {
+            held.as_ref().map(std::fs::File::lock).transpose()?;
+            Ok(WriteTurn { held: Some(held) })
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .flatten()
+        .map_err(|e| StoreError::Database(sqlx::Error::Io(e))),
+    }
+}
+
 /// Waits for an exclusive lock on `path` (made when missing); held until the file is dropped.
 fn lock_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
@@ -188,11 +260,13 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers work while one writer writes; the busy timeout makes a
                         // second writer wait instead of failing; foreign keys are off by default.
+                        // No checkpoint in a commit: see [`checkpoint_in_background`].
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA synchronous = NORMAL",
                             "PRAGMA busy_timeout = 5000",
                             "PRAGMA foreign_keys = ON",
+                            "PRAGMA wal_autocheckpoint = 0",
                         ] {
                             conn.execute(pragma).await?;
                         }
@@ -209,6 +283,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
+        let on_file = write_lock.is_some();
         let write_turn = std::sync::Arc::new(tokio::sync::Mutex::new(write_lock));
         let store = Self { pool, backend, write_turn };
         // Processes that start together on a new SQLite file (the server and the workers) would
@@ -224,6 +299,9 @@ impl Store {
             None => None,
         };
         store.migrate().await?;
+        if on_file {
+            checkpoint_in_background(&store);
+        }
         Ok(store)
     }
 
@@ -249,21 +327,7 @@ impl Store {
     pub(crate) async fn begin_write(&self) -> StoreResult<(WriteTurn, sqlx::Transaction<'static, sqlx::Any>)> {
         Ok(match self.backend {
             Backend::Sqlite => {
-                let held = self.write_turn.clone().lock_owned().await;
-                let turn = match held.as_ref().map(std::fs::File::try_lock) {
-                    None | Some(Ok(())) => WriteTurn { held: Some(held) },
-                    // Another process writes: wait for the file lock off the runtime's threads. The
-                    // turn is made there, so that if this caller gave up meanwhile, dropping the
-                    // unclaimed turn still releases the lock.
-                    Some(Err(_)) => tokio::task::spawn_blocking(move || {
-                        held.as_ref().map(std::fs::File::lock).transpose()?;
-                        Ok(WriteTurn { held: Some(held) })
-                    })
-                    .await
-                    .map_err(std::io::Error::other)
-                    .flatten()
-                    .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?,
-                };
+                let turn = take_turn(self.write_turn.clone()).await?;
                 (turn, self.pool.begin_with("BEGIN IMMEDIATE").await?)
             }
             Backend::Postgres => (WriteTurn { held: None }, self.pool.begin().await?),

@@ -333,6 +333,30 @@ async fn sqlite_creates_missing_folders() {
     assert!(path.exists());
 }
 
+/// Commits leave SQLite's write-ahead log alone (no checkpoint on a writer's path); the store
+/// copies the log into the database file in the background.
+#[tokio::test]
+async fn sqlite_checkpoints_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("balas.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()), 2).await.expect("open");
+    set_up(&store).await;
+    let wal = dir.path().join("balas.db-wal");
+    let log_bytes = std::fs::metadata(&wal).expect("the write-ahead log").len();
+    assert!(log_bytes > 100_000, "the schema and the workspace are in the log: {log_bytes} bytes");
+    // The database file gets the schema's pages once the log is copied into it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let db_bytes = std::fs::metadata(&path).unwrap().len();
+        if db_bytes > 100_000 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log was not copied into the database: {db_bytes} bytes");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(store.is_set_up().await.unwrap());
+}
+
 #[tokio::test]
 async fn unknown_database_urls_are_refused() {
     assert!(matches!(Store::open("mysql://localhost/x", 1).await, Err(StoreError::UnsupportedUrl)));
