@@ -140,6 +140,10 @@ impl std::fmt::Debug for Store {
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A log longer than this (in pages: about 64 MB) is started over.
 const RESTART_LOG_AFTER: i64 = 16_384;
+/// How long starting the log over waits for readers (writers wait as long).
+const RESTART_WAITS_FOR: Duration = Duration::from_millis(100);
+/// How long a writer that bypasses the write turns waits for SQLite's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Copies the write-ahead log into the database every [`CHECKPOINT_EVERY`], off the writers'
 /// path, until the store is closed or its last clone is dropped.
@@ -167,7 +171,7 @@ fn checkpoint_in_background(store: &Store) {
             let passive = sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool);
             let restart = match passive.await {
                 Ok((_, log, _)) if log > RESTART_LOG_AFTER => match take_turn(turns).await {
-                    Ok(_turn) => sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&pool).await.map(drop),
+                    Ok(_turn) => restart_log(&pool).await,
                     Err(error) => Err(match error {
                         StoreError::Database(error) => error,
                         other => sqlx::Error::Protocol(other.to_string()),
@@ -186,6 +190,18 @@ fn checkpoint_in_background(store: &Store) {
             }
         }
     });
+}
+
+/// Copies the whole log into the database and starts it over, waiting at most
+/// [`RESTART_WAITS_FOR`] for readers still in it (a long export, say): the caller holds a turn to
+/// write, so writers wait meanwhile. When the readers take longer, SQLite answers "locked" and the
+/// next checkpoint tries again.
+async fn restart_log(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    conn.execute(format!("PRAGMA busy_timeout = {}", RESTART_WAITS_FOR.as_millis()).as_str()).await?;
+    let restarted = sqlx::query("PRAGMA wal_checkpoint(RESTART)").execute(&mut *conn).await.map(drop);
+    conn.execute(format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()).as_str()).await?;
+    restarted
 }
 
 /// Waits for a turn to write (see [`Store::begin_write`]): in the process on `turns`, among
@@ -264,12 +280,12 @@ impl Store {
                         for pragma in [
                             "PRAGMA journal_mode = WAL",
                             "PRAGMA synchronous = NORMAL",
-                            "PRAGMA busy_timeout = 5000",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA wal_autocheckpoint = 0",
                         ] {
                             conn.execute(pragma).await?;
                         }
+                        conn.execute(format!("PRAGMA busy_timeout = {}", BUSY_TIMEOUT.as_millis()).as_str()).await?;
                     } else {
                         // Plan every execution for its own parameters: the same statement finds
                         // 3 contacts for one search and 25,000 for another, and a generic plan
