@@ -52,6 +52,7 @@ pub fn issue_text(i18n: I18nContext<Locale>, issue: Issue) -> String {
         Issue::WrongState => t_string!(i18n, errors.wrong_state).to_string(),
         Issue::InvalidUrl => t_string!(i18n, errors.invalid_url).to_string(),
         Issue::DownloadFailed { status } => t_string!(i18n, errors.download_failed, status = status).to_string(),
+        Issue::PrivateAddress => t_string!(i18n, errors.private_address).to_string(),
     }
 }
 

@@ -63,6 +63,8 @@ pub async fn set_settings(
     let had_key = state.store.ai_settings(workspace).await.map_err(from_store)?.is_some();
     let url =
         AiSettings::check(base_url, api_key, had_key, model, cap).map_err(|errors| AppError::Invalid { errors })?;
+    crate::outbound::check(state.settings.allow_private_urls, balas_domain::Field::Url, &url)
+        .map_err(AppError::invalid)?;
     let key = Some(api_key.trim()).filter(|k| !k.is_empty());
     state.store.set_ai_settings(workspace, &url, key, model.trim(), cap, now()).await.map_err(from_store)?;
     // The key is never written to the log or the audit detail.
@@ -291,6 +293,12 @@ pub async fn converse(
     history: Vec<Value>,
     tools: &mut Tools<'_>,
 ) -> Result<Turn, AiFailure> {
+    // Checked when saved, but the installation may have stopped allowing it since.
+    if crate::outbound::check(state.settings.allow_private_urls, balas_domain::Field::Url, &stored.settings.base_url)
+        .is_err()
+    {
+        return Err(AiFailure::Provider(crate::outbound::REFUSED.into()));
+    }
     let client = client(state, stored);
     let model = if profile.model.is_empty() { stored.settings.model.clone() } else { profile.model.clone() };
     let mut messages = vec![json!({ "role": "system", "content": profile.system_prompt() })];
@@ -361,6 +369,9 @@ async fn ask(
     for _attempt in 0..2 {
         match client.chat().create(request.clone()).await {
             Ok(response) => return Ok(response),
+            Err(async_openai::error::OpenAIError::Reqwest(error)) if crate::outbound::is_refusal(&error) => {
+                return Err(AiFailure::Provider(crate::outbound::describe(&error)));
+            }
             Err(async_openai::error::OpenAIError::Reqwest(error)) if error.is_timeout() || error.is_connect() => {
                 tracing::info!(%error, "ai: the provider did not answer; trying once more");
                 last = if error.is_timeout() {

@@ -14,6 +14,7 @@ pub mod ingest;
 mod live_group;
 pub mod media;
 pub mod messaging;
+pub mod outbound;
 pub mod sandbox;
 mod secrets;
 pub mod settings;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// The AI provider's HTTP client, shared by every call (its connections and TLS set-up are
     /// reused), with the call timeout `ai_timeout_ms`.
     pub ai_http: reqwest::Client,
+    /// The client that fetches files by URL (see [`outbound`]).
+    pub fetch_http: reqwest::Client,
 }
 
 impl AppState {
@@ -51,11 +54,12 @@ impl AppState {
             .await
             .map_err(StartError::Redis)?;
         let media = media::MediaStore::new(&settings.media_dir);
-        let ai_http = reqwest::Client::builder()
+        let ai_http = outbound::client(settings.allow_private_urls, 3)
             .timeout(std::time::Duration::from_millis(settings.ai_timeout_ms))
             .build()
             .map_err(StartError::Http)?;
-        Ok(Self { store, bus, settings: Arc::new(settings), media, ai_http })
+        let fetch_http = media::fetch_client(settings.allow_private_urls).map_err(StartError::Http)?;
+        Ok(Self { store, bus, settings: Arc::new(settings), media, ai_http, fetch_http })
     }
 }
 

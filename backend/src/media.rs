@@ -204,23 +204,26 @@ where
 /// How long fetching a file by URL may take, all of it.
 const DOWNLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// The client [`download`] uses: three redirects at most, private addresses only when allowed.
+pub fn fetch_client(allow_private: bool) -> reqwest::Result<reqwest::Client> {
+    crate::outbound::client(allow_private, 3)
+        .timeout(DOWNLOAD_TIMEOUT)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+}
+
 /// Fetches the file at `url` (checked already, see [`balas_domain::check_url`]) into `area`,
 /// with the same checks as an upload: the type the server declares, WhatsApp's size limit (from
 /// `Content-Length` before reading, and while reading), and a photo that is one. The file name is
 /// `file_name`, or the URL's last path segment. A download that fails (no answer, a status other
 /// than 2xx, a broken body, a timeout) is a [`Field::Url`] error; type and size are [`Field::File`].
 pub async fn download(state: &AppState, area: Area, url: &str, file_name: Option<&str>) -> Result<Media, AppError> {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(DOWNLOAD_TIMEOUT)
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()
-            .unwrap_or_default()
-    });
+    crate::outbound::check(state.settings.allow_private_urls, Field::Url, url).map_err(AppError::invalid)?;
     let failed = |status: u16| AppError::invalid(FieldError::new(Field::Url, Issue::DownloadFailed { status }));
-    let response = client.get(url).send().await.map_err(|error| {
+    let response = state.fetch_http.get(url).send().await.map_err(|error| {
+        if crate::outbound::is_refusal(&error) {
+            return AppError::invalid(FieldError::new(Field::Url, Issue::PrivateAddress));
+        }
         tracing::info!(%error, "a media download got no answer");
         failed(0)
     })?;

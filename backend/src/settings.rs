@@ -58,6 +58,10 @@ pub struct Settings {
     /// Real WhatsApp: the WhatsApp Web version to announce, as `2.3000.1023` (empty: ask
     /// WhatsApp for the current one).
     pub whatsapp_version: String,
+    /// Let webhooks, files fetched by URL and the AI provider reach this machine and private
+    /// networks (`localhost`, `10.x`, `192.168.x`, …). Off by default: otherwise a workspace could
+    /// make the server call its neighbours. Turn it on for a provider or an ERP on your own network.
+    pub allow_private_urls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +100,7 @@ impl Default for Settings {
             sandbox_ban_secs: 300,
             whatsapp_url: String::new(),
             whatsapp_version: String::new(),
+            allow_private_urls: false,
         }
     }
 }

@@ -67,6 +67,8 @@ pub async fn create_webhook(
 ) -> Result<CreatedWebhook, AppError> {
     caller.require_admin()?;
     let (url, events) = check_webhook(url, events).map_err(|errors| AppError::Invalid { errors })?;
+    crate::outbound::check(state.settings.allow_private_urls, balas_domain::Field::Url, &url)
+        .map_err(AppError::invalid)?;
     let workspace = caller.me.workspace_id;
     if state.store.webhooks(workspace).await.map_err(from_store)?.len() >= 20 {
         let error = balas_domain::FieldError::new(balas_domain::Field::Url, balas_domain::Issue::TooMany { max: 20 });
@@ -173,7 +175,7 @@ async fn read_events(state: AppState, consumer: String, stop: watch::Receiver<bo
 }
 
 async fn deliver(state: AppState, mut stop: watch::Receiver<bool>) {
-    let client = match reqwest::Client::builder().timeout(TIMEOUT).redirect(reqwest::redirect::Policy::none()).build() {
+    let client = match crate::outbound::client(state.settings.allow_private_urls, 0).timeout(TIMEOUT).build() {
         Ok(client) => client,
         Err(error) => {
             tracing::error!(%error, "webhooks: cannot make an HTTP client; no deliveries");
@@ -204,16 +206,22 @@ async fn deliver(state: AppState, mut stop: watch::Receiver<bool>) {
 
 async fn attempt(state: &AppState, client: &reqwest::Client, delivery: balas_storage::DueDelivery) {
     let at = now().0 / 1_000;
-    let answer = client
-        .post(&delivery.url)
-        .header("content-type", "application/json")
-        .header("user-agent", "Balas-Webhooks/1")
-        .header("balas-event", &delivery.event)
-        .header("balas-delivery", delivery.id.to_string())
-        .header("balas-signature", signature(&delivery.secret, at, &delivery.payload))
-        .body(delivery.payload.clone())
-        .send()
-        .await;
+    // Checked when the webhook was made, but the installation may have stopped allowing it since.
+    let refused = crate::outbound::check(state.settings.allow_private_urls, balas_domain::Field::Url, &delivery.url);
+    let answer = match refused {
+        Err(_) => Err(crate::outbound::REFUSED.to_owned()),
+        Ok(()) => client
+            .post(&delivery.url)
+            .header("content-type", "application/json")
+            .header("user-agent", "Balas-Webhooks/1")
+            .header("balas-event", &delivery.event)
+            .header("balas-delivery", delivery.id.to_string())
+            .header("balas-signature", signature(&delivery.secret, at, &delivery.payload))
+            .body(delivery.payload.clone())
+            .send()
+            .await
+            .map_err(|error| crate::outbound::describe(&error)),
+    };
     let (status, response) = match answer {
         Ok(answer) => {
             let status = answer.status().as_u16();

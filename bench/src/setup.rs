@@ -62,6 +62,8 @@ impl Bench {
             // Benchmarks measure Balas, not the ban rule (the rate-limit benchmark checks the pace).
             sandbox_ban_above_per_sec: 1_000_000,
             media_dir: dir.path().join("media"),
+            // The fake AI provider runs on this machine.
+            allow_private_urls: true,
             ..Settings::default()
         };
         let state = AppState::connect(settings.clone()).await?;
@@ -118,6 +120,7 @@ impl Bench {
             .env("BALAS_REDIS_URL", s.redis_url.expose_secret())
             .env("BALAS_REDIS_PREFIX", &s.redis_prefix)
             .env("BALAS_SANDBOX", "true")
+            .env("BALAS_ALLOW_PRIVATE_URLS", s.allow_private_urls.to_string())
             .env("BALAS_SANDBOX_BAN_ABOVE_PER_SEC", s.sandbox_ban_above_per_sec.to_string())
             .env("BALAS_CONFIG", "/nonexistent/balas.toml")
             .env("RUST_LOG", "warn")

@@ -144,6 +144,9 @@ impl Issue {
             Issue::InvalidUrl => "is not an http(s):// URL (without credentials)".into(),
             Issue::DownloadFailed { status: 0 } => "could not be downloaded (no answer)".into(),
             Issue::DownloadFailed { status } => format!("could not be downloaded (the server answered {status})"),
+            Issue::PrivateAddress => "is on this machine or a private network, which this installation does not call \
+                                      (its operator can allow that with BALAS_ALLOW_PRIVATE_URLS=true)"
+                .into(),
         }
     }
 }

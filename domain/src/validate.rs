@@ -127,6 +127,8 @@ pub enum Issue {
     DownloadFailed {
         status: u16,
     },
+    /// An address on this machine or a private network, which this installation does not call.
+    PrivateAddress,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]

@@ -385,3 +385,57 @@ async fn media_by_url_through_the_api() {
     assert_eq!(h.bus.sandbox_messages(&customer).await.unwrap().len(), 2, "nothing more was sent");
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn private_addresses_are_refused_unless_the_installation_allows_them() {
+    let h = Harness::start(|s| s.allow_private_urls = false).await;
+    let admin = h.admin().await;
+    let channel = h.create_channel(&admin, "Shop", "+62 811 7900 001", 20).await;
+    let (_, secret) = key(&h, &admin, "ERP", &["send_messages"], None).await;
+    let api = Api { h: &h, http: reqwest::Client::new(), secret };
+    // A service on the server's own machine, which no workspace may make Balas call.
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = internal.local_addr().unwrap().port();
+    let issue_kinds = |body: &Value| -> Vec<(String, String)> {
+        body["errors"]
+            .as_array()
+            .map(|all| {
+                all.iter()
+                    .map(|e| (e["field"].as_str().unwrap().to_owned(), e["issue"]["kind"].as_str().unwrap().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let private = [("url".to_owned(), "private_address".to_owned())];
+
+    // A file to send, by IP, by `localhost`, or by the cloud metadata service's address.
+    for url in [
+        format!("http://127.0.0.1:{port}/a.png"),
+        format!("http://localhost:{port}/a.png"),
+        format!("http://[::ffff:127.0.0.1]:{port}/a.png"),
+        "http://169.254.169.254/latest/meta-data/".to_owned(),
+    ] {
+        let body = json!({ "channel_id": channel.id.0, "to": "+6281279000001", "text": "x", "media_url": url });
+        let (status, _, problem) = api.post("/api/v1/messages", body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {problem}");
+        assert_eq!(fields(&problem), [("media_url".to_owned(), "private_address".to_owned())], "{url}");
+        assert!(problem["detail"].as_str().unwrap().contains("BALAS_ALLOW_PRIVATE_URLS"), "{problem}");
+    }
+    assert_eq!(h.bus.send_backlog(channel.id).await.unwrap(), 0, "nothing was queued");
+
+    // A webhook and an AI provider on this machine: refused when saved, nothing saved.
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let (status, body) = h.call(&admin, "create_webhook", &[("url", &hook), ("events[0]", "message.received")]).await;
+    assert_eq!((status, issue_kinds(&body)), (StatusCode::UNPROCESSABLE_ENTITY, private.to_vec()), "{body}");
+    let (_, listed) = h.call(&admin, "webhooks", &[]).await;
+    assert_eq!(listed, json!([]), "no webhook was saved");
+    let provider = format!("http://localhost:{port}/v1");
+    let form = [("base_url", provider.as_str()), ("api_key", "sk-x"), ("model", "m")];
+    let (status, body) = h.call(&admin, "set_ai_settings", &form).await;
+    assert_eq!((status, issue_kinds(&body)), (StatusCode::UNPROCESSABLE_ENTITY, private.to_vec()), "{body}");
+    assert!(h.store.ai_settings(channel.workspace_id).await.unwrap().is_none(), "no provider was saved");
+
+    // Nothing ever connected to the internal service.
+    use futures::FutureExt;
+    assert!(internal.accept().now_or_never().is_none(), "Balas connected to a private address");
+}

@@ -121,6 +121,8 @@ fn start(project: &Project, profile: Profile, env: &DevEnv) -> Result<Vec<Guard>
             // without a phone.
             .env("BALAS_SANDBOX", "true")
             .env("BALAS_SANDBOX_LATENCY_MS", "150")
+            // A model or an ERP on this machine (Ollama on localhost:11434, say) may be tried.
+            .env("BALAS_ALLOW_PRIVATE_URLS", "true")
             .current_dir(&project.root);
         children.push(Guard::spawn(bin, &mut cmd)?);
     }

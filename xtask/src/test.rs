@@ -158,6 +158,8 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
                 .env("BALAS_REDIS_URL", &redis_url)
                 .env("BALAS_REDIS_PREFIX", "e2e")
                 .env("BALAS_SANDBOX", "true")
+                // The fake AI provider and webhook receivers run on this machine.
+                .env("BALAS_ALLOW_PRIVATE_URLS", "true")
                 .env("BALAS_SITE_ROOT", &site_root)
                 .env("RUST_LOG", "info")
                 .current_dir(&dir)
@@ -203,6 +205,7 @@ fn end_to_end(project: &Project, tmp: &TempDir, redis_port: u16) -> Result<Count
                 .env("BALAS_REDIS_PREFIX", "e2e")
                 .env("BALAS_DATABASE_URL", format!("sqlite://{}", dir.join("balas.db").display()))
                 .env("BALAS_SANDBOX", "true")
+                .env("BALAS_ALLOW_PRIVATE_URLS", "true")
                 .env("BALAS_WHATSAPP_URL", format!("ws://127.0.0.1:{fakewa_port}/ws/chat"))
                 .env("BALAS_WHATSAPP_VERSION", "2.3000.1023")
                 .env("RUST_LOG", "warn")

@@ -69,6 +69,8 @@ impl Harness {
             redis_url: SecretString::from(balas_testkit::redis_url()),
             redis_prefix: balas_testkit::redis_prefix(),
             sandbox: true,
+            // The fake AI provider, file servers and webhook receivers run on this machine.
+            allow_private_urls: true,
             media_dir: db.dir().expect("a SQLite test database has a folder").join("media"),
             ..Settings::default()
         };
@@ -302,6 +304,7 @@ impl Harness {
             .env("BALAS_REDIS_URL", s.redis_url.expose_secret())
             .env("BALAS_REDIS_PREFIX", &s.redis_prefix)
             .env("BALAS_SANDBOX", s.sandbox.to_string())
+            .env("BALAS_ALLOW_PRIVATE_URLS", s.allow_private_urls.to_string())
             .env("BALAS_MEDIA_DIR", &s.media_dir)
             .env("BALAS_SANDBOX_BAN_ABOVE_PER_SEC", s.sandbox_ban_above_per_sec.to_string())
             .env("BALAS_SANDBOX_LATENCY_MS", s.sandbox_latency_ms.to_string())
@@ -391,6 +394,7 @@ impl Harness {
             .env("BALAS_REDIS_URL", s.redis_url.expose_secret())
             .env("BALAS_REDIS_PREFIX", &s.redis_prefix)
             .env("BALAS_SANDBOX", s.sandbox.to_string())
+            .env("BALAS_ALLOW_PRIVATE_URLS", s.allow_private_urls.to_string())
             .env("BALAS_MEDIA_DIR", &s.media_dir)
             .env("BALAS_CONFIG", "/nonexistent/balas.toml")
             .env("RUST_LOG", "warn")
