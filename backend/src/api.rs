@@ -158,7 +158,7 @@ pub async fn send_message(state: &AppState, api: &ApiCaller, request: &SendReque
         to: &to,
         text: &text,
         media: media.as_ref(),
-        sender: SenderKind::System,
+        sender: SenderKind::Api,
         sender_user: None,
     };
     queue_message(state, &outbound).await

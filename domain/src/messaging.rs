@@ -272,6 +272,9 @@ pub enum SenderKind {
     Agent,
     Ai,
     Broadcast,
+    /// Sent through the REST API (an ERP, a shop).
+    Api,
+    /// Balas itself (an opt-out's confirmation).
     System,
 }
 
@@ -282,6 +285,7 @@ impl SenderKind {
             SenderKind::Agent => "agent",
             SenderKind::Ai => "ai",
             SenderKind::Broadcast => "broadcast",
+            SenderKind::Api => "api",
             SenderKind::System => "system",
         }
     }
@@ -292,6 +296,7 @@ impl SenderKind {
             "agent" => SenderKind::Agent,
             "ai" => SenderKind::Ai,
             "broadcast" => SenderKind::Broadcast,
+            "api" => SenderKind::Api,
             "system" => SenderKind::System,
             _ => return None,
         })

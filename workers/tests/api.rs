@@ -185,6 +185,14 @@ async fn messages_broadcasts_and_contacts_through_the_api() {
     let (status, _, first) =
         api.send(reqwest::Method::POST, "/api/v1/messages", Some(send.clone()), Some("order-7")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    // The inbox shows it as the API's, not an agent's nor Balas's own.
+    let stored = h
+        .store
+        .message(channel.workspace_id, balas_domain::MessageId(first["id"].as_i64().unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.sender, balas_domain::SenderKind::Api);
     let (status, _, again) =
         api.send(reqwest::Method::POST, "/api/v1/messages", Some(send.clone()), Some("order-7")).await;
     assert_eq!((status, &again["id"]), (StatusCode::ACCEPTED, &first["id"]));

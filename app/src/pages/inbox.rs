@@ -917,6 +917,7 @@ fn Bubble(message: Message, inbox: Inbox, conversation: RwSignal<Option<Conversa
         }
         (_, SenderKind::Ai) => t_string!(i18n, inbox.ai).to_string(),
         (_, SenderKind::Broadcast) => t_string!(i18n, inbox.broadcast).to_string(),
+        (_, SenderKind::Api) => t_string!(i18n, inbox.api).to_string(),
         (_, SenderKind::System) => t_string!(i18n, inbox.system).to_string(),
     };
     let class = match (message.note, message.direction) {
