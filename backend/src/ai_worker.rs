@@ -317,7 +317,29 @@ async fn turn(state: &AppState, workspace: WorkspaceId, conversation: Conversati
     if age < u64::from(profile.settle_ms) {
         return Ok(Handled::Later(Duration::from_millis(u64::from(profile.settle_ms) - age)));
     }
+    // A late answer (after an outage, the customer may have given up or written elsewhere) is
+    // worse than a person who knows the customer waited.
+    let within = state.settings.ai_answer_within_ms;
+    if age > within {
+        let note = format!(
+            "The AI handed over without answering: the customer's message waited {} for it (the AI was not \
+             running or could not keep up), longer than the {} it may answer within.",
+            duration_text(age),
+            duration_text(within)
+        );
+        return hand_over(state, &context.conversation, &note).await.map(|()| Handled::Done);
+    }
     answer(state, &context, profile, &messages, &unanswered).await.map(|()| Handled::Done)
+}
+
+/// `45 s`, `12 min`, `3 h 5 min`.
+fn duration_text(ms: u64) -> String {
+    let (seconds, minutes) = (ms / 1_000, ms / 60_000);
+    match minutes {
+        0 => format!("{seconds} s"),
+        1..60 => format!("{minutes} min"),
+        _ => format!("{} h {} min", minutes / 60, minutes % 60),
+    }
 }
 
 async fn answer(
@@ -405,4 +427,14 @@ async fn hand_over(state: &AppState, summary: &ConversationSummary, note: &str) 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn waits_are_written_for_people() {
+        assert_eq!(super::duration_text(45_900), "45 s");
+        assert_eq!(super::duration_text(600_000), "10 min");
+        assert_eq!(super::duration_text(3 * 3_600_000 + 5 * 60_000 + 999), "3 h 5 min");
+    }
 }

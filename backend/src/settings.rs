@@ -48,6 +48,9 @@ pub struct Settings {
     pub ai_timeout_ms: u64,
     /// AI: how long to keep retrying a provider that answers 429 or 5xx, with backoff.
     pub ai_retry_ms: u64,
+    /// AI: a customer's message that waited longer than this for the AI (its worker was down, say)
+    /// goes to people with a note saying so, instead of getting a late answer.
+    pub ai_answer_within_ms: u64,
     /// Sandbox: a number that sends more than this many messages in one second is banned.
     pub sandbox_ban_above_per_sec: u32,
     /// Sandbox: how long a ban lasts.
@@ -96,6 +99,7 @@ impl Default for Settings {
             webhook_retry_base_ms: 1_000,
             ai_timeout_ms: 30_000,
             ai_retry_ms: 15_000,
+            ai_answer_within_ms: 600_000,
             sandbox_ban_above_per_sec: 20,
             sandbox_ban_secs: 300,
             whatsapp_url: String::new(),

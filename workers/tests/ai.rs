@@ -278,6 +278,21 @@ async fn tools_failures_and_the_monthly_cap() {
 }
 
 #[tokio::test]
+async fn a_message_that_waited_too_long_for_the_ai_goes_to_people() {
+    // Every message is "too old" once its burst settles (400 ms): what an AI worker that comes
+    // back after an outage finds.
+    let Setup { h, admin: _admin, channel, mut live, llm, wa } = setup(|s| s.ai_answer_within_ms = 1).await;
+    h.customer_send("+6281290000031", &channel.phone, "Masih buka?").await;
+    let (_, _, conversation) = next_message(&mut live).await;
+    let ai = h.ai_worker();
+    let note = handed_over(&mut live, conversation).await;
+    assert!(note.contains("waited") && note.contains("longer than the 0 s it may answer within"), "{note}");
+    assert!(llm.requests().is_empty(), "no late answer was asked for");
+    ai.stop().await;
+    wa.stop().await;
+}
+
+#[tokio::test]
 async fn admins_edit_version_revert_and_try_prompts() {
     let Setup { h, admin, channel, llm, wa, .. } = setup(|_| {}).await;
     let id = channel.id.0;

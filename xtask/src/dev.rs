@@ -35,6 +35,13 @@ pub fn run(profile: Profile) -> Result<()> {
     let _redis = services::redis(&data.join("redis"), redis_port, true)?;
     let http_port = port_from_env("BALAS_DEV_PORT", 3000)?;
     let env = DevEnv { data: data.clone(), redis_url: format!("redis://127.0.0.1:{redis_port}"), http_port };
+    // A fake AI provider (it echoes the customer; "complain" makes it hand over), so that the AI
+    // agent can be tried without a provider's key. Built and started once: it is not Balas.
+    let llm_port = port_from_env("BALAS_DEV_FAKELLM_PORT", 3999)?;
+    proc::run(project.cargo().args(["build", "-p", "balas-fakellm", "--bin", "balas-fakellm"]))?;
+    let mut fake_llm = Command::new(project.binary(Profile::Dev, "balas-fakellm"));
+    let _fake_llm =
+        Guard::spawn("balas-fakellm", fake_llm.arg(llm_port.to_string()).stdout(std::process::Stdio::null()))?;
 
     let mut snapshot = Snapshot::take(&project.root);
     let mut rebuild_site = true;
@@ -49,7 +56,7 @@ pub fn run(profile: Profile) -> Result<()> {
             Ok(started) => {
                 children = started;
                 println!(
-                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    phone      http://127.0.0.1:{http_port}/phone (play a customer on the sandbox network)\n    sandbox    http://127.0.0.1:{http_port}/sandbox/api (simulated customers' phones, over HTTP)\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
+                    "\n  Balas is running:\n    dashboard  http://127.0.0.1:{http_port}/\n    phone      http://127.0.0.1:{http_port}/phone (play a customer on the sandbox network)\n    sandbox    http://127.0.0.1:{http_port}/sandbox/api (simulated customers' phones, over HTTP)\n    fake AI    http://127.0.0.1:{llm_port}/v1 (any key; an echo model to try the AI agent with)\n    data       {}\n    Redis      {}\n  Edit the code and it rebuilds; Ctrl-C stops everything.\n",
                     data.display(),
                     env.redis_url
                 );
