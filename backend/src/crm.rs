@@ -3,8 +3,8 @@
 
 use balas_domain::{
     AppError, AuditAction, CONTACT_PAGE, Contact, ContactFilter, ContactId, ContactNote, ContactPage, ContactSort,
-    ContactView, DEFAULT_STOP_KEYWORDS, Field, FieldError, Issue, Label, LabelColor, LabelId, LabelName, MessageText,
-    OptRequest, Segment, SenderKind,
+    ContactView, DEFAULT_STOP_KEYWORDS, Field, FieldError, Issue, Label, LabelColor, LabelId, LabelName, LiveEvent,
+    MessageText, OptRequest, Segment, SenderKind,
 };
 use balas_storage::{Audit, StoreError};
 
@@ -215,9 +215,27 @@ pub async fn merge_contacts(
     if keep == other {
         return Err(AppError::invalid(FieldError::new(Field::Contacts, Issue::Duplicate)));
     }
-    let (contact, gone) = state.store.merge_contacts(caller.me.workspace_id, keep, other).await.map_err(from_store)?;
-    audit(state, caller, AuditAction::ContactsMerged, contact.phone.as_str(), gone.as_str()).await;
-    Ok(contact)
+    let workspace = caller.me.workspace_id;
+    let merged = state.store.merge_contacts(workspace, keep, other).await.map_err(from_store)?;
+    audit(state, caller, AuditAction::ContactsMerged, merged.contact.phone.as_str(), merged.gone.as_str()).await;
+    // Every dashboard: the conversations that joined others go, the contact's others change (its
+    // name, and what joined them).
+    let mut events: Vec<LiveEvent> = merged
+        .joined
+        .iter()
+        .map(|&(conversation_id, into)| LiveEvent::ConversationRemoved { conversation_id, into })
+        .collect();
+    match state.store.contact_conversations(workspace, keep).await {
+        Ok(conversations) => events
+            .extend(conversations.into_iter().map(|c| LiveEvent::ConversationUpdated { conversation: Box::new(c) })),
+        Err(error) => tracing::warn!(%error, "the merged contact's conversations were not announced"),
+    }
+    for event in events {
+        if let Err(error) = state.bus.publish_live(workspace, &event).await {
+            tracing::warn!(%error, "a merge was not announced live");
+        }
+    }
+    Ok(merged.contact)
 }
 
 /// No stop or start keyword is longer than this.

@@ -580,6 +580,12 @@ pub enum LiveEvent {
     ConversationUpdated {
         conversation: Box<ConversationSummary>,
     },
+    /// A conversation is gone: its contact was merged into another one that had a conversation on
+    /// the same channel, and its messages are now in `into`.
+    ConversationRemoved {
+        conversation_id: ConversationId,
+        into: ConversationId,
+    },
     /// What an agent is doing in a conversation, until `until` unless told again.
     AgentActivity {
         conversation_id: ConversationId,

@@ -163,6 +163,17 @@ pub struct OptChange {
     pub contact: Contact,
 }
 
+/// What [`Store::merge_contacts`] did.
+#[derive(Debug)]
+pub struct ContactsMerged {
+    /// The contact that stays, merged.
+    pub contact: Contact,
+    /// The number that went away.
+    pub gone: PhoneNumber,
+    /// Conversations that joined the kept contact's on the same channel: (gone, joined into).
+    pub joined: Vec<(ConversationId, ConversationId)>,
+}
+
 impl Store {
     /// A page (`page`, from 0, of `page_size`) of a workspace's contacts that match `filter` at
     /// `now`, and how many match in all.
@@ -546,13 +557,13 @@ impl Store {
     /// number stays; `other`'s conversations, notes, labels and attribute values move over (a
     /// conversation on a channel where `keep` has one joins it, messages and all); `keep`'s own
     /// name, email and values win where both have one; the contact stays opted out if either
-    /// was. `other` is deleted. Returns the merged contact and the number that went away.
+    /// was. `other` is deleted.
     pub async fn merge_contacts(
         &self,
         workspace_id: WorkspaceId,
         keep: ContactId,
         other: ContactId,
-    ) -> StoreResult<(Contact, PhoneNumber)> {
+    ) -> StoreResult<ContactsMerged> {
         if keep == other {
             return Err(StoreError::NotFound);
         }
@@ -577,8 +588,10 @@ impl Store {
         .bind(other.0)
         .fetch_all(&mut *tx)
         .await?;
+        let mut joined = Vec::with_capacity(pairs.len());
         for pair in &pairs {
             let (from, into): (i64, i64) = (pair.try_get(0)?, pair.try_get(1)?);
+            joined.push((ConversationId(from), ConversationId(into)));
             sqlx::query("UPDATE messages SET conversation_id = $2 WHERE conversation_id = $1")
                 .bind(from)
                 .bind(into)
@@ -633,7 +646,7 @@ impl Store {
                 .await?;
         tx.commit().await?;
         let gone = PhoneNumber::parse(&gone).map_err(|_| StoreError::Corrupt("contact phone".into()))?;
-        Ok((self.contact(workspace_id, keep).await?, gone))
+        Ok(ContactsMerged { contact: self.contact(workspace_id, keep).await?, gone, joined })
     }
 
     /// The words that stop broadcasts in a workspace (`None`: the defaults).

@@ -325,7 +325,8 @@ async fn merging_keeps_everything_of_both_contacts(store: Store) {
     assert!(matches!(store.merge_contacts(ws, keep, stranger).await, Err(StoreError::NotFound)));
     assert!(matches!(store.merge_contacts(ws, keep, keep).await, Err(StoreError::NotFound)));
 
-    let (merged, gone) = store.merge_contacts(ws, keep, other).await.unwrap();
+    let balas_storage::ContactsMerged { contact: merged, gone, joined } =
+        store.merge_contacts(ws, keep, other).await.unwrap();
     assert_eq!(gone.as_str(), "+6281234560002");
     assert_eq!(merged.phone.as_str(), "+6281234560001", "keep's number stays");
     assert_eq!((merged.name.as_deref(), merged.email.as_deref()), (Some("Sari Dewi"), Some("sari@shop.example")));
@@ -350,6 +351,11 @@ async fn merging_keeps_everything_of_both_contacts(store: Store) {
     assert_eq!(on_sales.last_message_at, T0.plus_millis(20));
     assert_eq!(on_sales.unread, 2);
     assert_eq!(on_sales.status, balas_domain::ConversationStatus::Open);
+    // The other's conversation on that channel joined keep's, and is gone.
+    assert_eq!(joined.len(), 1);
+    let (gone_conversation, into) = joined[0];
+    assert_eq!(into, on_sales.id);
+    assert!(store.conversation(ws, gone_conversation).await.unwrap().is_none());
 }
 
 async fn conversations_carry_labels(store: Store) {

@@ -438,3 +438,43 @@ async fn merging_conversation_labels_and_stop_keywords_go_through_the_pipeline()
     .await;
     worker.stop().await;
 }
+
+#[tokio::test]
+async fn a_merge_reaches_every_dashboard_live() {
+    let h = Harness::start(|_| {}).await;
+    let admin = h.admin().await;
+    let channel = h.create_channel(&admin, "Sales", "+62 811 3000 303", 5).await;
+    let mut live = h.live(&admin, None).await;
+    let worker = h.worker();
+    wait_connected(&mut live, &channel).await;
+    // The same customer on two numbers: two contacts, two conversations on one channel.
+    h.customer_send("+6281234567303", &channel.phone, "Halo").await;
+    let (_, first, keep_conversation) = next_message(&mut live).await;
+    h.customer_send("+6281234567304", &channel.phone, "this is my other number").await;
+    let (_, _, other_conversation) = next_message(&mut live).await;
+    let contact = |phone: &str| {
+        let (store, phone) = (h.store.clone(), PhoneNumber::parse(phone).unwrap());
+        async move { store.contact_by_phone(first.workspace_id, &phone).await.unwrap().unwrap().id.0.to_string() }
+    };
+    let (keep, other) = (contact("+6281234567303").await, contact("+6281234567304").await);
+
+    let (status, body) = h.call(&admin, "merge_contacts", &[("keep", keep.as_str()), ("other", other.as_str())]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The other conversation is gone into the kept one, which now holds both unread messages.
+    let mut removed = false;
+    let joined = loop {
+        match live.event().await.event {
+            balas_domain::LiveEvent::ConversationRemoved { conversation_id, into } => {
+                assert_eq!((conversation_id, into), (other_conversation, keep_conversation));
+                removed = true;
+            }
+            balas_domain::LiveEvent::ConversationUpdated { conversation } if conversation.id == keep_conversation => {
+                break conversation;
+            }
+            _ => {}
+        }
+    };
+    assert!(removed, "the removal comes before the update");
+    assert_eq!((joined.unread, joined.last_preview.as_deref()), (2, Some("this is my other number")));
+    worker.stop().await;
+}

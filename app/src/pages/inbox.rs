@@ -152,6 +152,17 @@ impl Inbox {
         });
     }
 
+    /// A conversation is gone (merged into another): off the list, and its unread off the total.
+    fn remove(self, id: ConversationId) {
+        if let Some(old) = self.unread.with_value(|known| known.get(&id).copied()) {
+            self.total_unread.update(|t| *t -= old);
+            self.unread.update_value(|known| {
+                known.remove(&id);
+            });
+        }
+        self.list.update(|list| list.retain(|c| c.id != id));
+    }
+
     /// A conversation changed (`inbound`: by a new customer message): keep the total unread
     /// right and the list in order, in the filter and without duplicates.
     fn apply(self, conversation: &ConversationSummary, inbound: Option<bool>) {
@@ -261,6 +272,7 @@ pub fn InboxPage() -> impl IntoView {
                 inbox.apply(conversation, Some(message.direction == Direction::Inbound && !message.note));
             }
             LiveEvent::ConversationUpdated { conversation } => inbox.apply(conversation, None),
+            LiveEvent::ConversationRemoved { conversation_id, .. } => inbox.remove(*conversation_id),
             LiveEvent::ChannelState { channel_id, state, detail } => inbox.channels.update(|channels| {
                 if let Some(c) = channels.iter_mut().flatten().find(|c| c.id == *channel_id) {
                     c.state = *state;
@@ -548,6 +560,7 @@ struct Presence {
 #[component]
 fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
     let i18n = use_i18n();
+    let navigate = use_navigate();
     let conversation = RwSignal::new(None::<ConversationSummary>);
     let channel = RwSignal::new(None::<Channel>);
     let others = RwSignal::new(Vec::<ConversationSummary>::new());
@@ -666,6 +679,10 @@ fn Chat(id: ConversationId, inbox: Inbox) -> impl IntoView {
             }
             LiveEvent::ConversationUpdated { conversation: summary } if summary.id == id => {
                 conversation.set(Some((**summary).clone()));
+            }
+            // Merged into another conversation (its contact was merged): follow the messages there.
+            LiveEvent::ConversationRemoved { conversation_id, into } if *conversation_id == id => {
+                navigate(&format!("/inbox/{into}"), NavigateOptions { replace: true, ..NavigateOptions::default() });
             }
             LiveEvent::ConversationUpdated { conversation: summary } => others.update(|list| {
                 if let Some(c) = list.iter_mut().find(|c| c.id == summary.id) {
