@@ -18,23 +18,26 @@ use std::sync::Arc;
 use balas_domain::{Field, FieldError, Issue};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// A client builder whose requests follow at most `redirects` redirects and never reach a
-/// private address unless `allow_private`.
+/// A client builder whose requests follow at most `redirects` redirects (none: a redirect is the
+/// answer) and never reach a private address unless `allow_private`.
 pub fn client(allow_private: bool, redirects: usize) -> reqwest::ClientBuilder {
+    use reqwest::redirect::Policy;
     let builder = reqwest::Client::builder();
-    if allow_private {
-        return builder.redirect(reqwest::redirect::Policy::limited(redirects));
-    }
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > redirects {
-            attempt.error(format!("more than {redirects} redirects"))
-        } else if refused(false, attempt.url()) {
-            attempt.error(Private)
-        } else {
-            attempt.follow()
-        }
-    });
-    builder.redirect(policy).dns_resolver(Arc::new(Guard))
+    let policy = match (redirects, allow_private) {
+        (0, _) => Policy::none(),
+        (_, true) => Policy::limited(redirects),
+        (_, false) => Policy::custom(move |attempt| {
+            if attempt.previous().len() > redirects {
+                attempt.error(format!("more than {redirects} redirects"))
+            } else if refused(false, attempt.url()) {
+                attempt.error(Private)
+            } else {
+                attempt.follow()
+            }
+        }),
+    };
+    let builder = builder.redirect(policy);
+    if allow_private { builder } else { builder.dns_resolver(Arc::new(Guard)) }
 }
 
 /// `Issue::PrivateAddress` on `field` when `url`'s host is written as a private IP or is
@@ -107,6 +110,10 @@ fn private(ip: IpAddr) -> bool {
             if let Some(v4) = ip.to_ipv4_mapped() {
                 return private(IpAddr::V4(v4));
             }
+            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
+            if let [0x64, 0xff9b, 0, 0, 0, 0, high, low] = ip.segments() {
+                return private(IpAddr::V4(std::net::Ipv4Addr::from((u32::from(high) << 16) | u32::from(low))));
+            }
             let first = ip.segments()[0];
             ip.is_loopback()
                 || ip.is_unspecified()
@@ -161,11 +168,12 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
         ];
         for ip in private_ones {
             assert!(private(ip.parse().unwrap()), "{ip} is private");
         }
-        for ip in ["8.8.8.8", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for ip in ["8.8.8.8", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1", "64:ff9b::101:101"] {
             assert!(!private(ip.parse().unwrap()), "{ip} is public");
         }
     }
