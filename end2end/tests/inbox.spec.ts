@@ -268,3 +268,38 @@ test("files: a customer's photo shows in the inbox; an agent's document reaches 
   await expect(outbound).toHaveAttribute("data-status", "read");
   noErrors();
 });
+
+test("a contacts merge reaches an open inbox live: the joined conversation goes, the open chat follows it", async ({ browser }) => {
+  const [kept, merged] = ["+628139990301", "+628139990302"];
+  const ana = await agentPage(browser, admin);
+  const noErrors = failOnPageErrors(ana);
+  // One customer on two numbers: two contacts, two conversations on the channel.
+  for (const [from, text] of [[kept, "order on my first number"], [merged, "same person, second number"]]) {
+    const sent = await ana.request.post("/sandbox/api/messages", { data: { from, to: channel, text } });
+    expect(sent.ok(), await sent.text()).toBeTruthy();
+    await expect(row(ana, from)).toBeVisible();
+  }
+  const conversationOf = async (who: string) => Number(await row(ana, who).getAttribute("data-conversation"));
+  const contactOf = async (conversation: number) => {
+    const view = await ana.request.post("/api/conversation", { form: { id: String(conversation) } });
+    expect(view.ok(), await view.text()).toBeTruthy();
+    return String((await view.json()).conversation.contact_id);
+  };
+  const [keptConversation, mergedConversation] = [await conversationOf(kept), await conversationOf(merged)];
+  await openConversation(ana, merged);
+
+  // Someone merges the second number into the first (here, over the same session's API).
+  const done = await ana.request.post("/api/merge_contacts", {
+    form: { keep: await contactOf(keptConversation), other: await contactOf(mergedConversation) },
+  });
+  expect(done.ok(), await done.text()).toBeTruthy();
+
+  // Live, without a reload: the second conversation is off the list, and the open chat moved to
+  // the conversation it joined, which holds both messages.
+  await expect(row(ana, merged)).toHaveCount(0);
+  await expect(ana).toHaveURL(new RegExp(`/inbox/${keptConversation}$`));
+  await expect(ana.getByTestId("chat-name")).toHaveText(kept);
+  await expect(ana.getByTestId("message").filter({ hasText: "same person, second number" })).toBeVisible();
+  await expect(ana.getByTestId("message").filter({ hasText: "order on my first number" })).toBeVisible();
+  noErrors();
+});
