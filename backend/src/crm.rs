@@ -15,7 +15,7 @@ use balas_storage::AttributeWrite;
 
 use crate::accounts::Caller;
 use crate::attributes::{attribute_writes, checked_filter};
-use crate::inbox::audit;
+use crate::inbox::{announce, audit};
 use crate::messaging::queue_text;
 use crate::{AppState, from_store, now};
 
@@ -231,9 +231,7 @@ pub async fn merge_contacts(
         Err(error) => tracing::warn!(%error, "the merged contact's conversations were not announced"),
     }
     for event in events {
-        if let Err(error) = state.bus.publish_live(workspace, &event).await {
-            tracing::warn!(%error, "a merge was not announced live");
-        }
+        announce(state, caller, event).await;
     }
     Ok(merged.contact)
 }

@@ -31,7 +31,7 @@ fn scoped(error: StoreError) -> AppError {
 
 /// Publishes a live event to the caller's workspace; a failure is logged (the change is stored,
 /// and browsers that miss it reload what they show when they reconnect).
-async fn announce(state: &AppState, caller: &Caller, event: LiveEvent) {
+pub(crate) async fn announce(state: &AppState, caller: &Caller, event: LiveEvent) {
     if let Err(error) = state.bus.publish_live(caller.me.workspace_id, &event).await {
         tracing::warn!(%error, "a change was not announced live");
     }
