@@ -7,6 +7,10 @@
 //! `--control` runs phase 2 without the AI: the same customers' questions, each answered after
 //! `--model-ms` by the benchmark itself through the same queue (as the AI's answers are). Its p99
 //! against the AI run's tells what the AI worker costs apart from the messages it adds.
+//!
+//! `--elsewhere` puts the AI's channels and customers in another workspace on the same
+//! installation (another business): the dashboards then do not receive the AI's conversations,
+//! and the run tells what another tenant's AI costs this one.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,17 +45,19 @@ pub async fn run(args: &Args) -> Result<()> {
     };
     let on_postgres = database.is_some();
     let control = args.flag("--control");
+    let elsewhere = args.flag("--elsewhere");
     let bench = Bench::start_on(database).await?;
     let pipeline = bench.channel(1, 5).await?;
+    let ai_workspace = if elsewhere { bench.other_workspace("Elsewhere").await? } else { bench.workspace };
     // The AI's answers go out through the WhatsApp worker too: two numbers at their highest rate.
-    let ai_channels = [bench.channel(2, 80).await?, bench.channel(3, 80).await?];
+    let ai_channels = [bench.channel_in(ai_workspace, 2, 80).await?, bench.channel_in(ai_workspace, 3, 80).await?];
     let llm = balas_fakellm::FakeLlm::start(([127, 0, 0, 1], 0).into()).await?;
     llm.set_delay(Duration::from_millis(model_ms));
     let store = &bench.state.store;
-    store.set_ai_settings(bench.workspace, &llm.url, Some("sk-bench"), "fake-model", 0, balas_backend::now()).await?;
+    store.set_ai_settings(ai_workspace, &llm.url, Some("sk-bench"), "fake-model", 0, balas_backend::now()).await?;
     let profile = AiProfile { settle_ms: 0, history: 4, handover_keywords: vec![], ..AiProfile::default() };
     for channel in &ai_channels {
-        store.set_ai_enabled(bench.workspace, channel.id, !control, &profile, balas_backend::now()).await?;
+        store.set_ai_enabled(ai_workspace, channel.id, !control, &profile, balas_backend::now()).await?;
     }
     println!("starting the server and the WhatsApp worker…");
     let processes = bench.start_processes(&[&pipeline, &ai_channels[0], &ai_channels[1]]).await?;
@@ -76,7 +82,7 @@ pub async fn run(args: &Args) -> Result<()> {
     let answered_in_control = Arc::new(AtomicU64::new(0));
     let asked_in_control = Arc::new(AtomicU64::new(0));
     let answering =
-        tokio::spawn(control_answers(bench.state.clone(), bench.workspace, answers, answered_in_control.clone()));
+        tokio::spawn(control_answers(bench.state.clone(), ai_workspace, answers, answered_in_control.clone()));
     let (stop_questions, questions) = tokio::sync::watch::channel(false);
     let asking = {
         let (bus, rules) = (bench.state.bus.clone(), bench.settings.sandbox_rules());
@@ -170,6 +176,7 @@ pub async fn run(args: &Args) -> Result<()> {
         ("benchmark", json!("ai")),
         ("database", json!(if on_postgres { "postgres" } else { "sqlite" })),
         ("phase_2", json!(if control { "control: answered by the benchmark, no AI" } else { "the AI worker" })),
+        ("ai_workspace", json!(if elsewhere { "another workspace" } else { "the dashboards' workspace" })),
         ("clients", json!(clients)),
         ("pipeline_rate_per_s", json!(rate)),
         ("seconds", json!(seconds)),

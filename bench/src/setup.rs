@@ -82,10 +82,30 @@ impl Bench {
     }
 
     pub async fn channel(&self, n: usize, rate: u32) -> Result<Channel> {
+        self.channel_in(self.workspace, n, rate).await
+    }
+
+    /// Another workspace on this installation (another business), with its own admin.
+    pub async fn other_workspace(&self, name: &str) -> Result<balas_domain::WorkspaceId> {
+        let email = Email::parse(&format!("admin@{}.example.com", name.to_lowercase()))?;
+        let person = PersonName::parse(&format!("{name} Admin"))?;
+        let admin = NewMember {
+            email: &email,
+            name: &person,
+            role: Role::Admin,
+            password_hash: None,
+            must_change_password: false,
+        };
+        let (workspace, _) = self.state.store.create_workspace(&WorkspaceName::parse(name)?, &admin, now()).await?;
+        Ok(workspace)
+    }
+
+    /// Sandbox channel `n` (number +62811000000n) of `workspace`, sending `rate` messages a second.
+    pub async fn channel_in(&self, workspace: balas_domain::WorkspaceId, n: usize, rate: u32) -> Result<Channel> {
         let name = ChannelName::parse(&format!("Bench {n}"))?;
         let phone = PhoneNumber::parse(&format!("+62811{n:07}"))?;
         let channel = NewChannel {
-            workspace_id: self.workspace,
+            workspace_id: workspace,
             name: &name,
             provider: Provider::Sandbox,
             phone: &phone,

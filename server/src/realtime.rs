@@ -85,7 +85,7 @@ fn text(frame: &ServerFrame) -> Message {
 async fn serve(realtime: Realtime, caller: Caller, mut socket: WebSocket) {
     let workspace = caller.me.workspace_id;
     // Subscribe to the hub first, so nothing published while the backlog is read is missed.
-    let mut live = realtime.hub.subscribe();
+    let mut live = realtime.hub.subscribe(workspace);
     let after = match tokio::time::timeout(SUBSCRIBE_WITHIN, wait_for_subscribe(&mut socket)).await {
         Ok(Some(after)) => after,
         _ => return,
