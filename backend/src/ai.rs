@@ -45,8 +45,10 @@ async fn usage(
     workspace: WorkspaceId,
     stored: Option<&StoredAiSettings>,
 ) -> Result<AiUsage, AppError> {
-    let (tokens, _) = state.store.ai_usage(workspace, &month(), None).await.map_err(from_store)?;
-    Ok(AiUsage { tokens, cap: stored.map_or(0, |s| s.settings.monthly_token_cap) })
+    let month = month();
+    let (tokens, _) = state.store.ai_usage(workspace, &month, None).await.map_err(from_store)?;
+    let top = state.store.ai_top_conversations(workspace, &month, AiUsage::TOP).await.map_err(from_store)?;
+    Ok(AiUsage { tokens, cap: stored.map_or(0, |s| s.settings.monthly_token_cap), top })
 }
 
 /// Saves the provider (admins). An empty `api_key` keeps the saved one.

@@ -107,7 +107,9 @@ fn private(ip: IpAddr) -> bool {
                 || (a == 100 && (64..128).contains(&b))
         }
         IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
+            // Mapped (::ffff:a.b.c.d) and the deprecated compatible form (::a.b.c.d, which takes
+            // `::1` to 0.0.0.1 and `::` to 0.0.0.0: private either way) are the IPv4 address.
+            if let Some(v4) = ip.to_ipv4() {
                 return private(IpAddr::V4(v4));
             }
             // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
@@ -168,12 +170,22 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
             "64:ff9b::a9fe:a9fe",
         ];
         for ip in private_ones {
             assert!(private(ip.parse().unwrap()), "{ip} is private");
         }
-        for ip in ["8.8.8.8", "100.128.0.1", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1", "64:ff9b::101:101"] {
+        for ip in [
+            "8.8.8.8",
+            "100.128.0.1",
+            "172.32.0.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+            "::8.8.8.8",
+            "64:ff9b::101:101",
+        ] {
             assert!(!private(ip.parse().unwrap()), "{ip} is public");
         }
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ChannelId, Field, FieldError, Issue, Timestamp, check_url};
+use crate::{ChannelId, ConversationId, Field, FieldError, Issue, PhoneNumber, Timestamp, check_url};
 
 /// When a channel's AI answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,18 +258,35 @@ impl AiProfileVersion {
     }
 }
 
-/// The workspace's token use this month, against its cap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The workspace's token use this month, against its cap, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AiUsage {
     pub tokens: i64,
     /// 0: no cap.
     pub cap: i64,
+    /// The conversations that used the most tokens this month, most first (at most
+    /// [`AiUsage::TOP`]).
+    #[serde(default)]
+    pub top: Vec<AiConversationUsage>,
 }
 
 impl AiUsage {
-    pub fn reached(self) -> bool {
+    /// How many conversations [`AiUsage::top`] lists.
+    pub const TOP: usize = 5;
+
+    pub fn reached(&self) -> bool {
         self.cap > 0 && self.tokens >= self.cap
     }
+}
+
+/// One conversation's token use this month.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AiConversationUsage {
+    pub conversation_id: ConversationId,
+    pub contact_phone: PhoneNumber,
+    pub contact_name: Option<String>,
+    pub channel_name: String,
+    pub tokens: i64,
 }
 
 /// What the AI did when tried in the playground: its answer, and the tools it called.
@@ -355,6 +372,7 @@ mod tests {
         let fields: Vec<Field> =
             AiSettings::check("x", "", false, "", -1).unwrap_err().iter().map(|e| e.field).collect();
         assert_eq!(fields, [Field::Url, Field::Token, Field::Model, Field::TokenCap]);
-        assert!(AiUsage { tokens: 10, cap: 10 }.reached() && !AiUsage { tokens: 10, cap: 0 }.reached());
+        let usage = |tokens, cap| AiUsage { tokens, cap, top: vec![] };
+        assert!(usage(10, 10).reached() && !usage(10, 0).reached() && !usage(9, 10).reached());
     }
 }

@@ -78,5 +78,14 @@ test("an admin sets up the AI, edits and tries a prompt, turns it on, and a cust
   await page.getByTestId("ai-toggle").click();
   await expect(page.getByTestId("ai-toggle")).toHaveAttribute("data-paused", "true");
   await expect(page.getByTestId("ai-toggle")).toHaveText("Hand back to AI");
+
+  // The AI page shows where this month's tokens went: this conversation, a link to it.
+  await open(page, "/ai-agent");
+  const spent = page.getByTestId("ai-usage-conversation").filter({ hasText: channel.name });
+  await expect(spent).toHaveCount(1);
+  await expect(spent.getByTestId("ai-usage-tokens")).toHaveText(/^[1-9]\d* tokens$/);
+  await spent.getByRole("link").click();
+  await expect(page).toHaveURL(/\/inbox\/\d+$/);
+  await expect(page.getByTestId("message").filter({ hasText: "Echo: Jam buka toko?" })).toBeVisible();
   noErrors();
 });

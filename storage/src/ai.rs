@@ -2,8 +2,8 @@
 //! tokens used, and a conversation's handover to people.
 
 use balas_domain::{
-    AiChannel, AiProfile, AiProfileVersion, AiSettings, ChannelId, ConversationId, ConversationStatus,
-    ConversationSummary, Message, Timestamp, UserId, WorkspaceId,
+    AiChannel, AiConversationUsage, AiProfile, AiProfileVersion, AiSettings, ChannelId, ConversationId,
+    ConversationStatus, ConversationSummary, Message, PhoneNumber, Timestamp, UserId, WorkspaceId,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -350,6 +350,40 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// The `limit` conversations of the workspace that used the most tokens in `month`, most first.
+    pub async fn ai_top_conversations(
+        &self,
+        workspace_id: WorkspaceId,
+        month: &str,
+        limit: usize,
+    ) -> StoreResult<Vec<AiConversationUsage>> {
+        let rows = sqlx::query(
+            "SELECT u.conversation_id, ct.phone, ct.name, ch.name, u.tokens FROM ai_usage u \
+             JOIN conversations c ON c.id = u.conversation_id \
+             JOIN contacts ct ON ct.id = c.contact_id \
+             JOIN channels ch ON ch.id = c.channel_id \
+             WHERE u.workspace_id = $1 AND u.month = $2 AND u.tokens > 0 \
+             ORDER BY u.tokens DESC, u.conversation_id LIMIT $3",
+        )
+        .bind(workspace_id.0)
+        .bind(month)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AiConversationUsage {
+                    conversation_id: ConversationId(row.try_get(0)?),
+                    contact_phone: PhoneNumber::parse(&row.try_get::<String, _>(1)?)
+                        .map_err(|_| StoreError::Corrupt("contact phone".into()))?,
+                    contact_name: row.try_get(2)?,
+                    channel_name: row.try_get(3)?,
+                    tokens: row.try_get(4)?,
+                })
+            })
+            .collect()
     }
 
     /// Pauses or resumes the AI in a conversation of the workspace.

@@ -618,6 +618,16 @@ impl Store {
             .bind(into)
             .execute(&mut *tx)
             .await?;
+            // The AI's token use stays counted (the month's cap holds), now on the joined conversation.
+            sqlx::query(
+                "INSERT INTO ai_usage (workspace_id, conversation_id, month, tokens) \
+                 SELECT workspace_id, $2, month, tokens FROM ai_usage WHERE conversation_id = $1 \
+                 ON CONFLICT (workspace_id, conversation_id, month) DO UPDATE SET tokens = ai_usage.tokens + excluded.tokens",
+            )
+            .bind(from)
+            .bind(into)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM conversations WHERE id = $1").bind(from).execute(&mut *tx).await?;
         }
         let moves = [

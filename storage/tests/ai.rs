@@ -81,6 +81,21 @@ async fn providers_profiles_and_usage(store: Store) {
     assert_eq!(store.ai_usage(ws, "2026-11", Some(conversation.id)).await.unwrap(), (150, 150));
     assert_eq!(store.ai_usage(ws, "2026-10", None).await.unwrap(), (7, 0));
     assert_eq!(store.ai_usage(other, "2026-11", None).await.unwrap(), (0, 0));
+    // Where the month's tokens went: most first, that month only, this workspace only.
+    let from = phone("+6281200000002");
+    let inbound =
+        NewInbound { channel: &sales, wa_id: "W2", from: &from, push_name: Some("Sari"), text: "halo", media: None };
+    let (_, second) = store.store_inbound(&inbound, T0).await.unwrap().unwrap();
+    store.add_ai_usage(ws, second.id, "2026-11", 400).await.unwrap();
+    let top = store.ai_top_conversations(ws, "2026-11", 5).await.unwrap();
+    assert_eq!(
+        top.iter().map(|c| (c.conversation_id, c.contact_name.as_deref(), c.tokens)).collect::<Vec<_>>(),
+        [(second.id, Some("Sari"), 400), (conversation.id, None, 150)]
+    );
+    assert_eq!((top[1].contact_phone.as_str(), top[1].channel_name.as_str()), ("+6281200000001", sales.name.as_str()));
+    assert_eq!(store.ai_top_conversations(ws, "2026-11", 1).await.unwrap().len(), 1);
+    assert_eq!(store.ai_top_conversations(ws, "2026-10", 5).await.unwrap()[0].tokens, 7);
+    assert!(store.ai_top_conversations(other, "2026-11", 5).await.unwrap().is_empty());
 }
 
 async fn handovers_and_what_pauses_the_ai(store: Store) {

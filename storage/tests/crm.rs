@@ -320,6 +320,10 @@ async fn merging_keeps_everything_of_both_contacts(store: Store) {
     // Keep's conversation was resolved; the other's is open with unread messages: still open.
     let keep_sales = store.contact_conversations(ws, keep).await.unwrap()[0].id;
     store.set_conversation_status(ws, keep_sales, balas_domain::ConversationStatus::Resolved).await.unwrap();
+    // The AI answered in both sales conversations this month.
+    store.add_ai_usage(ws, keep_sales, "2026-11", 100).await.unwrap();
+    store.add_ai_usage(ws, other_sales.id, "2026-11", 40).await.unwrap();
+    store.add_ai_usage(ws, other_sales.id, "2026-10", 7).await.unwrap();
 
     // Not across workspaces, not with itself.
     assert!(matches!(store.merge_contacts(ws, keep, stranger).await, Err(StoreError::NotFound)));
@@ -356,6 +360,12 @@ async fn merging_keeps_everything_of_both_contacts(store: Store) {
     let (gone_conversation, into) = joined[0];
     assert_eq!(into, on_sales.id);
     assert!(store.conversation(ws, gone_conversation).await.unwrap().is_none());
+    // The AI's tokens stay counted, on the joined conversation, month by month.
+    assert_eq!(store.ai_usage(ws, "2026-11", Some(into)).await.unwrap(), (140, 140));
+    assert_eq!(store.ai_usage(ws, "2026-10", Some(into)).await.unwrap(), (7, 7));
+    let top = store.ai_top_conversations(ws, "2026-11", 5).await.unwrap();
+    assert_eq!(top.len(), 1);
+    assert_eq!((top[0].conversation_id, top[0].tokens, top[0].contact_phone.as_str()), (into, 140, "+6281234560001"));
 }
 
 async fn conversations_carry_labels(store: Store) {

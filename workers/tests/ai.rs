@@ -262,6 +262,12 @@ async fn tools_failures_and_the_monthly_cap() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let used = body[1]["tokens"].as_i64().unwrap();
     assert!(used > 0, "{body}");
+    // Where they went: the conversations the AI talked in, most first.
+    let top = body[1]["top"].as_array().unwrap();
+    let spent: Vec<i64> = top.iter().map(|c| c["tokens"].as_i64().unwrap()).collect();
+    assert!(!spent.is_empty() && spent.iter().all(|t| *t > 0) && spent.is_sorted_by(|a, b| a >= b), "{body}");
+    assert!(spent.iter().sum::<i64>() <= used, "{body}");
+    assert!(top.iter().all(|c| c["channel_name"] == channel.name.as_str()), "{body}");
     let cap = used.to_string();
     let form = [("base_url", llm.url.as_str()), ("model", "fake-model"), ("monthly_token_cap", cap.as_str())];
     let (status, body) = h.call(&admin, "set_ai_settings", &form).await;

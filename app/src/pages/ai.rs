@@ -3,7 +3,10 @@
 //! a playground beside it (the unsaved prompt, nothing sent), and the saved versions with a
 //! one-click revert.
 
-use balas_domain::{AiActive, AiChannel, AiProfile, AiProfileVersion, AiSettings, AiTrial, AiUsage, AppError, Field};
+use balas_domain::{
+    AiActive, AiChannel, AiConversationUsage, AiProfile, AiProfileVersion, AiSettings, AiTrial, AiUsage, AppError,
+    Field,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos_meta::Title;
@@ -73,6 +76,33 @@ pub fn AiAgentPage() -> impl IntoView {
     }
 }
 
+/// Where this month's tokens went: the conversations that used the most, as bars against the
+/// largest, each a link to the conversation.
+#[component]
+fn TopConversations(top: Vec<AiConversationUsage>) -> impl IntoView {
+    let i18n = use_i18n();
+    let most = top.first().map_or(1, |c| c.tokens.max(1));
+    (!top.is_empty()).then(|| view! {
+        <h3 class="usage-top-title">{t!(i18n, ai.usage_top)}</h3>
+        <ol class="usage-top plain-list" data-testid="ai-usage-top">
+            {top.into_iter().map(|c| {
+                let width = (c.tokens.saturating_mul(100) / most).clamp(1, 100);
+                let who = c.contact_name.clone().unwrap_or_else(|| c.contact_phone.to_string());
+                view! {
+                    <li data-testid="ai-usage-conversation">
+                        <a href=format!("/inbox/{}", c.conversation_id.0)>{who}</a>
+                        <span class="small muted">{c.channel_name}</span>
+                        <div class="progress" aria-hidden="true">
+                            <div class="progress-fill" style=format!("width: {width}%")></div>
+                        </div>
+                        <span class="small" data-testid="ai-usage-tokens">{t!(i18n, ai.usage_tokens, tokens = c.tokens.to_string())}</span>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
+    })
+}
+
 #[component]
 fn ProviderForm(
     current: Option<AiSettings>,
@@ -102,19 +132,22 @@ fn ProviderForm(
         });
     };
     let percent = if usage.cap > 0 { (usage.tokens.saturating_mul(100) / usage.cap).min(100) } else { 0 };
+    let reached = usage.reached();
+    let AiUsage { tokens: used, cap: limit, top } = usage;
     view! {
         <div class="card">
             <h2>{t!(i18n, ai.provider)}</h2>
             <p class="muted small">{t!(i18n, ai.provider_hint)}</p>
             <div class="usage" data-testid="ai-usage">
-                <span>{t!(i18n, ai.usage, tokens = usage.tokens.to_string())}</span>
-                {(usage.cap > 0).then(|| view! {
+                <span>{t!(i18n, ai.usage, tokens = used.to_string())}</span>
+                {(limit > 0).then(|| view! {
                     <div class="progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" aria-valuenow=percent.to_string()>
                         <div class="progress-fill" style=format!("width: {percent}%")></div>
                     </div>
-                    <span class="small muted">{t!(i18n, ai.usage_cap, cap = usage.cap.to_string())}</span>
+                    <span class="small muted">{t!(i18n, ai.usage_cap, cap = limit.to_string())}</span>
                 })}
-                {usage.reached().then(|| view! {
+                <TopConversations top />
+                {reached.then(|| view! {
                     <div class="banner banner-error" role="alert" data-testid="ai-cap-reached">{t!(i18n, ai.cap_reached)}</div>
                 })}
             </div>
