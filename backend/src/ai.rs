@@ -3,6 +3,8 @@
 //! of the model with its tools, shared by the AI worker ([`crate::ai_worker`]) and the
 //! playground.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_openai::Client;
@@ -244,6 +246,8 @@ pub enum AiFailure {
     Provider(String),
     #[error("the AI gave no answer")]
     Empty,
+    #[error("the AI model refuses the parameter {0}")]
+    Unsupported(String),
 }
 
 /// What the tools act on: a real conversation, or nothing (the playground).
@@ -306,17 +310,26 @@ pub async fn converse(
     let mut messages = vec![json!({ "role": "system", "content": profile.system_prompt() })];
     messages.extend(history);
     let (mut calls, mut tokens) = (Vec::new(), 0i64);
+    let quirks_of = (stored.settings.base_url.clone(), model.clone());
     for _ in 0..MAX_ROUNDS {
-        let request = json!({
-            "model": model,
-            "messages": messages,
-            "tools": tool_definitions(),
-            "temperature": profile.temperature,
-            "max_tokens": profile.max_tokens,
-        });
-        let request: CreateChatCompletionRequest =
-            serde_json::from_value(request).map_err(|e| AiFailure::Provider(e.to_string()))?;
-        let response = ask(&client, request, state.settings.ai_timeout_ms).await?;
+        let response = loop {
+            let refused = state.ai_quirks.of(&quirks_of);
+            let mut request = json!({ "model": model, "messages": messages, "tools": tool_definitions() });
+            let limit = if refused.max_tokens { "max_completion_tokens" } else { "max_tokens" };
+            request[limit] = json!(profile.max_tokens);
+            if !refused.temperature {
+                request["temperature"] = json!(profile.temperature);
+            }
+            let request: CreateChatCompletionRequest =
+                serde_json::from_value(request).map_err(|e| AiFailure::Provider(e.to_string()))?;
+            match ask(&client, request, state.settings.ai_timeout_ms).await {
+                // Learnt once per address and model; refused again, it is the provider's failure.
+                Err(AiFailure::Unsupported(parameter)) if state.ai_quirks.learn(&quirks_of, &parameter) => {
+                    tracing::info!(%parameter, model = %quirks_of.1, "ai: the model refuses a parameter; asking without it");
+                }
+                answered => break answered?,
+            }
+        };
         tokens += response.usage.as_ref().map_or(0, |u| i64::from(u.total_tokens));
         let message = response.choices.into_iter().next().ok_or(AiFailure::Empty)?.message;
         let tool_calls: Vec<_> = message
@@ -382,10 +395,59 @@ async fn ask(
                     AiFailure::Provider("cannot connect".into())
                 };
             }
+            Err(async_openai::error::OpenAIError::ApiError(error)) if unsupported(&error).is_some() => {
+                return Err(AiFailure::Unsupported(unsupported(&error).unwrap_or_default().to_owned()));
+            }
             Err(error) => return Err(AiFailure::Provider(error.to_string())),
         }
     }
     Err(last)
+}
+
+/// The parameter a model refuses, as OpenAI's reasoning models refuse `max_tokens` (they take
+/// `max_completion_tokens`) and any `temperature` but the default.
+fn unsupported(error: &async_openai::error::ApiError) -> Option<&'static str> {
+    let refused = matches!(error.code.as_deref(), Some("unsupported_parameter" | "unsupported_value"))
+        || error.message.to_lowercase().contains("not supported");
+    match error.param.as_deref() {
+        Some("max_tokens") if refused => Some("max_tokens"),
+        Some("temperature") if refused => Some("temperature"),
+        _ => None,
+    }
+}
+
+/// What each provider's model refused once (see [`unsupported`]), per address and model, so that
+/// later turns ask the way it takes at once. Shared by every turn of the process.
+#[derive(Clone, Debug, Default)]
+pub struct ModelQuirks(Arc<Mutex<HashMap<(String, String), Refused>>>);
+
+/// The parameters a model refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refused {
+    /// Takes `max_completion_tokens` instead.
+    pub max_tokens: bool,
+    /// Only takes its default temperature.
+    pub temperature: bool,
+}
+
+impl ModelQuirks {
+    /// What the model (base URL, model) refused so far.
+    pub fn of(&self, model: &(String, String)) -> Refused {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(model).copied().unwrap_or_default()
+    }
+
+    /// Notes that the model refuses `parameter`: false when that was known (asking again without
+    /// it would change nothing).
+    pub fn learn(&self, model: &(String, String), parameter: &str) -> bool {
+        let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let refused = all.entry(model.clone()).or_default();
+        let flag = match parameter {
+            "max_tokens" => &mut refused.max_tokens,
+            "temperature" => &mut refused.temperature,
+            _ => return false,
+        };
+        !std::mem::replace(flag, true)
+    }
 }
 
 async fn run_tool(state: &AppState, tools: &mut Tools<'_>, name: &str, arguments: &Value) -> String {

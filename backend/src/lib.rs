@@ -42,6 +42,8 @@ pub struct AppState {
     pub ai_http: reqwest::Client,
     /// The client that fetches files by URL (see [`outbound`]).
     pub fetch_http: reqwest::Client,
+    /// The parameters each AI model refused, learnt on the way.
+    pub ai_quirks: ai::ModelQuirks,
 }
 
 impl AppState {
@@ -59,7 +61,15 @@ impl AppState {
             .build()
             .map_err(StartError::Http)?;
         let fetch_http = media::fetch_client(settings.allow_private_urls).map_err(StartError::Http)?;
-        Ok(Self { store, bus, settings: Arc::new(settings), media, ai_http, fetch_http })
+        Ok(Self {
+            store,
+            bus,
+            settings: Arc::new(settings),
+            media,
+            ai_http,
+            fetch_http,
+            ai_quirks: ai::ModelQuirks::default(),
+        })
     }
 }
 

@@ -10,6 +10,10 @@
 //! - anything else: "Echo: " and every `user` message since the last `assistant` one, joined by
 //!   " | " (so a burst answered at once shows all of it).
 //!
+//! A model whose name starts with `o-` acts as OpenAI's reasoning models do: a request with
+//! `max_tokens` (they take `max_completion_tokens`) or a `temperature` other than 1 is refused
+//! with a 400 that names the parameter, as OpenAI words it.
+//!
 //! Knobs (in process through [`FakeLlm`], or over HTTP on `/control`): a delay before each answer,
 //! and a number of next requests to fail with 500. Every request is kept for tests to inspect.
 //! Usage: `prompt_tokens` is the request's characters / 4, `completion_tokens` the answer's / 4.
@@ -104,6 +108,32 @@ async fn control_set(State(knobs): State<Arc<Mutex<Knobs>>>, Json(body): Json<Va
     StatusCode::NO_CONTENT
 }
 
+/// OpenAI's error for a parameter its reasoning models refuse, for models named `o-…`.
+fn reasoning_model_refusal(request: &Value) -> Option<Value> {
+    if !request["model"].as_str().is_some_and(|m| m.starts_with("o-")) {
+        return None;
+    }
+    let (param, code, message) = if request.get("max_tokens").is_some_and(|v| !v.is_null()) {
+        (
+            "max_tokens",
+            "unsupported_parameter",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+                .to_owned(),
+        )
+    } else if let Some(t) = request["temperature"].as_f64().filter(|t| (t - 1.0).abs() > f64::EPSILON) {
+        (
+            "temperature",
+            "unsupported_value",
+            format!(
+                "Unsupported value: 'temperature' does not support {t} with this model. Only the default (1) value is supported."
+            ),
+        )
+    } else {
+        return None;
+    };
+    Some(json!({ "error": { "message": message, "type": "invalid_request_error", "param": param, "code": code } }))
+}
+
 async fn complete(State(knobs): State<Arc<Mutex<Knobs>>>, headers: HeaderMap, Json(request): Json<Value>) -> Response {
     let (delay, fail) = {
         let mut k = knobs.lock().unwrap();
@@ -117,6 +147,10 @@ async fn complete(State(knobs): State<Arc<Mutex<Knobs>>>, headers: HeaderMap, Js
         k.in_flight += 1;
         (k.delay_ms, fail)
     };
+    if let Some(refusal) = reasoning_model_refusal(&request) {
+        knobs.lock().unwrap().in_flight -= 1;
+        return (StatusCode::BAD_REQUEST, Json(refusal)).into_response();
+    }
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
     }

@@ -349,6 +349,27 @@ async fn admins_edit_version_revert_and_try_prompts() {
         h.call_json(&admin, "try_ai_profile", &json!({ "profile": profile, "text": "label me vip" })).await;
     assert_eq!(trial["tool_calls"][0]["name"], json!("add_label"));
     assert!(trial["tool_calls"][0]["result"].as_str().unwrap().contains("not carried out"), "{trial}");
+    // A model that takes `max_completion_tokens` and only its default temperature (as OpenAI's
+    // reasoning models do) is answered: learnt from its two refusals, then asked that way at once.
+    let mut reasoning = profile.clone();
+    reasoning["model"] = json!("o-mini");
+    let before = llm.requests().len();
+    let (status, trial) = h.call_json(&admin, "try_ai_profile", &json!({ "profile": reasoning, "text": "Halo" })).await;
+    assert_eq!((status, &trial["answer"]), (StatusCode::OK, &json!("Echo: Halo")), "{trial}");
+    let asked = llm.requests();
+    assert_eq!(asked.len() - before, 3, "refused twice, then answered");
+    let last = asked.last().unwrap();
+    assert_eq!(last["max_completion_tokens"], json!(300), "{last}");
+    assert!(last["max_tokens"].is_null() && last["temperature"].is_null(), "{last}");
+    let (_, trial) = h.call_json(&admin, "try_ai_profile", &json!({ "profile": reasoning, "text": "Lagi" })).await;
+    assert_eq!(trial["answer"], json!("Echo: Lagi"), "{trial}");
+    assert_eq!(llm.requests().len(), asked.len() + 1, "asked the way it takes at once");
+    // The other models are still asked with `max_tokens` and the profile's temperature.
+    let (_, trial) = h.call_json(&admin, "try_ai_profile", &json!({ "profile": profile, "text": "Halo" })).await;
+    assert_eq!(trial["answer"], json!("Echo: Halo"), "{trial}");
+    let sent = llm.requests().pop().unwrap();
+    assert_eq!((&sent["max_tokens"], &sent["temperature"]), (&json!(300), &json!(0.5)), "{sent}");
+
     // A provider that fails says so in the playground.
     llm.fail_next(1_000);
     let (status, trial) = h.call_json(&admin, "try_ai_profile", &json!({ "profile": profile, "text": "Halo" })).await;
