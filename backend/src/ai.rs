@@ -323,8 +323,8 @@ pub async fn converse(
             let request: CreateChatCompletionRequest =
                 serde_json::from_value(request).map_err(|e| AiFailure::Provider(e.to_string()))?;
             match ask(&client, request, state.settings.ai_timeout_ms).await {
-                // Learnt once per address and model; refused again, it is the provider's failure.
-                Err(AiFailure::Unsupported(parameter)) if state.ai_quirks.learn(&quirks_of, &parameter) => {
+                // Learnt per address and model; refused without it, it is the provider's failure.
+                Err(AiFailure::Unsupported(parameter)) if state.ai_quirks.learn(&quirks_of, &parameter, refused) => {
                     tracing::info!(%parameter, model = %quirks_of.1, "ai: the model refuses a parameter; asking without it");
                 }
                 answered => break answered?,
@@ -436,17 +436,19 @@ impl ModelQuirks {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(model).copied().unwrap_or_default()
     }
 
-    /// Notes that the model refuses `parameter`: false when that was known (asking again without
-    /// it would change nothing).
-    pub fn learn(&self, model: &(String, String), parameter: &str) -> bool {
+    /// Notes that the model refuses `parameter`, refused by a request made knowing `asked`: false
+    /// when that request already went without it (asking again would change nothing). A turn
+    /// that another turn taught in the meantime asks again too.
+    pub fn learn(&self, model: &(String, String), parameter: &str, asked: Refused) -> bool {
         let mut all = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let refused = all.entry(model.clone()).or_default();
-        let flag = match parameter {
-            "max_tokens" => &mut refused.max_tokens,
-            "temperature" => &mut refused.temperature,
+        let (flag, asked_without) = match parameter {
+            "max_tokens" => (&mut refused.max_tokens, asked.max_tokens),
+            "temperature" => (&mut refused.temperature, asked.temperature),
             _ => return false,
         };
-        !std::mem::replace(flag, true)
+        *flag = true;
+        !asked_without
     }
 }
 
@@ -505,4 +507,45 @@ pub fn chat_history(messages: &[Message]) -> Vec<Value> {
             json!({ "role": role, "content": text })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_parameter_is_learnt_per_model_and_asked_without_once() {
+        let quirks = ModelQuirks::default();
+        let (o, other) = (
+            ("https://api.test/v1".to_owned(), "o-mini".to_owned()),
+            ("https://api.test/v1".to_owned(), "gpt".to_owned()),
+        );
+        let first = quirks.of(&o);
+        // Two turns asked at once with `max_tokens`; both are refused, both ask again without it.
+        assert!(quirks.learn(&o, "max_tokens", first));
+        assert!(quirks.learn(&o, "max_tokens", first));
+        let now = quirks.of(&o);
+        assert_eq!(now, Refused { max_tokens: true, temperature: false });
+        // Refused again although asked without it: nothing left to change.
+        assert!(!quirks.learn(&o, "max_tokens", now));
+        assert!(quirks.learn(&o, "temperature", now));
+        assert!(!quirks.learn(&o, "top_p", now), "only the parameters it knows how to leave out");
+        assert_eq!(quirks.of(&other), Refused::default(), "per model");
+    }
+
+    #[test]
+    fn refusals_are_told_from_other_errors() {
+        let error = |param: &str, code: Option<&str>, message: &str| async_openai::error::ApiError {
+            message: message.into(),
+            r#type: Some("invalid_request_error".into()),
+            param: Some(param.into()),
+            code: code.map(Into::into),
+        };
+        let openai = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.";
+        assert_eq!(unsupported(&error("max_tokens", Some("unsupported_parameter"), openai)), Some("max_tokens"));
+        assert_eq!(unsupported(&error("temperature", Some("unsupported_value"), "…")), Some("temperature"));
+        assert_eq!(unsupported(&error("max_tokens", None, "max_tokens is not supported")), Some("max_tokens"));
+        assert_eq!(unsupported(&error("max_tokens", Some("invalid_value"), "must be at most 4096")), None);
+        assert_eq!(unsupported(&error("messages", Some("unsupported_parameter"), "…")), None);
+    }
 }
