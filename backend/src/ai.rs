@@ -395,10 +395,16 @@ async fn ask(
                     AiFailure::Provider("cannot connect".into())
                 };
             }
-            Err(async_openai::error::OpenAIError::ApiError(error)) if unsupported(&error).is_some() => {
-                return Err(AiFailure::Unsupported(unsupported(&error).unwrap_or_default().to_owned()));
+            Err(error) => {
+                let refused = match &error {
+                    async_openai::error::OpenAIError::ApiError(api) => unsupported(api),
+                    _ => None,
+                };
+                return Err(refused.map_or_else(
+                    || AiFailure::Provider(error.to_string()),
+                    |parameter| AiFailure::Unsupported(parameter.to_owned()),
+                ));
             }
-            Err(error) => return Err(AiFailure::Provider(error.to_string())),
         }
     }
     Err(last)
